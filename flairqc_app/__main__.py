@@ -1,0 +1,3 @@
+from flairqc_app.cli import main
+
+raise SystemExit(main())

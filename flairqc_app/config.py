@@ -1,0 +1,107 @@
+"""All settings of flairqc in one place: grid, template, preprocessing, gate limits, tasks, exit codes.
+
+Anything a user or a developer may want to tune lives here, so that modules stay free of magic numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+# ---------------------------------------------------------------- exit codes (BEP027)
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unspecified failure, or one or more images failed (the others were processed)
+EXIT_VALIDATION = 16
+EXIT_UNKNOWN_LEVEL = 17
+EXIT_NO_MATCH = 18  # filters selected no files
+EXIT_USAGE = 64
+EXIT_NO_INPUT = 66
+EXIT_CANT_CREATE = 73
+EXIT_IO = 74
+
+# ---------------------------------------------------------------- package data
+DATA_DIR = Path(str(resources.files("flairqc_app") / "data"))
+TEMPLATE_SPACE = "MNI152NLin2009aSym"
+FLAIR_TEMPLATE = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_desc-flairqc_FLAIR.nii.gz"
+T1W_TEMPLATE = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_T1w.nii.gz"
+BRAIN_MASK = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_desc-brain_mask.nii.gz"
+DEFAULT_MODELS_DIR = DATA_DIR / "models"
+
+# ---------------------------------------------------------------- output grid (Clinica ref_cropped_template)
+GRID_SHAPE = (169, 208, 179)
+GRID_ORIGIN_RAS_MM = (-84.0, -119.0, -78.0)  # world position of voxel (0, 0, 0), identity direction, 1 mm
+GRID_SPACING_MM = 1.0
+
+
+# ---------------------------------------------------------------- preprocessing
+@dataclass(frozen=True)
+class PreprocSettings:
+    """One preprocessing recipe. `paper` follows Clinica flair-linear; `fast` meets the 20 s budget."""
+
+    name: str
+    n4_spline_distance_mm: float = 100.0
+    n4_shrink_factor: int = 4
+    n4_iterations: tuple[int, ...] = (50, 50, 50, 50)
+    n4_tolerance: float = 1e-7
+    n4_working_spacing_mm: float | None = None  # None: N4 on the native grid
+    registration_spacing_mm: float | None = None  # None: register at native resolution
+    registration_iterations: tuple[int, ...] = (1000, 500, 250, 0)
+    registration_shrink_factors: tuple[int, ...] = (8, 4, 2, 1)
+    registration_smoothing_vox: tuple[int, ...] = (3, 2, 1, 0)
+    mi_bins: int = 32
+    sampling_percentage: float = 0.25
+    clip_percentiles: tuple[float, float] = (2.0, 98.0)
+    seed: int = 42
+
+
+PREPROC_RECIPES = {
+    "paper": PreprocSettings(name="paper"),
+    "fast": PreprocSettings(
+        name="fast",
+        n4_shrink_factor=2,
+        n4_iterations=(50, 50, 30),
+        n4_working_spacing_mm=2.0,
+        registration_spacing_mm=2.0,
+        registration_iterations=(1000, 500, 250),
+        registration_shrink_factors=(4, 2, 1),
+        registration_smoothing_vox=(2, 1, 0),
+    ),
+}
+DEFAULT_PREPROC = "fast"
+
+
+# ---------------------------------------------------------------- input gate
+@dataclass(frozen=True)
+class GateLimits:
+    """Bounds outside which an image is not a usable 3D FLAIR of the whole brain."""
+
+    min_voxels_per_axis: int = 24
+    min_voxel_size_mm: float = 0.2
+    max_voxel_size_mm: float = 8.0
+    max_slice_thickness_3d_mm: float = 2.0  # thicker slices: a 2D acquisition
+    max_anisotropy_3d: float = 2.5  # largest / smallest voxel size
+    min_field_of_view_mm: float = 100.0  # smallest extent of the volume along any axis
+
+
+GATE_LIMITS = GateLimits()
+
+# ---------------------------------------------------------------- tasks and grades
+ARTEFACTS = ("motion", "noise", "contrast")
+SEVERITIES = ("moderate", "severe")
+ARTEFACT_TASKS = tuple(f"{a}_{s}" for a in ARTEFACTS for s in SEVERITIES)
+TASKS = ("straight_reject",) + ARTEFACT_TASKS
+
+# ---------------------------------------------------------------- runtime defaults
+DEFAULT_NPROCS = 1
+DEFAULT_OMP_NTHREADS = 2
+SIDECAR_FIELDS = (
+    "Manufacturer",
+    "ManufacturersModelName",
+    "MagneticFieldStrength",
+    "MRAcquisitionType",
+    "EchoTime",
+    "InversionTime",
+    "RepetitionTime",
+)
+CODE_URL = "https://github.com/flairqc/flairqc"

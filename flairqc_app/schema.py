@@ -1,0 +1,116 @@
+"""The columns flairqc writes, with their BIDS data dictionary.
+
+One definition serves the per-image TSV, the group TSV, their JSON sidecars, the reports and the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flairqc_app.config import SIDECAR_FIELDS, TASKS
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    long_name: str
+    description: str
+    levels: dict[str, str] = field(default_factory=dict)
+    units: str | None = None
+
+    def dictionary_entry(self) -> dict:
+        entry: dict = {"LongName": self.long_name, "Description": self.description}
+        if self.levels:
+            entry["Levels"] = dict(self.levels)
+        if self.units:
+            entry["Units"] = self.units
+        return entry
+
+
+STATUS_LEVELS = {
+    "ok": "processed; the verdict columns hold the result",
+    "skipped": "the input gate found the file is not a 3D FLAIR of the whole brain; straight reject, no model was run",
+    "failed": "the file could not be read or processing broke; see reason and the crash file in logs/",
+}
+GRADE_LEVELS = {"0": "none", "1": "moderate", "2": "severe"}
+TIER_LEVELS = {
+    "1": "good: no artefact graded",
+    "2": "medium: at least one moderate artefact, none severe",
+    "3": "bad: at least one severe artefact",
+}
+
+
+def _probability(task: str) -> Column:
+    return Column(
+        f"p_{task}",
+        f"Probability of {task.replace('_', ' ')}",
+        f"Output of the {task} model (positive class probability, 0 to 1).",
+    )
+
+
+def _sidecar(key: str) -> Column:
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in key).lstrip("_")
+    return Column(snake, key, f"Sidecar field {key} (BIDS inheritance applied); n/a when absent.")
+
+
+ENTITY_COLUMNS = (
+    Column("participant_id", "Participant", "BIDS subject label with its sub- prefix."),
+    Column("session_id", "Session", "BIDS session label with its ses- prefix."),
+    Column("acq_id", "Acquisition", "BIDS acq entity value."),
+    Column("rec_id", "Reconstruction", "BIDS rec entity value."),
+    Column("run_id", "Run", "BIDS run entity value."),
+)
+
+COLUMNS: tuple[Column, ...] = (
+    Column("bids_name", "BIDS name", "File name of the input image without extension; unique key of a row."),
+    Column("source_file", "Source file", "Input image path relative to the BIDS root."),
+    *ENTITY_COLUMNS,
+    Column("status", "Processing status", "Whether the image was processed.", STATUS_LEVELS),
+    Column(
+        "reason",
+        "Reason code",
+        "Why the image was skipped or failed, as a code documented in README.md (input gate or pipeline).",
+    ),
+    Column("reason_detail", "Reason detail", "Human-readable explanation of the reason."),
+    Column(
+        "straight_reject",
+        "Straight reject",
+        "1 when the image is not a proper 3D FLAIR of the whole brain; overrides the tier.",
+        {"0": "kept", "1": "straight reject"},
+    ),
+    Column(
+        "reject_source",
+        "Reject source",
+        "What rejected the image.",
+        {"gate": "input gate (geometry, metadata or intensities)", "model": "straight_reject model"},
+    ),
+    *(_probability(t) for t in TASKS),
+    Column("motion", "Motion grade", "Motion artefact grade from the moderate and severe models.", GRADE_LEVELS),
+    Column("noise", "Noise grade", "Noise grade from the moderate and severe models.", GRADE_LEVELS),
+    Column("contrast", "Contrast grade", "Poor grey/white contrast grade.", GRADE_LEVELS),
+    Column("tier", "Quality tier", "Indirect tier from the three grades; n/a for a straight reject.", TIER_LEVELS),
+    *(_sidecar(k) for k in SIDECAR_FIELDS),
+    Column("voxel_size_x", "Voxel size x", "Voxel size along the first array axis.", units="mm"),
+    Column("voxel_size_y", "Voxel size y", "Voxel size along the second array axis.", units="mm"),
+    Column("voxel_size_z", "Voxel size z", "Voxel size along the third array axis.", units="mm"),
+    Column("dim_x", "Size x", "Number of voxels along the first array axis."),
+    Column("dim_y", "Size y", "Number of voxels along the second array axis."),
+    Column("dim_z", "Size z", "Number of voxels along the third array axis."),
+    Column(
+        "registration_ncc",
+        "Registration similarity",
+        "Normalised cross-correlation of the preprocessed image with the template inside the template brain "
+        "mask; below 0.5 the registration deserves a look.",
+    ),
+    Column("preproc_recipe", "Preprocessing recipe", "Preprocessing settings used.", {"fast": "default", "paper": "Clinica flair-linear"}),
+    Column("provider", "Inference provider", "onnxruntime execution provider that ran the models."),
+    Column("input_sha256", "Input hash", "SHA-256 of the input image file."),
+    Column("model_hashes", "Model hashes", "task=sha256 prefix (16 hex digits) of each model used, ';'-separated."),
+    Column("flairqc_version", "flairqc version", "Version of flairqc that wrote the row."),
+    Column("run_key", "Run key", "Hash of inputs, models, thresholds, settings and version; a re-run with the same key is skipped."),
+    Column("seconds", "Processing time", "Wall time spent on this image.", units="s"),
+)
+
+COLUMN_NAMES = tuple(c.name for c in COLUMNS)
+COLUMNS_BY_NAME = {c.name: c for c in COLUMNS}
+SIDECAR_COLUMNS = {key: _sidecar(key).name for key in SIDECAR_FIELDS}
