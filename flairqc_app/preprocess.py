@@ -38,6 +38,7 @@ def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:
         data = data[..., 0]
     data = np.clip(data, 0, None)
     clean = nib.Nifti1Image(data, img.affine)
+    clean.header.set_xyzt_units("mm", "sec")
     return ants.from_nibabel_nifti(clean)
 
 
@@ -52,7 +53,9 @@ def output_grid() -> ants.ANTsImage:
     affine = np.eye(4)
     affine[:3, :3] *= config.GRID_SPACING_MM
     affine[:3, 3] = config.GRID_ORIGIN_RAS_MM
-    return ants.from_nibabel_nifti(nib.Nifti1Image(np.zeros(config.GRID_SHAPE, np.float32), affine))
+    grid = nib.Nifti1Image(np.zeros(config.GRID_SHAPE, np.float32), affine)
+    grid.header.set_xyzt_units("mm", "sec")
+    return ants.from_nibabel_nifti(grid)
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ One definition serves the per-image TSV, the group TSV, their JSON sidecars, the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from flairqc_app.config import SIDECAR_FIELDS, TASKS
@@ -17,6 +18,7 @@ class Column:
     description: str
     levels: dict[str, str] = field(default_factory=dict)
     units: str | None = None
+    dtype: type = str  # how the TSV text is parsed back (group level, reports)
 
     def dictionary_entry(self) -> dict:
         entry: dict = {"LongName": self.long_name, "Description": self.description}
@@ -45,12 +47,18 @@ def _probability(task: str) -> Column:
         f"p_{task}",
         f"Probability of {task.replace('_', ' ')}",
         f"Output of the {task} model (positive class probability, 0 to 1).",
+        dtype=float,
     )
 
 
+SIDECAR_UNITS = {"MagneticFieldStrength": "T", "EchoTime": "s", "InversionTime": "s", "RepetitionTime": "s"}
+
+
 def _sidecar(key: str) -> Column:
-    snake = "".join("_" + c.lower() if c.isupper() else c for c in key).lstrip("_")
-    return Column(snake, key, f"Sidecar field {key} (BIDS inheritance applied); n/a when absent.")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", key).lower()
+    unit = SIDECAR_UNITS.get(key)
+    return Column(snake, key, f"Sidecar field {key} (BIDS inheritance applied); n/a when absent.",
+                  units=unit, dtype=float if unit else str)
 
 
 ENTITY_COLUMNS = (
@@ -77,6 +85,7 @@ COLUMNS: tuple[Column, ...] = (
         "Straight reject",
         "1 when the image is not a proper 3D FLAIR of the whole brain; overrides the tier.",
         {"0": "kept", "1": "straight reject"},
+        dtype=int,
     ),
     Column(
         "reject_source",
@@ -85,22 +94,23 @@ COLUMNS: tuple[Column, ...] = (
         {"gate": "input gate (geometry, metadata or intensities)", "model": "straight_reject model"},
     ),
     *(_probability(t) for t in TASKS),
-    Column("motion", "Motion grade", "Motion artefact grade from the moderate and severe models.", GRADE_LEVELS),
-    Column("noise", "Noise grade", "Noise grade from the moderate and severe models.", GRADE_LEVELS),
-    Column("contrast", "Contrast grade", "Poor grey/white contrast grade.", GRADE_LEVELS),
-    Column("tier", "Quality tier", "Indirect tier from the three grades; n/a for a straight reject.", TIER_LEVELS),
+    Column("motion", "Motion grade", "Motion artefact grade from the moderate and severe models.", GRADE_LEVELS, dtype=int),
+    Column("noise", "Noise grade", "Noise grade from the moderate and severe models.", GRADE_LEVELS, dtype=int),
+    Column("contrast", "Contrast grade", "Poor grey/white contrast grade.", GRADE_LEVELS, dtype=int),
+    Column("tier", "Quality tier", "Indirect tier from the three grades; n/a for a straight reject.", TIER_LEVELS, dtype=int),
     *(_sidecar(k) for k in SIDECAR_FIELDS),
-    Column("voxel_size_x", "Voxel size x", "Voxel size along the first array axis.", units="mm"),
-    Column("voxel_size_y", "Voxel size y", "Voxel size along the second array axis.", units="mm"),
-    Column("voxel_size_z", "Voxel size z", "Voxel size along the third array axis.", units="mm"),
-    Column("dim_x", "Size x", "Number of voxels along the first array axis."),
-    Column("dim_y", "Size y", "Number of voxels along the second array axis."),
-    Column("dim_z", "Size z", "Number of voxels along the third array axis."),
+    Column("voxel_size_x", "Voxel size x", "Voxel size along the first array axis.", units="mm", dtype=float),
+    Column("voxel_size_y", "Voxel size y", "Voxel size along the second array axis.", units="mm", dtype=float),
+    Column("voxel_size_z", "Voxel size z", "Voxel size along the third array axis.", units="mm", dtype=float),
+    Column("dim_x", "Size x", "Number of voxels along the first array axis.", dtype=int),
+    Column("dim_y", "Size y", "Number of voxels along the second array axis.", dtype=int),
+    Column("dim_z", "Size z", "Number of voxels along the third array axis.", dtype=int),
     Column(
         "registration_ncc",
         "Registration similarity",
         "Normalised cross-correlation of the preprocessed image with the template inside the template brain "
         "mask; below 0.5 the registration deserves a look.",
+        dtype=float,
     ),
     Column("preproc_recipe", "Preprocessing recipe", "Preprocessing settings used.", {"fast": "default", "paper": "Clinica flair-linear"}),
     Column("provider", "Inference provider", "onnxruntime execution provider that ran the models."),
@@ -108,7 +118,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("model_hashes", "Model hashes", "task=sha256 prefix (16 hex digits) of each model used, ';'-separated."),
     Column("flairqc_version", "flairqc version", "Version of flairqc that wrote the row."),
     Column("run_key", "Run key", "Hash of inputs, models, thresholds, settings and version; a re-run with the same key is skipped."),
-    Column("seconds", "Processing time", "Wall time spent on this image.", units="s"),
+    Column("seconds", "Processing time", "Wall time spent on this image.", units="s", dtype=float),
 )
 
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)

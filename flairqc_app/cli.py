@@ -1,0 +1,235 @@
+"""`flairqc bids_dir output_dir participant|group`: argument parsing, checks, logging and exit codes.
+
+Exit codes follow BEP027 (config.EXIT_*); README.md documents them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flairqc_app import __version__, config
+
+log = logging.getLogger("flairqc")
+LEVELS = ("participant", "group")
+
+
+class UsageError(Exception):
+    def __init__(self, message: str, exit_code: int = config.EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad usage; BIDS-Apps (BEP027) want 64."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(config.EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="flairqc", description="Automatic quality control of brain 3D FLAIR MRI (BIDS-App).")
+    p.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset")
+    p.add_argument("output_dir", type=Path, help="where the derivatives go (e.g. <bids_dir>/derivatives/flairqc)")
+    p.add_argument("analysis_level", nargs="+", metavar="{participant,group}",
+                   help="participant, group, or both in one call")
+    sel = p.add_argument_group("selection")
+    sel.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
+                     help="subject labels (with or without sub-), or files with one label per line")
+    sel.add_argument("--session-id", "--session_id", nargs="+", metavar="SES", help="session labels")
+    sel.add_argument("--run-id", "--run_id", nargs="+", metavar="RUN", help="run labels")
+    sel.add_argument("--bids-filter-file", "--bids_filter_file", type=Path, metavar="FILE",
+                     help='JSON {"flair": {entity: value}}; null means the entity must be absent')
+    run = p.add_argument_group("processing")
+    run.add_argument("--models-dir", type=Path, default=config.DEFAULT_MODELS_DIR,
+                     help="directory with models.json and ONNX files (default: the models shipped in the package)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where ONNX inference runs (auto: CUDA when available)")
+    run.add_argument("--thresholds", type=Path, metavar="FILE", help="JSON {task: threshold} overriding models.json")
+    run.add_argument("--preproc", choices=sorted(config.PREPROC_RECIPES), default=config.DEFAULT_PREPROC,
+                     help="preprocessing recipe: fast (default) or paper (Clinica flair-linear settings, slower)")
+    run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
+    run.add_argument("--force", action="store_true", help="redo images already done")
+    res = p.add_argument_group("resources")
+    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=config.DEFAULT_NPROCS,
+                     help="images processed in parallel (default %(default)s)")
+    res.add_argument("--omp-nthreads", type=positive_int, default=config.DEFAULT_OMP_NTHREADS,
+                     help="threads per image for ANTs and onnxruntime (default %(default)s)")
+    res.add_argument("--mem", "--mem-gb", type=float, metavar="GB",
+                     help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image")
+    res.add_argument("-w", "--work-dir", type=Path, help="scratch directory (default: a new folder in $TMPDIR)")
+    other = p.add_argument_group("other")
+    other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
+    other.add_argument("--version", action="version", version=f"flairqc {__version__}")
+    other.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
+    return p
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"flairqc: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("flairqc: interrupted; images already written are complete, a re-run resumes", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    levels = list(dict.fromkeys(args.analysis_level))
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown:
+        raise UsageError(f"unknown analysis level {', '.join(unknown)}; use participant and/or group",
+                         config.EXIT_UNKNOWN_LEVEL)
+    bids_dir, output_dir = args.bids_dir.resolve(), args.output_dir.resolve()
+    if not bids_dir.is_dir():
+        raise UsageError(f"BIDS directory {bids_dir} does not exist", config.EXIT_NO_INPUT)
+    check_not_inside(output_dir, bids_dir, "output directory")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output directory {output_dir}: {exc}", config.EXIT_CANT_CREATE) from exc
+    setup_logging(args.verbose, output_dir, levels)
+    set_thread_limits(args.omp_nthreads)
+    log.info("flairqc %s: %s -> %s (%s)", __version__, bids_dir, output_dir, " + ".join(levels))
+
+    from flairqc_app import discover
+
+    try:
+        labels = discover.read_labels_arg(args.participant_label)
+        filters = discover.read_filter_file(args.bids_filter_file)
+    except discover.DiscoveryError as exc:
+        raise UsageError(str(exc), exc.exit_code) from exc
+    selecting = bool(labels or args.session_id or args.run_id or filters)
+    code = config.EXIT_OK
+    if "participant" in levels:
+        code = participant_level(args, bids_dir, output_dir, labels, filters, selecting)
+    if "group" in levels:
+        code = max(code, group_level(output_dir, labels, args, filters, selecting))
+    return code
+
+
+def check_not_inside(path: Path, bids_dir: Path, what: str) -> None:
+    """Outputs inside the raw dataset would be indexed as raw data, except under derivatives/."""
+    if path == bids_dir or (bids_dir in path.parents and (bids_dir / "derivatives") not in [path, *path.parents]):
+        raise UsageError(f"{what} {path} is inside the BIDS dataset; use {bids_dir / 'derivatives' / 'flairqc'} "
+                         "or a folder outside it")
+
+
+def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    log.setLevel(logging.DEBUG)
+    log.handlers.clear()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(min(level, logging.INFO) if verbosity >= 0 else level)
+    console.setFormatter(logging.Formatter("%(asctime)s flairqc %(levelname)s: %(message)s", "%H:%M:%S"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    logfile = logging.FileHandler(output_dir / "logs" / f"flairqc-{'-'.join(levels)}-{stamp}-{os.getpid()}.log",
+                                  encoding="utf-8")
+    logfile.setLevel(logging.DEBUG)
+    logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(processName)s: %(message)s"))
+    log.addHandler(console)
+    log.addHandler(logfile)
+    log.propagate = False
+
+
+def set_thread_limits(threads: int) -> None:
+    """Before ANTs/ITK and onnxruntime start their thread pools; never 'all CPUs' (VIP runs many jobs per node)."""
+    for name in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
+                      filters: dict, selecting: bool) -> int:
+    from flairqc_app import discover, validate
+    from flairqc_app.infer import ModelError, read_thresholds
+
+    if args.skip_bids_validation:
+        log.info("BIDS validation skipped (--skip-bids-validation)")
+    else:
+        report = validate.validate_dataset(bids_dir)
+        log.info("BIDS validation by %s: %s", report.validator, "passed" if report.ok else "FAILED")
+        if not report.ok:
+            shown = report.errors[: validate.MAX_ERRORS_SHOWN]
+            more = len(report.errors) - len(shown)
+            raise UsageError(f"{bids_dir} failed BIDS validation ({report.validator}):\n  " + "\n  ".join(shown)
+                             + (f"\n  ... and {more} more" if more > 0 else "")
+                             + "\n(use --skip-bids-validation to run anyway)", config.EXIT_VALIDATION)
+    started = time.perf_counter()
+    try:
+        images = discover.discover(bids_dir, labels, args.session_id, args.run_id, filters)
+    except discover.DiscoveryError as exc:
+        raise UsageError(str(exc), exc.exit_code) from exc
+    log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
+    if not images:
+        raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {'matches the selection' if selecting else 'in ' + str(bids_dir)}",
+                         config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
+    try:
+        overrides = read_thresholds(args.thresholds) if args.thresholds else {}
+        settings = make_settings(args, bids_dir, output_dir, overrides)
+        from flairqc_app.participant import run_participants
+
+        outcomes = run_participants(images, settings)
+    except ModelError as exc:
+        log.error("%s", exc)
+        return config.EXIT_FAILURE
+    except OSError as exc:
+        log.error("I/O error: %s", exc)
+        return config.EXIT_IO
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
+    reused = sum(o.reused for o in outcomes)
+    log.info("participant level done: %d ok, %d skipped, %d failed (%d reused from an earlier run)",
+             counts["ok"], counts["skipped"], counts["failed"], reused)
+    if counts["failed"]:
+        log.error("%d image(s) failed; see their rows (status, reason) and logs/crash-*.txt", counts["failed"])
+        return config.EXIT_FAILURE
+    return config.EXIT_OK
+
+
+def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float]):
+    from flairqc_app.participant import RunSettings
+
+    work_root = args.work_dir.resolve() if args.work_dir else Path(tempfile.gettempdir())
+    check_not_inside(work_root, bids_dir, "work directory")
+    try:
+        work_root.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix="flairqc-work-", dir=work_root))
+    except OSError as exc:
+        raise UsageError(f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE) from exc
+    nprocs = args.nprocs
+    if args.mem:
+        nprocs = max(1, min(nprocs, int(args.mem // config.PER_IMAGE_MEMORY_GB)))
+        if nprocs < args.nprocs:
+            log.warning("--mem %.1f GB allows %d parallel image(s), not %d", args.mem, nprocs, args.nprocs)
+    return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
+                       recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
+                       omp_nthreads=args.omp_nthreads, nprocs=nprocs, threshold_overrides=overrides,
+                       write_preproc=args.write_preproc, force=args.force)
+
+
+def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
+                selecting: bool) -> int:
+    from flairqc_app.group import run_group, selection
+
+    rows = run_group(output_dir, selection(labels, args.session_id, args.run_id, filters))
+    if not rows:
+        raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
+                         "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
+    log.info("group level: %d image(s) -> %s", len(rows), output_dir / "group_FLAIR.tsv")
+    return config.EXIT_OK

@@ -1,0 +1,154 @@
+"""Find the FLAIR images to process with pybids, indexing only the subjects and folders that matter.
+
+A one-subject run on a dataset of thousands of subjects must start in seconds (MRIQC #922): the other
+subjects' folders, derivatives and every non-anat datatype folder are excluded before pybids walks them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bids import BIDSLayout, BIDSLayoutIndexer
+from bids.layout import Query
+
+FLAIR_QUERY = {"suffix": "FLAIR", "datatype": "anat", "extension": [".nii", ".nii.gz"]}
+# BIDS entity names in filters and in our columns (pybids names on the left)
+ENTITY_COLUMNS = {"subject": "participant_id", "session": "session_id", "acquisition": "acq_id",
+                  "reconstruction": "rec_id", "run": "run_id"}
+ENTITY_PREFIX = {"subject": "sub", "session": "ses", "acquisition": "acq", "reconstruction": "rec", "run": "run"}
+
+
+class DiscoveryError(Exception):
+    """A usage problem with the selection (unknown label, bad filter file); the CLI maps it to an exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class FlairImage:
+    path: Path
+    relpath: str  # relative to the BIDS root, forward slashes
+    entities: dict[str, str]  # pybids entity name -> value as written in the file name
+    metadata: dict[str, Any] = field(default_factory=dict)  # sidecar JSON, inheritance applied
+
+    @property
+    def bids_name(self) -> str:
+        name = self.path.name
+        return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+
+    @property
+    def subject(self) -> str:
+        return self.entities["subject"]
+
+    def entity_columns(self) -> dict[str, str | None]:
+        """participant_id, session_id, acq_id, rec_id, run_id for the output rows."""
+        cols: dict[str, str | None] = {}
+        for entity, column in ENTITY_COLUMNS.items():
+            value = self.entities.get(entity)
+            cols[column] = None if value is None else (f"{ENTITY_PREFIX[entity]}-{value}" if entity in ("subject", "session") else str(value))
+        return cols
+
+
+def strip_prefix(label: str, prefix: str) -> str:
+    return label[len(prefix) + 1 :] if label.startswith(prefix + "-") else label
+
+
+def read_labels_arg(values: list[str] | None) -> list[str] | None:
+    """Participant labels from the CLI: labels with or without `sub-`, or files with one label per line."""
+    if not values:
+        return None
+    labels: list[str] = []
+    for value in values:
+        candidate = Path(value)
+        if candidate.is_file():
+            lines = candidate.read_text(encoding="utf-8").split()
+            labels += [strip_prefix(x.strip(), "sub") for x in lines if x.strip() and not x.startswith("#")]
+        else:
+            labels.append(strip_prefix(value, "sub"))
+    return sorted(set(labels))
+
+
+def read_filter_file(path: Path | None) -> dict[str, Any]:
+    """`{"flair": {entity: value}}` (BIDS-Apps convention); null means the entity must be absent."""
+    if path is None:
+        return {}
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DiscoveryError(f"cannot read the BIDS filter file {path}: {exc}", 64) from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("flair", {}), dict):
+        raise DiscoveryError(f"{path}: expected a JSON object {{\"flair\": {{entity: value}}}}", 64)
+    unknown = set(payload) - {"flair"}
+    if unknown:
+        raise DiscoveryError(f"{path}: unknown query name(s) {sorted(unknown)}; flairqc reads only 'flair'", 64)
+    filters = {}
+    for entity, value in payload.get("flair", {}).items():
+        filters[entity] = Query.NONE if value is None else Query.ANY if value == "*" else value
+    return filters
+
+
+def dataset_subjects(bids_dir: Path) -> list[str]:
+    """Subject labels from the folder names: a directory listing, no indexing."""
+    return sorted(p.name[4:] for p in bids_dir.glob("sub-*") if p.is_dir())
+
+
+def ignore_patterns(subjects: list[str] | None) -> list[re.Pattern]:
+    patterns = [
+        re.compile(r"^/(derivatives|sourcedata|code|stimuli|phenotype)(/|$)"),
+        re.compile(r"^/\."),
+        # datatype folders other than anat, with and without a session level
+        re.compile(r"^/sub-[^/]+/(?!ses-|anat(/|$))[^/]+/"),
+        re.compile(r"^/sub-[^/]+/ses-[^/]+/(?!anat(/|$))[^/]+/"),
+    ]
+    if subjects is not None:
+        keep = "|".join(re.escape(s) for s in subjects)
+        patterns.append(re.compile(rf"^/sub-(?!({keep})(/|$))[^/]+"))
+    return patterns
+
+
+def discover(
+    bids_dir: Path,
+    participant_labels: list[str] | None = None,
+    session_ids: list[str] | None = None,
+    run_ids: list[str] | None = None,
+    filters: dict[str, Any] | None = None,
+) -> list[FlairImage]:
+    """Every 3D-FLAIR candidate of the selection, with its sidecar metadata (BIDS inheritance)."""
+    bids_dir = Path(bids_dir).resolve()
+    available = dataset_subjects(bids_dir)
+    if not available:
+        raise DiscoveryError(f"{bids_dir}: no sub-* folder, is this a BIDS dataset?", 66)
+    if participant_labels:
+        missing = sorted(set(participant_labels) - set(available))
+        if missing:
+            raise DiscoveryError(f"participant label(s) not in {bids_dir}: {', '.join(missing)}", 64)
+    indexer = BIDSLayoutIndexer(validate=False, ignore=ignore_patterns(participant_labels), index_metadata=True)
+    layout = BIDSLayout(bids_dir, validate=False, indexer=indexer, derivatives=False)
+    query: dict[str, Any] = dict(FLAIR_QUERY)
+    query.update(filters or {})
+    if participant_labels:
+        query["subject"] = participant_labels
+    if session_ids:
+        query["session"] = [strip_prefix(s, "ses") for s in session_ids]
+    if run_ids:
+        query["run"] = [int(r) if str(r).isdigit() else r for r in (strip_prefix(x, "run") for x in run_ids)]
+    images = []
+    for bids_file in layout.get(**query):
+        path = Path(bids_file.path)
+        entities = {k: str(v) if k != "run" else _run_text(path, v) for k, v in bids_file.get_entities().items()
+                    if k in ENTITY_COLUMNS}
+        metadata = {k: v for k, v in bids_file.get_metadata().items()}
+        images.append(FlairImage(path=path, relpath=path.relative_to(bids_dir).as_posix(), entities=entities, metadata=metadata))
+    return sorted(images, key=lambda im: im.relpath)
+
+
+def _run_text(path: Path, value: Any) -> str:
+    """The run label as written in the file name (pybids turns `run-01` into the integer 1)."""
+    match = re.search(r"_run-([a-zA-Z0-9]+)", path.name)
+    return match.group(1) if match else str(value)

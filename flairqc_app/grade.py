@@ -1,0 +1,41 @@
+"""From model probabilities to grades and tiers (method.md section 3; paper section 2.3).
+
+Grade per artefact: 2 when the severe model fires, else 1 when the moderate model fires, else 0.
+Tier: 1 when every grade is 0, 3 when any grade is 2, 2 otherwise. Straight reject overrides the tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flairqc_app.config import ARTEFACTS
+
+
+@dataclass(frozen=True)
+class Verdict:
+    straight_reject: int
+    grades: dict[str, int]  # artefact -> 0/1/2
+    tier: int | None  # None for a straight reject
+
+
+def artefact_grade(p_moderate: float, p_severe: float, t_moderate: float, t_severe: float) -> int:
+    if p_severe >= t_severe:
+        return 2
+    return 1 if p_moderate >= t_moderate else 0
+
+
+def tier_from_grades(grades: dict[str, int]) -> int:
+    values = list(grades.values())
+    if any(g == 2 for g in values):
+        return 3
+    return 2 if any(g == 1 for g in values) else 1
+
+
+def decide(probabilities: dict[str, float], thresholds: dict[str, float]) -> Verdict:
+    grades = {
+        a: artefact_grade(probabilities[f"{a}_moderate"], probabilities[f"{a}_severe"],
+                          thresholds[f"{a}_moderate"], thresholds[f"{a}_severe"])
+        for a in ARTEFACTS
+    }
+    reject = int(probabilities["straight_reject"] >= thresholds["straight_reject"])
+    return Verdict(straight_reject=reject, grades=grades, tier=None if reject else tier_from_grades(grades))

@@ -1,0 +1,235 @@
+"""Participant level: for each FLAIR, gate -> preprocess -> infer -> grade -> write TSV, report, transform.
+
+One bad image never stops the run: its row says `failed` with a reason and a crash file goes to logs/.
+The per-image TSV is written last, atomically, so an image with a TSV is complete; a re-run skips images
+whose TSV has the same run key (same input bytes, sidecar, models, thresholds, settings and version)
+unless it failed, and --force redoes everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from flairqc_app import __version__, atomic, derivatives, tsv
+from flairqc_app.config import FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, SIDECAR_FIELDS, PreprocSettings
+from flairqc_app.discover import FlairImage
+from flairqc_app.gate import REASONS, check_image
+from flairqc_app.grade import decide
+from flairqc_app.infer import ModelSet, load_models, sha256_of
+from flairqc_app.preprocess import PreprocResult, preprocess_image
+from flairqc_app.schema import SIDECAR_COLUMNS
+
+log = logging.getLogger("flairqc")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    bids_dir: Path
+    output_dir: Path
+    work_dir: Path
+    models_dir: Path
+    recipe: PreprocSettings
+    device: str = "auto"
+    omp_nthreads: int = 1
+    nprocs: int = 1
+    threshold_overrides: dict[str, float] = field(default_factory=dict)
+    write_preproc: bool = False
+    force: bool = False
+
+
+@dataclass
+class Outcome:
+    bids_name: str
+    status: str
+    reused: bool = False
+
+
+def run_participants(images: list[FlairImage], settings: RunSettings) -> list[Outcome]:
+    """Process every image, in parallel worker processes when nprocs > 1."""
+    derivatives.prepare_output_dir(settings.output_dir, settings.bids_dir)
+    if settings.nprocs <= 1 or len(images) <= 1:
+        models = load_models(settings.models_dir, settings.device, settings.omp_nthreads, settings.threshold_overrides)
+        return [process_image(image, settings, models) for image in images]
+    load_models(settings.models_dir, settings.device, 1, settings.threshold_overrides)  # fail early, in the parent
+    outcomes = []
+    with ProcessPoolExecutor(max_workers=settings.nprocs, initializer=_init_worker, initargs=(settings,)) as pool:
+        futures = [pool.submit(_process_in_worker, image, settings) for image in images]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+    return outcomes
+
+
+_WORKER_MODELS: ModelSet | None = None
+
+
+def _init_worker(settings: RunSettings) -> None:
+    global _WORKER_MODELS
+    _WORKER_MODELS = load_models(settings.models_dir, settings.device, settings.omp_nthreads,
+                                 settings.threshold_overrides)
+
+
+def _process_in_worker(image: FlairImage, settings: RunSettings) -> Outcome:
+    assert _WORKER_MODELS is not None
+    return process_image(image, settings, _WORKER_MODELS)
+
+
+def run_key(input_sha256: str, image: FlairImage, models: ModelSet, settings: RunSettings) -> str:
+    payload = {
+        "input": input_sha256,
+        "sidecar": image.metadata,
+        "models": models.hashes,
+        "thresholds": models.thresholds,
+        "recipe": asdict(settings.recipe),
+        "write_preproc": settings.write_preproc,
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def previous_row(path: Path) -> dict[str, Any] | None:
+    try:
+        rows = tsv.read_table(path)
+    except (OSError, ValueError):
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def base_row(image: FlairImage, models: ModelSet, settings: RunSettings) -> dict[str, Any]:
+    row: dict[str, Any] = {"bids_name": image.bids_name, "source_file": image.relpath, **image.entity_columns(),
+                           "preproc_recipe": settings.recipe.name, "provider": models.provider,
+                           "model_hashes": models.hashes, "flairqc_version": __version__}
+    for key in SIDECAR_FIELDS:
+        value = image.metadata.get(key)
+        row[SIDECAR_COLUMNS[key]] = value if isinstance(value, (int, float, str)) or value is None else json.dumps(value)
+    return row
+
+
+def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) -> Outcome:
+    started = time.perf_counter()
+    table = derivatives.qc_table(settings.output_dir, image)
+    row = base_row(image, models, settings)
+    try:
+        row["input_sha256"] = sha256_of(image.path)
+    except OSError as exc:
+        return finish(image, settings, row, started, failure=("unreadable", f"cannot read {image.path}: {exc}"))
+    row["run_key"] = run_key(row["input_sha256"], image, models, settings)
+    previous = previous_row(table) if table.exists() else None
+    if (not settings.force and previous and previous.get("run_key") == row["run_key"]
+            and previous.get("status") in ("ok", "skipped")):
+        log.info("%s: already done with the same inputs, models and version (run key %s), skipped",
+                 image.bids_name, row["run_key"][:8])
+        return Outcome(image.bids_name, previous["status"], reused=True)
+
+    gate = check_image(image.path, image.metadata)
+    row.update(gate.geometry)
+    if gate.status != "ok":
+        if gate.status == "skipped":
+            log.info("%s: straight reject by the input gate: %s (%s)", image.bids_name, gate.reason, gate.detail)
+            row.update(straight_reject=1, reject_source="gate")
+            return finish(image, settings, row, started, status=("skipped", gate.reason, gate.detail),
+                          original=gate.image)
+        return finish(image, settings, row, started, failure=(gate.reason, gate.detail), original=gate.image)
+
+    work = Path(tempfile.mkdtemp(prefix=f"{image.bids_name}-", dir=settings.work_dir))
+    try:
+        try:
+            result = preprocess_image(gate.image, FLAIR_TEMPLATE, settings.recipe, work)
+        except Exception as exc:  # ANTs raises RuntimeError and others; all mean "this image failed"
+            return finish(image, settings, row, started, failure=("preprocessing_error", describe(exc)),
+                          original=gate.image, trace=traceback.format_exc())
+        row["registration_ncc"] = round(result.registration_ncc, 4)
+        try:
+            probabilities = models.predict(result.volume)
+        except Exception as exc:  # onnxruntime errors
+            return finish(image, settings, row, started, failure=("inference_error", describe(exc)),
+                          original=gate.image, trace=traceback.format_exc())
+        verdict = decide(probabilities, models.thresholds)
+        row.update({f"p_{task}": round(p, 6) for task, p in probabilities.items()})
+        row.update(verdict.grades, straight_reject=verdict.straight_reject, tier=verdict.tier,
+                   reject_source="model" if verdict.straight_reject else None)
+        write_image_outputs(image, settings, result)
+        log.info("%s: %s (timings %s)", image.bids_name,
+                 "straight reject" if verdict.straight_reject else f"tier {verdict.tier} {verdict.grades}",
+                 result.timings)
+        return finish(image, settings, row, started, status=("ok", None, None), original=gate.image,
+                      preprocessed=result.volume, thresholds=models.thresholds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()[:500]
+
+
+def write_image_outputs(image: FlairImage, settings: RunSettings, result: PreprocResult) -> None:
+    atomic.write_bytes(derivatives.transform_file(settings.output_dir, image), result.transform.read_bytes())
+    if settings.write_preproc:
+        affine = np.diag([GRID_SPACING_MM] * 3 + [1.0])
+        affine[:3, 3] = GRID_ORIGIN_RAS_MM
+        img = nib.Nifti1Image(result.volume, affine)
+        img.header.set_xyzt_units("mm", "sec")
+        img.header.set_qform(affine, code=4)  # MNI
+        img.header.set_sform(affine, code=4)
+        path = derivatives.preproc_image(settings.output_dir, image)
+        atomic.write_nifti(path, img)
+        atomic.write_json(path.with_name(path.name.replace(".nii.gz", ".json")),
+                          {"SkullStripped": False, "Sources": [f"bids:raw:{image.relpath}"],
+                           "Description": "N4-corrected, affine to MNI, clipped to [2, 98] percentiles, scaled to [0, 1]"})
+
+
+def finish(
+    image: FlairImage,
+    settings: RunSettings,
+    row: dict[str, Any],
+    started: float,
+    status: tuple[str, str | None, str | None] | None = None,
+    failure: tuple[str, str] | None = None,
+    original: nib.Nifti1Image | None = None,
+    preprocessed: np.ndarray | None = None,
+    thresholds: dict[str, float] | None = None,
+    trace: str | None = None,
+) -> Outcome:
+    """Write the crash file (if failed), the report, then the TSV last: a TSV on disk means complete."""
+    if failure is not None:
+        reason, detail = failure
+        status = ("failed", reason, detail)
+        log.error("%s: failed: %s: %s", image.bids_name, reason, detail)
+        write_crash_file(settings.output_dir, image, reason, detail, trace)
+    else:
+        derivatives.crash_file(settings.output_dir, image.bids_name).unlink(missing_ok=True)
+    assert status is not None
+    row["status"], row["reason"], row["reason_detail"] = status
+    row["seconds"] = round(time.perf_counter() - started, 2)
+    from flairqc_app.report import render_participant_report  # jinja2/plotly only where reports are written
+
+    html = render_participant_report(row, original, preprocessed, thresholds)
+    atomic.write_text(derivatives.report_file(settings.output_dir, image.bids_name), html)
+    tsv.write_table(derivatives.qc_table(settings.output_dir, image), [row])
+    return Outcome(image.bids_name, row["status"])
+
+
+def write_crash_file(output_dir: Path, image: FlairImage, reason: str, detail: str, trace: str | None) -> None:
+    lines = [
+        f"image: {image.relpath}",
+        f"reason: {reason} ({REASONS.get(reason, ('', ''))[1]})",
+        f"detail: {detail}",
+        f"flairqc: {__version__}",
+        f"time: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+    ]
+    if trace:
+        lines += ["", trace]
+    atomic.write_text(derivatives.crash_file(output_dir, image.bids_name), "\n".join(lines) + "\n")
