@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -67,7 +68,7 @@ def build_parser() -> Parser:
     other = p.add_argument_group("other")
     other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
     other.add_argument("--version", action="version", version=f"flairqc {__version__}")
-    other.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
+    other.add_argument("-v", "--verbose", action="count", default=0, help="debug output on the console (the log file in logs/ always has it)")
     return p
 
 
@@ -133,11 +134,11 @@ def check_not_inside(path: Path, bids_dir: Path, what: str) -> None:
 
 
 def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    """Progress (INFO) on stderr by default, DEBUG with -v; the log file in logs/ always has everything."""
     log.setLevel(logging.DEBUG)
     log.handlers.clear()
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(min(level, logging.INFO) if verbosity >= 0 else level)
+    console.setLevel(logging.DEBUG if verbosity else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s flairqc %(levelname)s: %(message)s", "%H:%M:%S"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logfile = logging.FileHandler(output_dir / "logs" / f"flairqc-{'-'.join(levels)}-{stamp}-{os.getpid()}.log",
@@ -182,16 +183,23 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
                          config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
     try:
         overrides = read_thresholds(args.thresholds) if args.thresholds else {}
-        settings = make_settings(args, bids_dir, output_dir, overrides)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
+    settings = make_settings(args, bids_dir, output_dir, overrides)
+    try:
         from flairqc_app.participant import run_participants
 
         outcomes = run_participants(images, settings)
     except ModelError as exc:
-        log.error("%s", exc)
+        hint = ("\nthis flairqc build ships no default models: pass --models-dir (see docs/models-manifest.md)"
+                if args.models_dir == config.DEFAULT_MODELS_DIR else "")
+        log.error("%s%s", exc, hint)
         return config.EXIT_FAILURE
     except OSError as exc:
         log.error("I/O error: %s", exc)
         return config.EXIT_IO
+    finally:
+        shutil.rmtree(settings.work_dir, ignore_errors=True)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
     reused = sum(o.reused for o in outcomes)
     log.info("participant level done: %d ok, %d skipped, %d failed (%d reused from an earlier run)",
