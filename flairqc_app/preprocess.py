@@ -66,6 +66,13 @@ def template_brain_mask() -> np.ndarray:
     return ants.to_nibabel_nifti(on_grid).get_fdata() > 0.5
 
 
+@lru_cache(maxsize=2)
+def template_on_grid(template_path: Path) -> np.ndarray:
+    """The template resampled on the output grid: the reference for the registration similarity."""
+    resampled = ants.resample_image_to_target(read_template(template_path), output_grid(), interp_type="linear")
+    return ants.to_nibabel_nifti(resampled).get_fdata(dtype=np.float32)
+
+
 def at_spacing(image: ants.ANTsImage, spacing_mm: float | None) -> ants.ANTsImage:
     if spacing_mm is None:
         return image
@@ -161,10 +168,7 @@ def preprocess_image(
     volume = ants.to_nibabel_nifti(resampled).get_fdata(dtype=np.float32)
     volume = clip_and_scale(volume, recipe.clip_percentiles)
     lap("resample")
-    template_on_grid = ants.to_nibabel_nifti(
-        ants.resample_image_to_target(template, output_grid(), interp_type="linear")
-    ).get_fdata(dtype=np.float32)
-    ncc = normalised_cross_correlation(volume, template_on_grid, template_brain_mask())
+    ncc = normalised_cross_correlation(volume, template_on_grid(template_path), template_brain_mask())
     return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, timings=timings)
 
 

@@ -1,0 +1,9 @@
+"""Self-contained HTML reports: one per image (participant level) and one for the dataset (group level).
+
+Pages load nothing from the network: figures are PNG data URIs and plotly.js is inlined once.
+"""
+
+from flairqc_app.report.group import render_group_report
+from flairqc_app.report.participant import render_participant_report
+
+__all__ = ["render_group_report", "render_participant_report"]

@@ -1,0 +1,122 @@
+"""The group HTML report: tier counts, tiers per scanner, probability distributions, a searchable table.
+
+Built to stay light with 10,000 images: no per-image figure; the table and the distribution plots are
+drawn in the browser (group.js) from one compact JSON array of the rows embedded once.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter, defaultdict
+from collections.abc import Callable
+
+from flairqc_app.config import TASKS
+from flairqc_app.report.page import render
+from flairqc_app.report.verdict import CATEGORIES, as_number, category, text
+from flairqc_app.schema import COLUMNS_BY_NAME
+
+PROBABILITY_FIELDS = tuple(f"p_{task}" for task in TASKS)
+NUMERIC_FIELDS = frozenset(
+    {"straight_reject", "tier", "motion", "noise", "contrast", "registration_ncc", *PROBABILITY_FIELDS}
+)
+# (row field, table header); headers stay short, the schema description is their tooltip.
+TABLE_COLUMNS = (
+    ("bids_name", "BIDS name"),
+    ("status", "status"),
+    ("reason", "reason"),
+    ("straight_reject", "reject"),
+    ("tier", "tier"),
+    ("motion", "motion"),
+    ("noise", "noise"),
+    ("contrast", "contrast"),
+    *((f"p_{t}", "p " + t.replace("_moderate", " ≥1").replace("_severe", " 2").replace("_", " ")) for t in TASKS),
+    ("registration_ncc", "reg. NCC"),
+    ("manufacturer", "manufacturer"),
+    ("magnetic_field_strength", "field (T)"),
+    ("manufacturers_model_name", "model"),
+)
+VERDICT_HEADER = (
+    "category", "verdict", "Tier 1-3, straight reject by the model, skipped by the input gate, or failed."
+)
+DECIMALS = 3
+MAX_BAR_GROUPS = 25  # scanner models beyond the 25 most frequent are pooled into one bar
+
+
+def cell(row: dict, field: str) -> str | float | None:
+    """A compact JSON value: rounded number, text, or None for n/a."""
+    if field in NUMERIC_FIELDS:
+        number = as_number(row.get(field))
+        return None if number is None else round(number, DECIMALS)
+    shown = text(row.get(field))
+    return None if shown == "n/a" else shown
+
+
+def table_payload(rows: list[dict]) -> dict:
+    """Rows as arrays (no repeated keys) plus a computed category column, for group.js."""
+    fields = [field for field, _ in TABLE_COLUMNS]
+    return {
+        "columns": [*fields, "category"],
+        "rows": [[cell(row, f) for f in fields] + [category(row)] for row in rows],
+        "tasks": [{"field": f"p_{t}", "label": t.replace("_", " ")} for t in TASKS],
+        "categories": {key: label for key, (label, _) in CATEGORIES.items()},
+    }
+
+
+def field_strength(row: dict) -> str:
+    tesla = as_number(row.get("magnetic_field_strength"))
+    return f"{tesla:g} T" if tesla is not None else text(row.get("magnetic_field_strength")).strip() or "n/a"
+
+
+def field_text(name: str) -> Callable[[dict], str]:
+    return lambda row: text(row.get(name)).strip() or "n/a"
+
+
+def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str) -> dict:
+    """Bars of images per group (largest first), stacked by category, as a plotly figure."""
+    per_group: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        per_group[group_of(row)][category(row)] += 1
+    order = sorted(per_group, key=lambda g: (-per_group[g].total(), g))
+    if len(order) > MAX_BAR_GROUPS:
+        pooled = f"other ({len(order) - MAX_BAR_GROUPS + 1} groups)"
+        for group in order[MAX_BAR_GROUPS - 1:]:
+            per_group[pooled].update(per_group.pop(group))
+        order = order[: MAX_BAR_GROUPS - 1] + [pooled]
+    # Plotly reads tags such as <b> or <a> in labels: escape untrusted sidecar text.
+    labels = [html.escape(group) for group in order]
+    data = [
+        {"type": "bar", "name": label, "x": labels, "y": [per_group[g][key] for g in order],
+         "marker": {"color": colour}}
+        for key, (label, colour) in CATEGORIES.items()
+        if any(per_group[g][key] for g in order)
+    ]
+    layout = {
+        "barmode": "stack", "title": {"text": title, "x": 0.02, "xanchor": "left"}, "height": 380,
+        "margin": {"l": 50, "r": 10, "t": 40, "b": 90}, "xaxis": {"type": "category", "automargin": True},
+        "yaxis": {"title": {"text": "images"}}, "legend": {"orientation": "h", "y": -0.35},
+    }
+    return {"data": data, "layout": layout}
+
+
+def table_headers() -> list[tuple[str, str, str]]:
+    """(field, header, tooltip) of the table columns: the name, the verdict badge, then TABLE_COLUMNS."""
+    described = [(field, header, COLUMNS_BY_NAME[field].description) for field, header in TABLE_COLUMNS]
+    return [described[0], VERDICT_HEADER, *described[1:]]
+
+
+def render_group_report(rows: list[dict], title: str = "flairqc group report") -> str:
+    """The self-contained HTML group report (plotly.js inlined once, rows embedded once as JSON)."""
+    counts = Counter(category(row) for row in rows)
+    return render(
+        "group.html.j2",
+        title=title,
+        total=len(rows),
+        counts=[(key, label, counts[key]) for key, (label, _) in CATEGORIES.items() if key != "unknown" or counts[key]],
+        figures=[
+            ("by-manufacturer", stacked_figure(rows, field_text("manufacturer"), "Verdicts by manufacturer")),
+            ("by-field", stacked_figure(rows, field_strength, "Verdicts by magnetic field strength")),
+            ("by-model", stacked_figure(rows, field_text("manufacturers_model_name"), "Verdicts by scanner model")),
+        ],
+        headers=table_headers(),
+        payload=table_payload(rows),
+    )

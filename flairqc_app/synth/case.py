@@ -1,0 +1,203 @@
+"""One labelled image: draw a subject and an acquisition, render, degrade, scale like a scanner.
+
+Image formation order follows the physics: tissue contrast (and contrast failures) -> receive bias ->
+k-space motion -> complex thermal noise -> magnitude -> integer storage. Every draw comes from one seeded
+generator, so a seed gives the same image bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from flairqc_app.synth import anatomy as anat
+from flairqc_app.synth import artefacts, fields, geometry, rejects
+from flairqc_app.synth.contrasts import draw_levels
+from flairqc_app.synth.labels import MISSING, gen_fields
+from flairqc_app.synth.measures import reference_signal
+from flairqc_app.synth.params import (
+    BIAS_AMPLITUDE, CONTRAST_MODE_WEIGHTS, CONTRAST_MODES, INTEGER_DTYPES, INTEGER_MAX, PARTIAL_VOLUME_SIGMA_VOX,
+    REJECT_REASONS, Range,
+)
+from flairqc_app.synth.sidecar import draw_scanner, sidecar
+
+MODALITIES = ("FLAIR", "T1w")
+WRONG_CONTRAST = {"wrong_contrast_t1w": "T1w", "wrong_contrast_t2w": "T2w", "wrong_contrast_pd": "PD"}
+NO_HEAD_REJECTS = ("near_empty", "noise_only", "non_brain")
+UNGRADED_REJECTS = ("segmentation",) + NO_HEAD_REJECTS  # grades are meaningless, written as n/a
+NEAR_EMPTY_MAX = Range(5.0, 60.0)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Options of a generated image that are not its labels.
+
+    grid: "1mm" (1 mm isotropic 3D), "2mm" (fast, for tests and CI), "2d" (3-6 mm slices; FLAIRs on it are
+    straight rejects "acquisition_2d" when made by the dataset planner). lesions: force white-matter lesions
+    on/off (None: drawn). reorient: store arrays in a random axis order. integer: int16/uint16 like scanners.
+    """
+
+    grid: str = "1mm"
+    lesions: bool | None = None
+    reorient: bool = True
+    integer: bool = True
+
+
+@dataclass(frozen=True)
+class Case:
+    image: nib.Nifti1Image
+    labels: dict[str, object]
+    sidecar: dict[str, object]
+    tissue: np.ndarray | None  # TISSUE_LABELS codes on the stored grid, when asked for
+
+
+def _check(modality: str, grades: tuple[int, int, int], reject: str | None) -> None:
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, not {modality!r}")
+    if any(g not in (0, 1, 2) for g in grades):
+        raise ValueError(f"grades must be 0, 1 or 2, got {grades}")
+    if reject is not None and reject not in REJECT_REASONS:
+        raise ValueError(f"reject must be None or one of {REJECT_REASONS}, not {reject!r}")
+
+
+def _acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry.Acquisition,
+                  pose: geometry.Pose, with_tissue: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Sample the subject's template image on the acquisition grid, with the slice profile and PSF blur."""
+    image, labels, lesion_ml = anat.template_image(anatomy, levels, with_labels=with_tissue)
+    per_slice = max(1, int(round(acq.voxel_mm[2])))
+    sampling = acq.with_slices(per_slice) if per_slice > 1 else acq
+    coords = geometry.template_coordinates(sampling, pose, anatomy, anat.head_model())
+    clean = geometry.sample(image, coords)
+    tissue = geometry.sample(labels, coords, order=0) if labels is not None else None
+    if per_slice > 1:  # thick slice = mean of thin ones (box slice profile)
+        clean = clean.reshape(*acq.shape, per_slice).mean(axis=3)
+        tissue = tissue[..., per_slice // 2 :: per_slice] if tissue is not None else None
+    return ndimage.gaussian_filter(clean, PARTIAL_VOLUME_SIGMA_VOX), tissue, lesion_ml
+
+
+def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range) -> tuple[np.ndarray, dict[str, object]]:
+    """Scale the 99.9th percentile (or the maximum of sparse images) to a drawn value, round to int16/uint16."""
+    dtype = INTEGER_DTYPES[int(rng.integers(len(INTEGER_DTYPES)))]
+    top = target.draw(rng)
+    reference = float(np.percentile(data[::5], 99.9)) or float(data.max()) or 1.0
+    scaled = np.clip(np.rint(data * (top / reference)), 0, np.iinfo(dtype).max).astype(dtype)
+    return scaled, {"dtype": dtype, "intensity_max": round(top, 1)}
+
+
+def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, float], acq: geometry.Acquisition,
+             grades: tuple[int, int, int], contrast_mode: str, field_t: float) -> tuple[np.ndarray, dict[str, object]]:
+    """Contrast failure, bias, motion, Rician noise on a clean float image; returns magnitude and parameters."""
+    motion, noise, contrast = grades
+    params: dict[str, object] = {}
+    plan = artefacts.draw_contrast(rng, contrast, contrast_mode)
+    if plan is not None:
+        clean = artefacts.reduce_contrast(clean, plan, levels)
+        params.update(plan.summary())
+    amplitude = BIAS_AMPLITUDE[field_t].draw(rng)
+    clean = clean * fields.bias_field(rng, clean.shape, amplitude)
+    params["bias_amplitude"] = round(amplitude, 4)
+    reference = reference_signal(clean)
+    motion_plan = artefacts.draw_motion(rng, motion)
+    signal = artefacts.corrupt_motion(clean, motion_plan, acq.voxel_mm) if motion_plan else clean
+    if motion_plan:
+        params.update(motion_plan.summary())
+    snr = artefacts.draw_snr(rng, noise)
+    sigma = reference / snr if reference > 0 else 1.0
+    params.update(snr=round(snr, 3), noise_sigma=round(sigma, 6))
+    return artefacts.add_rician_noise(signal, sigma, rng), params
+
+
+def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int = 0, contrast: int = 0,
+                reject: str | None = None, config: SynthConfig = SynthConfig(), subject_seed: int | None = None,
+                with_tissue: bool = False, contrast_mode: str | None = None) -> Case:
+    """Render one image with its labels and sidecar; `subject_seed` shares anatomy and scanner across images.
+
+    contrast_mode (FLAIR only): "gm_wm", "csf" (incomplete CSF suppression) or "both"; None draws it.
+    """
+    grades = (motion, noise, contrast)
+    _check(modality, grades, reject)
+    rng = np.random.default_rng(seed)
+    subject_rng = np.random.default_rng(subject_seed) if subject_seed is not None else rng
+    anatomy = anat.draw_anatomy(subject_rng, config.lesions)
+    scanner = draw_scanner(subject_rng)
+    sequence = WRONG_CONTRAST.get(reject or "", modality)
+    acq = geometry.draw_acquisition(rng, "2d" if reject == "acquisition_2d" else config.grid)
+    pose = geometry.draw_pose(rng)
+    levels = draw_levels(rng, sequence)
+    if contrast_mode is None:
+        contrast_mode = str(rng.choice(CONTRAST_MODES, p=CONTRAST_MODE_WEIGHTS)) if sequence == "FLAIR" else "gm_wm"
+    params: dict[str, object] = {
+        "seed": seed, "subject_seed": subject_seed, "sequence": sequence, **acq.summary(), **pose.summary(),
+        **anatomy.summary(), **{f"level_{k}": round(levels[k], 4) for k in ("csf", "gm", "wm", "lesion", "fat")},
+        "manufacturer": scanner.manufacturer, "model": scanner.model, "field_strength_t": scanner.field_t,
+    }
+    want_tissue = with_tissue or reject == "segmentation"
+    tissue = None
+    integer_max = INTEGER_MAX
+    if reject in NO_HEAD_REJECTS:
+        params = {k: v for k, v in params.items() if k in ("seed", "subject_seed", "manufacturer", "model",
+                                                           "field_strength_t") or k in acq.summary()}
+        params["sequence"] = MISSING
+        if reject == "non_brain":
+            clean, extra = rejects.phantom(rng, acq)
+            data, degrade = _degrade(rng, clean, {"csf": 0.0, "wm": 1.0, "gm": 1.0}, acq, (0, 0, 0), "gm_wm",
+                                     scanner.field_t)
+        elif reject == "noise_only":
+            extra, data, degrade = {}, artefacts.add_rician_noise(np.zeros(acq.shape, np.float32), 1.0, rng), {}
+        else:
+            (data, extra), degrade, integer_max = rejects.near_empty(rng, acq.shape), {}, NEAR_EMPTY_MAX
+        params.update(extra, **degrade)
+        tissue = np.zeros(acq.shape, np.uint8) if with_tissue else None
+    else:
+        clean, tissue, lesion_ml = _acquire_head(anatomy, levels, acq, pose, want_tissue)
+        params["lesion_ml"] = round(lesion_ml, 3)
+        if reject == "segmentation":
+            kind = str(rng.choice(["labels", "gm", "wm"]))
+            params["segmentation_kind"] = kind
+            if kind == "labels":
+                data = rejects.segmentation_labels(tissue)
+            else:
+                data = _acquire_head(anatomy, rejects.probability_levels(kind), acq, pose, False)[0]
+        else:
+            data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t)
+            params.update(degrade)
+        if reject == "truncated":
+            axis, start, stop, fraction = rejects.truncation(rng, clean, acq)
+            params.update(truncation_axis=axis, truncation_fraction=round(fraction, 3))
+    affine = acq.affine
+    if reject == "truncated":
+        data, affine = geometry.crop(data, affine, axis, start, stop)
+        tissue = geometry.crop(tissue, acq.affine, axis, start, stop)[0] if tissue is not None else None
+    if config.integer and data.dtype.kind == "f" and params.get("segmentation_kind") not in ("gm", "wm"):
+        data, scaling = _to_integer(data, rng, integer_max)
+        params.update(scaling)
+    else:
+        params["dtype"] = str(data.dtype)
+    if config.reorient:
+        ornt = geometry.draw_storage(rng)
+        data, affine = geometry.apply_storage(data, affine, ornt)
+        tissue = geometry.apply_storage(tissue, np.eye(4), ornt)[0] if tissue is not None else None
+    params["orientation"] = "".join(nib.aff2axcodes(affine))
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm", "sec")
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    ungraded = reject in UNGRADED_REJECTS
+    labels = {"modality": modality, "straight_reject": int(reject is not None), "reject_reason": reject or MISSING,
+              **{name: MISSING if ungraded else grade for name, grade in zip(("motion", "noise", "contrast"), grades)},
+              **gen_fields(params)}
+    return Case(image, labels, sidecar(rng, scanner, modality, acq.mr_acquisition_type),
+                tissue if with_tissue else None)
+
+
+def generate_case(rng_or_seed: np.random.Generator | int, modality: str = "FLAIR", motion: int = 0, noise: int = 0,
+                  contrast: int = 0, reject: str | None = None, config: SynthConfig = SynthConfig(),
+                  subject_seed: int | None = None) -> tuple[nib.Nifti1Image, dict[str, object]]:
+    """(image, labels) of one synthetic case. A Generator is used only to draw the case seed (gen_seed), so
+    the labels always hold the integer that regenerates the image."""
+    seed = int(rng_or_seed.integers(2**63)) if isinstance(rng_or_seed, np.random.Generator) else int(rng_or_seed)
+    case = render_case(seed, modality, motion, noise, contrast, reject, config, subject_seed)
+    return case.image, case.labels

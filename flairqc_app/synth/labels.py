@@ -1,0 +1,76 @@
+"""The labels table: fixed column order (method.md section 2 first, then every generation parameter).
+
+Columns are fixed whatever cases a dataset happens to contain, so tables from different runs concatenate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+ID_COLUMNS = ("filename", "participant_id", "session_id", "run_id", "acq_id")
+LABEL_COLUMNS = ("modality", "straight_reject", "reject_reason", "motion", "noise", "contrast")
+GEN_PARAMETERS = (
+    "seed", "subject_seed", "sequence", "grid", "plane", "voxel_mm", "shape", "mr_acquisition_type", "orientation",
+    "rot_x_deg", "rot_y_deg", "rot_z_deg", "scale_x", "scale_y", "scale_z", "trans_x_mm", "trans_y_mm", "trans_z_mm",
+    "elastic_mm", "ventricle_mm", "lesion_count", "lesion_ml",
+    "csf_rim_mm", "inner_table_mm", "diploe_mm", "outer_table_mm", "skin_mm", "subcutaneous_fat_mm",
+    "level_csf", "level_gm", "level_wm", "level_lesion", "level_fat",
+    "bias_amplitude", "snr", "noise_sigma",
+    "motion_poses", "motion_switches", "motion_times", "motion_max_rot_deg", "motion_max_trans_mm",
+    "contrast_mode", "contrast_residual", "contrast_region_fraction", "contrast_outside_residual", "csf_to_wm",
+    "truncation_axis", "truncation_fraction", "segmentation_kind",
+    "phantom_diameter_mm", "phantom_length_mm", "phantom_rods", "phantom_spheres", "near_empty_spots",
+    "dtype", "intensity_max", "manufacturer", "model", "field_strength_t",
+)
+GEN_COLUMNS = tuple(f"gen_{name}" for name in GEN_PARAMETERS)
+COLUMNS = ID_COLUMNS + LABEL_COLUMNS + GEN_COLUMNS
+MISSING = "n/a"
+
+
+def gen_fields(parameters: dict[str, object]) -> dict[str, object]:
+    """Prefix generation parameters with gen_, refusing unknown names (the column list is the contract)."""
+    unknown = set(parameters) - set(GEN_PARAMETERS)
+    if unknown:
+        raise KeyError(f"generation parameters without a labels column: {sorted(unknown)}")
+    return {f"gen_{name}": value for name, value in parameters.items()}
+
+
+def _cell(value: object) -> str:
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def to_tsv(rows: Iterable[dict[str, object]]) -> str:
+    """Tab-separated text, `n/a` for missing cells, COLUMNS order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(column)) for column in COLUMNS])
+    return buffer.getvalue()
+
+
+COLUMN_DESCRIPTIONS = {
+    "filename": "Image path relative to the dataset root.",
+    "participant_id": "BIDS participant label with the sub- prefix.",
+    "session_id": "BIDS session label, n/a when there is none.",
+    "run_id": "BIDS run index, n/a when there is none.",
+    "acq_id": "BIDS acq label, n/a when there is none.",
+    "modality": "File suffix: T1w or FLAIR.",
+    "straight_reject": "1 when the image is not a 3D FLAIR (or T1w) of the whole brain.",
+    "reject_reason": "Why the image is a straight reject (code), n/a otherwise.",
+    "motion": "Motion grade 0/1/2 (paper section 2.3).",
+    "noise": "Noise grade 0/1/2 (paper section 2.3).",
+    "contrast": "Poor-contrast grade 0/1/2 (paper section 2.3).",
+}
+
+
+def data_dictionary() -> dict[str, dict[str, str]]:
+    """labels.json: description of every column (generation parameters point to docs/synthetic-data.md)."""
+    generated = {column: {"Description": "Generation parameter, see docs/synthetic-data.md."} for column in GEN_COLUMNS}
+    return {**{k: {"Description": v} for k, v in COLUMN_DESCRIPTIONS.items()}, **generated}

@@ -1,0 +1,215 @@
+"""Every number of the synthetic data engine: anatomy variation, contrasts, grids, artefact grades, scanners.
+
+All ranges live here so that the calibration sheet (docs/synthetic-data.md) documents one place, and so
+that changing a grade changes the generator, the tests and the sheet together. Grade ranges leave a gap
+between grades so that a label is never a coin toss on the boundary (paper section 2.3 definitions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval drawn uniformly; `lo == hi` is a constant."""
+
+    lo: float
+    hi: float
+
+    def draw(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(self.lo, self.hi)) if self.hi > self.lo else float(self.lo)
+
+
+# ---------------------------------------------------------------- tissue classes
+# Brain classes come from the ICBM maps; the others are layers drawn around a smooth brain envelope.
+BRAIN_CLASSES = ("csf", "gm", "wm", "lesion")
+HEAD_CLASSES = ("bone", "marrow", "soft", "fat", "skin")
+TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  # rendered tissue map codes
+
+# Relative intensity of each class per sequence (before bias, noise and integer scaling). FLAIR: CSF nulled,
+# WM darker than GM, lesions and fat bright. T1w: WM > GM > CSF, fat bright. T2w: CSF brightest. PD: flat.
+# `gm` and `lesion` are ratios to `wm` (FLAIR, T2w, PD) so that the stated order holds whatever is drawn.
+SEQUENCE_INTENSITIES: dict[str, dict[str, Range]] = {
+    "FLAIR": {
+        "wm": Range(0.50, 0.62), "gm": Range(1.22, 1.45), "csf": Range(0.04, 0.10), "lesion": Range(1.45, 1.80),
+        "bone": Range(0.02, 0.05), "marrow": Range(0.55, 0.85), "soft": Range(0.25, 0.40), "fat": Range(0.85, 1.15),
+        "skin": Range(0.40, 0.60),
+    },
+    "T1w": {
+        "wm": Range(0.78, 0.92), "gm": Range(0.58, 0.70), "csf": Range(0.10, 0.20), "lesion": Range(0.55, 0.70),
+        "bone": Range(0.02, 0.05), "marrow": Range(0.70, 0.95), "soft": Range(0.30, 0.42), "fat": Range(0.95, 1.15),
+        "skin": Range(0.45, 0.65),
+    },
+    "T2w": {
+        "wm": Range(0.32, 0.42), "gm": Range(1.30, 1.55), "csf": Range(0.95, 1.05), "lesion": Range(1.90, 2.30),
+        "bone": Range(0.02, 0.05), "marrow": Range(0.40, 0.60), "soft": Range(0.20, 0.30), "fat": Range(0.55, 0.75),
+        "skin": Range(0.30, 0.45),
+    },
+    "PD": {
+        "wm": Range(0.58, 0.66), "gm": Range(1.15, 1.25), "csf": Range(0.85, 0.95), "lesion": Range(1.25, 1.40),
+        "bone": Range(0.03, 0.06), "marrow": Range(0.60, 0.80), "soft": Range(0.45, 0.55), "fat": Range(0.80, 0.95),
+        "skin": Range(0.50, 0.65),
+    },
+}
+RATIO_TO_WM = {"FLAIR": ("gm", "lesion"), "T1w": ("lesion",), "T2w": ("gm", "lesion"), "PD": ("gm", "lesion")}
+# T1w lesions are a ratio to WM below 1 (hypointense), drawn from "lesion" above.
+
+
+# ---------------------------------------------------------------- anatomy (per subject)
+@dataclass(frozen=True)
+class AnatomyRanges:
+    """Per-subject variation of the head, in mm unless stated."""
+
+    elastic_mm: Range = Range(0.5, 3.0)  # largest smooth elastic displacement
+    elastic_spacing_mm: float = 24.0  # control-point spacing of the elastic field
+    ventricle_mm: Range = Range(0.0, 6.0)  # atrophy-like outward push at the ventricle wall
+    lesion_probability: float = 0.4
+    lesion_count: tuple[int, int] = (1, 25)
+    lesion_radius_mm: Range = Range(1.5, 6.0)
+    csf_rim_mm: Range = Range(1.0, 3.0)  # extra-axial CSF between brain envelope and skull
+    inner_table_mm: Range = Range(1.2, 2.2)
+    diploe_mm: Range = Range(1.5, 4.0)
+    outer_table_mm: Range = Range(1.2, 2.2)
+    skin_mm: Range = Range(0.8, 1.5)
+    subcutaneous_fat_mm: Range = Range(1.5, 4.5)
+
+
+ANATOMY = AnatomyRanges()
+HEAD_SHELL_MM = 15.0  # scalp outer surface distance from the brain envelope in the template model
+NECK_PAD_MM = 60  # slices added below the ICBM grid to hold the neck and cord
+COIL_COVERAGE_MM = (-125.0, -65.0)  # head-coil sensitivity falls from 1 (upper) to 0.1 (lower z, RAS mm)
+
+
+# ---------------------------------------------------------------- pose and grid
+@dataclass(frozen=True)
+class PoseRanges:
+    """Head position in the scanner: rotation about the head centre, size, offset from the FOV centre."""
+
+    rotation_deg: tuple[Range, Range, Range] = (Range(-10, 10), Range(-8, 8), Range(-6, 6))  # about x, y, z
+    scale: Range = Range(0.90, 1.10)
+    anisotropy: Range = Range(-0.03, 0.03)  # per-axis scale deviation
+    translation_mm: Range = Range(-10, 10)
+
+
+POSE = PoseRanges()
+HEAD_CENTRE_MM = (0.0, -18.0, 5.0)  # RAS world position of the head centre in the template
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """An acquisition grid: voxel size (read, phase, slice) and field of view, and its plane."""
+
+    name: str
+    voxel_mm: tuple[Range, Range, Range]
+    fov_mm: tuple[Range, Range, Range]
+    planes: tuple[str, ...]
+    mr_acquisition_type: str
+
+
+GRIDS = {
+    "1mm": GridSpec("1mm", (Range(1, 1), Range(1, 1), Range(1, 1)),
+                    (Range(230, 256), Range(220, 250), Range(160, 190)), ("sagittal", "sagittal", "axial"), "3D"),
+    "2mm": GridSpec("2mm", (Range(2, 2), Range(2, 2), Range(2, 2)),
+                    (Range(230, 256), Range(220, 250), Range(160, 190)), ("sagittal", "sagittal", "axial"), "3D"),
+    "2d": GridSpec("2d", (Range(0.7, 1.0), Range(0.7, 1.0), Range(3.0, 6.0)),
+                   (Range(220, 240), Range(200, 230), Range(140, 170)), ("axial", "axial", "sagittal"), "2D"),
+}
+COARSE_STEP_MM = 8.0  # spacing of the coarse grid on which smooth fields are computed, then upsampled
+PARTIAL_VOLUME_SIGMA_VOX = 0.5  # Gaussian point-spread blur after sampling
+
+
+# ---------------------------------------------------------------- image formation
+BIAS_AMPLITUDE = {1.5: Range(0.05, 0.15), 3.0: Range(0.10, 0.30)}  # half peak-to-peak of log bias field
+BASELINE_SNR = Range(30.0, 50.0)  # foreground median / noise sigma of a grade-0 acquisition
+INTEGER_MAX = Range(800.0, 4000.0)  # value the 99.9th percentile is scaled to
+INTEGER_DTYPES = ("int16", "uint16")
+
+
+# ---------------------------------------------------------------- artefact grades
+@dataclass(frozen=True)
+class MotionGrade:
+    """Rigid head motion across k-space: `poses` distinct moved positions visited in `switches` pose changes
+    (back and forth, like nodding or fidgeting); each move rotates and shifts by the drawn size (mm, degrees)."""
+
+    poses: tuple[int, int]  # distinct moved positions (inclusive range)
+    switches: tuple[int, int]  # pose changes during the acquisition (inclusive range)
+    rotation_deg: Range
+    translation_mm: Range
+
+
+@dataclass(frozen=True)
+class NoiseGrade:
+    snr: Range  # foreground median / sigma of the complex Gaussian noise (magnitude is Rician)
+
+
+@dataclass(frozen=True)
+class ContrastGrade:
+    """Grey/white contrast kept (1 = untouched) inside a region covering `region_fraction` of the head,
+    `outside_residual` elsewhere; FLAIR CSF lifted to `csf_to_wm` of the WM level when suppression fails."""
+
+    residual: Range
+    region_fraction: Range
+    outside_residual: Range
+    csf_to_wm: Range
+
+
+MOTION_GRADES = {
+    1: MotionGrade(poses=(1, 1), switches=(3, 6), rotation_deg=Range(2.0, 3.5), translation_mm=Range(2.0, 3.5)),
+    2: MotionGrade(poses=(2, 3), switches=(6, 12), rotation_deg=Range(4.0, 8.0), translation_mm=Range(4.0, 8.0)),
+}
+NOISE_GRADES = {
+    0: NoiseGrade(snr=BASELINE_SNR),
+    1: NoiseGrade(snr=Range(8.0, 14.0)),
+    2: NoiseGrade(snr=Range(2.0, 3.5)),
+}
+CONTRAST_GRADES = {
+    1: ContrastGrade(residual=Range(0.0, 0.25), region_fraction=Range(0.3, 0.6), outside_residual=Range(0.8, 1.0),
+                     csf_to_wm=Range(0.30, 0.50)),
+    2: ContrastGrade(residual=Range(0.0, 0.25), region_fraction=Range(1.0, 1.0), outside_residual=Range(0.0, 0.25),
+                     csf_to_wm=Range(0.75, 1.0)),
+}
+CONTRAST_MODES = ("gm_wm", "csf", "both")  # FLAIR: which contrast fails; other sequences always gm_wm
+CONTRAST_MODE_WEIGHTS = (0.7, 0.15, 0.15)
+
+# Dataset plan: how the grades of an artefacted image are drawn (paper: contrast is the commonest).
+ARTEFACT_WEIGHTS = {"motion": 0.25, "noise": 0.30, "contrast": 0.45}
+ARTEFACT_COUNT_WEIGHTS = (0.7, 0.25, 0.05)  # one, two or three artefacts in one image
+SEVERE_PROBABILITY = 0.5
+
+
+# ---------------------------------------------------------------- straight rejects
+REJECT_REASONS = (
+    "wrong_contrast_t1w", "wrong_contrast_t2w", "wrong_contrast_pd", "segmentation", "truncated",
+    "acquisition_2d", "near_empty", "noise_only", "non_brain",
+)
+TRUNCATION_FRACTION = Range(0.25, 0.45)  # share of the head extent cut away along one axis
+PHANTOM_DIAMETER_MM = Range(150, 190)
+PHANTOM_LENGTH_MM = Range(120, 150)
+
+
+# ---------------------------------------------------------------- scanners and sidecars (seconds)
+@dataclass(frozen=True)
+class Scanner:
+    manufacturer: str
+    model: str
+    field_t: float
+
+
+SCANNERS = (
+    Scanner("Siemens", "Skyra", 3.0), Scanner("Siemens", "Prisma_fit", 3.0), Scanner("Siemens", "Aera", 1.5),
+    Scanner("Siemens", "Avanto_fit", 1.5), Scanner("GE", "DISCOVERY MR750", 3.0), Scanner("GE", "SIGNA Premier", 3.0),
+    Scanner("GE", "Optima MR450w", 1.5), Scanner("Philips", "Ingenia", 3.0), Scanner("Philips", "Achieva", 1.5),
+)
+# EchoTime, InversionTime, RepetitionTime per sequence and acquisition type, plausible clinical values.
+TIMINGS = {
+    ("FLAIR", "3D"): {"EchoTime": Range(0.090, 0.400), "InversionTime": Range(1.60, 2.50),
+                      "RepetitionTime": Range(4.80, 8.00)},
+    ("FLAIR", "2D"): {"EchoTime": Range(0.080, 0.140), "InversionTime": Range(2.20, 2.80),
+                      "RepetitionTime": Range(8.00, 11.00)},
+    ("T1w", "3D"): {"EchoTime": Range(0.0025, 0.0045), "InversionTime": Range(0.80, 1.10),
+                    "RepetitionTime": Range(1.90, 2.40)},
+    ("T1w", "2D"): {"EchoTime": Range(0.008, 0.015), "RepetitionTime": Range(0.40, 0.70)},
+}
