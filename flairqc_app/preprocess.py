@@ -79,11 +79,22 @@ def at_spacing(image: ants.ANTsImage, spacing_mm: float | None) -> ants.ANTsImag
     return ants.resample_image(image, (spacing_mm,) * 3, use_voxels=False, interp_type=0)
 
 
+def head_mask(image: ants.ANTsImage) -> ants.ANTsImage:
+    """Voxels brighter than a small share of the bright end: the head, without zero padding or air noise."""
+    data = image.numpy()
+    positive = data[data > 0]
+    if positive.size == 0:
+        return image.new_image_like(np.ones_like(data, dtype=np.float32))
+    threshold = config.HEAD_MASK_FRACTION * float(np.percentile(positive, 99))
+    return image.new_image_like((data > threshold).astype(np.float32))
+
+
 def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> ants.ANTsImage:
     """N4 with the FLAIR spline distance; on a coarse copy when the recipe says so, then divided out."""
     work = at_spacing(image, recipe.n4_working_spacing_mm)
     bias = ants.n4_bias_field_correction(
         work,
+        mask=head_mask(work) if recipe.n4_head_mask else None,
         shrink_factor=recipe.n4_shrink_factor,
         convergence={"iters": list(recipe.n4_iterations), "tol": recipe.n4_tolerance},
         spline_param=recipe.n4_spline_distance_mm,
