@@ -1,0 +1,231 @@
+"""Preprocess each training image once into a cache of .npy volumes at the model's input resolution.
+
+The cache is a directory with `volumes/<key>.npy` (key = sha256 of the file's sha256, the preprocessing
+recipe and the input shape, so a changed file, recipe or resolution is a new entry), `samples.tsv` (one row
+per image: domain, participant group, labels, test/trainval split) and `cache.json` (shape, dtype, recipe).
+Training reads only this directory; `prepare` builds it from BIDS datasets with the BIDS-App's own
+preprocessing, and `add_array` builds it from in-memory volumes (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
+from flairqc_app.infer import sha256_of
+from flairqc_app.resample import resize_to
+from flairqc_app.train import labels as lab
+from flairqc_app.train import splits
+
+log = logging.getLogger(__name__)
+SAMPLES_NAME = "samples.tsv"
+META_NAME = "cache.json"
+DOMAINS = ("source", "target")
+COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_reject", *ARTEFACTS, "split",
+           "registration_ncc")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One cached image. `group` is the unit of splitting: `<domain>:<participant>` unless the source and
+    target datasets hold the same people (then the bare participant id, so a person is split once)."""
+
+    key: str
+    domain: str
+    filename: str
+    participant_id: str
+    group: str
+    straight_reject: int | None = None
+    grades: dict[str, int | None] = field(default_factory=dict)
+    split: str = "trainval"  # trainval | test
+    registration_ncc: float | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self.straight_reject is not None
+
+    def label(self, task: str) -> int | None:
+        return lab.task_label(task, self.straight_reject, self.grades)
+
+
+def cache_key(content_sha256: str, recipe: str, shape: tuple[int, int, int]) -> str:
+    text = f"{content_sha256}|{recipe}|{'x'.join(map(str, shape))}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class VolumeCache:
+    """A cache directory: volumes by key, the samples table and the cache settings."""
+
+    def __init__(self, root: Path, shape: tuple[int, int, int] | None = None, dtype: str = "float16",
+                 recipe: str = "array"):
+        self.root = Path(root)
+        meta_path = self.root / META_NAME
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if shape is not None and tuple(meta["shape"]) != tuple(shape):
+                raise ValueError(f"{self.root} caches shape {meta['shape']}, not {list(shape)}")
+            self.shape, self.dtype, self.recipe = tuple(meta["shape"]), meta["dtype"], meta["recipe"]
+        elif shape is None:
+            raise FileNotFoundError(f"{meta_path}: not a flairqc-train cache (run `flairqc-train prepare`)")
+        else:
+            self.shape, self.dtype, self.recipe = tuple(int(n) for n in shape), dtype, recipe
+            (self.root / "volumes").mkdir(parents=True, exist_ok=True)
+            meta_path.write_text(json.dumps({"shape": list(self.shape), "dtype": dtype, "recipe": recipe}) + "\n")
+
+    def path(self, key: str) -> Path:
+        return self.root / "volumes" / f"{key}.npy"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put(self, key: str, grid_volume: np.ndarray) -> None:
+        """Store a preprocessed volume (any 3D shape) resized to the cache's input shape."""
+        volume = resize_to(grid_volume, self.shape).astype(self.dtype)
+        tmp = self.path(key).with_suffix(".tmp.npy")
+        np.save(tmp, volume)
+        tmp.replace(self.path(key))
+
+    def load(self, key: str) -> np.ndarray:
+        return np.load(self.path(key), mmap_mode="r")
+
+    def batch(self, keys: list[str]) -> np.ndarray:
+        """float32 array [N, 1, X, Y, Z] of the given volumes."""
+        return np.stack([self.load(k) for k in keys]).astype(np.float32)[:, np.newaxis]
+
+    def add_array(self, sample: Sample, grid_volume: np.ndarray) -> Sample:
+        """Cache an in-memory preprocessed volume; its key is derived from the array content."""
+        content = hashlib.sha256(np.ascontiguousarray(grid_volume, dtype=np.float32).tobytes()).hexdigest()
+        keyed = replace(sample, key=cache_key(content, self.recipe, self.shape))
+        self.put(keyed.key, grid_volume)
+        return keyed
+
+    def write_samples(self, samples: list[Sample]) -> None:
+        rows = [[s.key, s.domain, s.filename, s.participant_id, s.group, s.straight_reject,
+                 *(s.grades.get(a) for a in ARTEFACTS), s.split, s.registration_ncc] for s in samples]
+        text = "\t".join(COLUMNS) + "\n" + "".join(
+            "\t".join(lab.NA if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row) + "\n"
+            for row in rows)
+        (self.root / SAMPLES_NAME).write_text(text, encoding="utf-8")
+
+    def read_samples(self) -> list[Sample]:
+        with open(self.root / SAMPLES_NAME, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+        def num(text: str, kind: type) -> int | float | None:
+            return None if text == lab.NA else kind(text)
+
+        return [Sample(key=r["key"], domain=r["domain"], filename=r["filename"], participant_id=r["participant_id"],
+                       group=r["group"], straight_reject=num(r["straight_reject"], int),
+                       grades={a: num(r[a], int) for a in ARTEFACTS}, split=r["split"],
+                       registration_ncc=num(r["registration_ncc"], float)) for r in rows]
+
+
+def assign_test_split(samples: list[Sample], fraction: float, seed: int) -> list[Sample]:
+    """Mark the held-out test groups (stratified by domain and worst quality class); every image of a test
+    group, unlabelled ones included, is `test`, so training never sees a test participant."""
+    classes: dict[str, list[str]] = {}
+    domains: dict[str, set[str]] = {}
+    for s in samples:
+        classes.setdefault(s.group, []).append(lab.quality_class(s.straight_reject, s.grades))
+        domains.setdefault(s.group, set()).add(s.domain)
+    strata = {g: f"{'+'.join(sorted(domains[g]))}:{splits.worst(c)}" for g, c in classes.items()}
+    test = splits.test_groups(strata, fraction, seed)
+    return [replace(s, split="test" if s.group in test else "trainval") for s in samples]
+
+
+def dataset_samples(bids_dir: Path, domain: str, same_subjects: bool) -> list[tuple[Sample, Path]]:
+    """Samples of one dataset: labelled rows of its modality, and (target only) unlabelled FLAIR files."""
+    modality = "T1w" if domain == "source" else "FLAIR"
+    bids_dir = Path(bids_dir)
+    rows = {r.filename: r for r in lab.read_labels(bids_dir / lab.LABELS_NAME) if r.modality == modality}
+    names = [f for f, r in rows.items() if r.labelled]
+    if domain == "target":
+        names += [f for f in lab.find_images(bids_dir, modality) if f not in rows or not rows[f].labelled]
+    out = []
+    for name in sorted(set(names)):
+        row = rows.get(name)
+        participant = row.participant_id if row else lab.participant_of(name)
+        sample = Sample(key="", domain=domain, filename=name, participant_id=participant,
+                        group=participant if same_subjects else f"{domain}:{participant}",
+                        straight_reject=row.straight_reject if row else None,
+                        grades=dict(row.grades) if row else {})
+        out.append((sample, bids_dir / name))
+    return out
+
+
+def _preprocess_one(path: Path, template: Path, recipe: str) -> tuple[np.ndarray, float, float]:
+    """Worker: the BIDS-App preprocessing of one file (imported here so that workers load ANTs lazily)."""
+    from flairqc_app.preprocess import preprocess_file
+
+    tic = time.perf_counter()
+    result = preprocess_file(path, template, PREPROC_RECIPES[recipe])
+    return result.volume, result.registration_ncc, time.perf_counter() - tic
+
+
+def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
+                    ) -> Iterator[tuple[Sample, tuple[np.ndarray, float, float] | Exception]]:
+    """Results in order; in this process for one job, else in a process pool (ANTs is not thread-parallel
+    across images)."""
+    def template(sample: Sample) -> Path:
+        return T1W_TEMPLATE if sample.domain == "source" else FLAIR_TEMPLATE
+
+    if jobs <= 1:
+        for sample, path in todo:
+            try:
+                yield sample, _preprocess_one(path, template(sample), recipe)
+            except Exception as exc:
+                yield sample, exc
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [(s, pool.submit(_preprocess_one, p, template(s), recipe)) for s, p in todo]
+        for sample, future in futures:
+            try:
+                yield sample, future.result()
+            except Exception as exc:
+                yield sample, exc
+
+
+def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[int, int, int], recipe: str,
+            jobs: int = 1, test_fraction: float = 0.2, seed: int = 0, same_subjects: bool = False,
+            dtype: str = "float16") -> list[Sample]:
+    """Preprocess (once) and cache every source and target image, then write samples.tsv with the test split.
+
+    T1w images are registered to the T1w template, FLAIR to the FLAIR template, exactly as at inference. An
+    image that fails preprocessing is logged and left out; the others are kept.
+    """
+    cache = VolumeCache(cache_dir, shape, dtype, recipe)
+    if cache.recipe != recipe:
+        raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {recipe!r}: use another cache")
+    pending = (dataset_samples(source_dir, "source", same_subjects)
+               + dataset_samples(target_dir, "target", same_subjects))
+    previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
+    keyed = [(replace(s, key=cache_key(sha256_of(p), recipe, cache.shape)), p) for s, p in pending]
+    samples, todo = [], []
+    for sample, path in keyed:
+        if cache.has(sample.key):
+            old = previous.get(sample.key)
+            samples.append(replace(sample, registration_ncc=old.registration_ncc if old else None))
+        else:
+            todo.append((sample, path))
+    log.info("prepare: %d cached, %d to preprocess with recipe %r", len(samples), len(todo), recipe)
+    for sample, outcome in _preprocess_all(todo, recipe, jobs):
+        if isinstance(outcome, Exception):  # one bad image must not stop a cache of thousands
+            log.error("prepare: %s failed and is left out: %s", sample.filename, outcome)
+            continue
+        volume, ncc, seconds = outcome
+        cache.put(sample.key, volume)
+        samples.append(replace(sample, registration_ncc=ncc))
+        log.info("prepare: %s (%s) %.1f s, NCC %.3f", sample.filename, sample.domain, seconds, ncc)
+    samples = assign_test_split(sorted(samples, key=lambda s: (s.domain, s.filename)), test_fraction, seed)
+    cache.write_samples(samples)
+    return samples

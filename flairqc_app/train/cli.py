@@ -1,0 +1,169 @@
+"""`flairqc-train`: prepare (preprocess + cache), train, evaluate, compare, export.
+
+    flairqc-train prepare --source T1W_BIDS --target FLAIR_BIDS --cache CACHE [--input-shape 85 104 90]
+    flairqc-train synth-cache --recipe data.toml --cache CACHE      (synthetic data, registration skipped)
+    flairqc-train train --cache CACHE --run RUN --task motion_severe --method ssda [--config cfg.toml]
+    flairqc-train evaluate --runs RUN_A RUN_B ... --name ssda --out EVAL
+    flairqc-train compare EVAL_A EVAL_B --out CMP
+    flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from flairqc_app.config import DEFAULT_PREPROC, GRID_SHAPE, PREPROC_RECIPES
+from flairqc_app.train.labels import ALL_TASKS
+from flairqc_app.train.methods import METHOD_CHOICES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flairqc-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="preprocess the source and target BIDS datasets into a cache (once)")
+    p.add_argument("--source", type=Path, required=True, help="BIDS dataset of labelled T1w (labels.tsv at its root)")
+    p.add_argument("--target", type=Path, required=True, help="BIDS dataset of FLAIR (labelled subset + unlabelled)")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--input-shape", type=int, nargs=3, default=list(GRID_SHAPE), metavar=("X", "Y", "Z"),
+                   help="model input resolution (default: the 1 mm grid); e.g. 85 104 90 for ~2 mm")
+    p.add_argument("--recipe", choices=sorted(PREPROC_RECIPES), default=DEFAULT_PREPROC)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--same-subjects", action="store_true",
+                   help="participant ids of both datasets are the same people (split them together)")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+
+    s = sub.add_parser("synth-cache", help="draw a cache from the synthetic data engine (no files, no registration; "
+                                          "see flairqc_app/train/synthetic.py)")
+    s.add_argument("--recipe", type=Path, required=True,
+                   help="TOML: input_shape, grid, dtype and [[parts]] (e.g. tools/default-models/data.toml)")
+    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--jobs", type=int, default=1)
+
+    t = sub.add_parser("train", help="train the k folds of one task and method, then select the model")
+    t.add_argument("--cache", type=Path, required=True)
+    t.add_argument("--run", type=Path, required=True, help="run directory (checkpoints, curves, selection)")
+    t.add_argument("--config", type=Path, help="JSON or TOML settings file (see docs/training.md)")
+    t.add_argument("--task", choices=ALL_TASKS)
+    t.add_argument("--method", choices=METHOD_CHOICES)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--pretrain-epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr0", type=float)
+    t.add_argument("--folds", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--threads", type=int)
+    t.add_argument("--head", choices=("fc3", "gap"), help="fc3: Conv5_FC3 (paper); gap: compact head")
+    t.add_argument("--channels", type=int, nargs="+")
+    t.add_argument("--hidden", type=int, nargs="+")
+    t.add_argument("--only-fold", type=int, nargs="+", dest="only_folds", help="train only these folds")
+    t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoints")
+
+    e = sub.add_parser("evaluate", help="test-split metrics of one approach (one run per task)")
+    e.add_argument("--runs", type=Path, nargs="+", required=True)
+    e.add_argument("--name", required=True, help="approach name in tables and plots")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--resamples", type=int, default=1000)
+    e.add_argument("--seed", type=int, default=0)
+
+    c = sub.add_parser("compare", help="McNemar tests between two `evaluate` outputs")
+    c.add_argument("eval_a", type=Path)
+    c.add_argument("eval_b", type=Path)
+    c.add_argument("--out", type=Path, required=True)
+
+    x = sub.add_parser("export", help="ONNX of F + C_T and its models.json entry, for flairqc --models-dir")
+    x.add_argument("--runs", type=Path, nargs="+", required=True)
+    x.add_argument("--models-dir", type=Path, required=True)
+    x.add_argument("--model-version", default="1.0.0")
+    x.add_argument("--metrics", type=Path, help="an `evaluate` output dir: its test metrics go in the provenance")
+    x.add_argument("--name", default="flairqc-site", help="manifest name (new manifests only)")
+    x.add_argument("--manifest-version", default="1.0.0")
+    x.add_argument("--description", default="trained with flairqc-train")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from flairqc_app.train import settings as settings_mod
+    from flairqc_app.train.cache import VolumeCache
+    from flairqc_app.train.runner import train_run
+
+    overrides = {"task": args.task, "method": args.method, "epochs": args.epochs,
+                 "pretrain_epochs": args.pretrain_epochs, "batch_size": args.batch_size, "lr0": args.lr0,
+                 "folds": args.folds, "seed": args.seed, "device": args.device, "threads": args.threads}
+    settings = settings_mod.load(args.config, overrides)
+    model = {"input_shape": VolumeCache(args.cache).shape, "head": args.head,
+             "channels": tuple(args.channels) if args.channels else None,
+             "hidden": tuple(args.hidden) if args.hidden else None}
+    settings = replace(settings, model=replace(settings.model, **{k: v for k, v in model.items() if v is not None}))
+    selection = train_run(settings, args.cache, args.run, args.only_folds, args.resume)
+    print(f"{selection['task']} {selection['method']}: fold {selection['fold']} epoch {selection['epoch']}, "
+          f"validation loss {selection['val_loss']:.4f}, threshold {selection['threshold']:.3f}")
+
+
+def _synth_cache(args: argparse.Namespace) -> None:
+    import tomllib
+
+    from flairqc_app.train.synthetic import Part, build_cache
+
+    recipe = tomllib.loads(args.recipe.read_text(encoding="utf-8"))
+    items = [item for part in recipe["parts"] for item in Part(**part).items()]
+    cache = build_cache(args.cache, items, tuple(recipe["input_shape"]), recipe.get("grid", "2mm"), args.jobs,
+                        recipe.get("dtype", "float16"))
+    print(f"{len(items)} synthetic images cached in {cache.root}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from flairqc_app.train.evaluate import read_tsv
+    from flairqc_app.train.export import export_run
+
+    test_metrics = {r["task"]: r for r in read_tsv(args.metrics / "metrics.tsv")} if args.metrics else {}
+    for run in args.runs:
+        task = json.loads((run / "selection.json").read_text())["task"]
+        entry = export_run(run, args.models_dir, args.model_version, metrics=test_metrics.get(task),
+                           name=args.name, version=args.manifest_version, description=args.description)
+        print(f"{task}: {entry['file']} threshold {entry['threshold']:.3f}, ONNX max |diff| "
+              f"{entry['provenance']['onnx_check']['max_abs_difference']:.2e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "prepare":
+        from flairqc_app.train.cache import prepare
+
+        samples = prepare(args.source, args.target, args.cache, tuple(args.input_shape), args.recipe, args.jobs,
+                          args.test_fraction, args.seed, args.same_subjects, args.dtype)
+        print(f"{len(samples)} images cached in {args.cache}")
+    elif args.command == "synth-cache":
+        _synth_cache(args)
+    elif args.command == "train":
+        _train(args)
+    elif args.command == "evaluate":
+        from flairqc_app.train.evaluate import evaluate_runs
+
+        for row in evaluate_runs(args.runs, args.out, args.name, args.resamples, args.seed):
+            print(f"{row['task']}: BA {100 * row['balanced_accuracy']:.2f} "
+                  f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}] (n={row['n']})")
+    elif args.command == "compare":
+        from flairqc_app.train.evaluate import compare_dirs
+
+        for row in compare_dirs(args.eval_a, args.eval_b, args.out):
+            print(f"{row['task']}: McNemar p = {row['p_value']:.4g} (Bonferroni {row['p_bonferroni']:.4g})")
+    else:
+        _export(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Export a run's selected F + C_T to ONNX and add its entry to a models directory's models.json
+(docs/models-manifest.md), so that `flairqc --models-dir DIR` uses it with no other step.
+
+The ONNX graph is checked against torch on real cached inputs (validation and test volumes) with a batch
+larger than one, which also proves the dynamic batch axis; the max absolute difference is stored in the
+provenance and the export fails above `tolerance`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from flairqc_app import atomic
+from flairqc_app.config import TASKS, TEMPLATE_SPACE
+from flairqc_app.infer import MANIFEST_NAME, NORMALISATION, SUPPORTED_FORMAT, sha256_of
+from flairqc_app.train.runner import fold_pools, load_selected, load_settings
+
+log = logging.getLogger(__name__)
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+OPSET = 17
+
+
+def to_onnx(model: torch.nn.Module, example: np.ndarray, path: Path) -> None:
+    """TorchScript-based export (no onnxscript dependency) with a dynamic batch axis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.9 prefers the dynamo exporter
+        torch.onnx.export(model, (torch.from_numpy(example[:1]),), str(path), input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+
+
+@torch.no_grad()
+def onnx_max_abs_difference(model: torch.nn.Module, path: Path, inputs: np.ndarray) -> float:
+    """Max |ONNX - torch| of the logits over a batch of real inputs, on CPU."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0]
+    torch_out = model(torch.from_numpy(inputs)).numpy()
+    if onnx_out.shape != torch_out.shape:
+        raise RuntimeError(f"ONNX output shape {onnx_out.shape} != torch {torch_out.shape}")
+    return float(np.max(np.abs(onnx_out - torch_out)))
+
+
+def read_or_new_manifest(models_dir: Path, name: str, version: str, description: str) -> dict[str, Any]:
+    path = models_dir / MANIFEST_NAME
+    if path.is_file():
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format_version") != SUPPORTED_FORMAT:
+            raise ValueError(f"{path}: format_version {manifest.get('format_version')}, expected {SUPPORTED_FORMAT}")
+        return manifest
+    return {"format_version": SUPPORTED_FORMAT, "name": name, "version": version, "description": description,
+            "models": {}}
+
+
+def export_run(run_dir: Path, models_dir: Path, model_version: str = "1.0.0", check_inputs: int = 4,
+               tolerance: float = 1e-4, metrics: dict[str, Any] | None = None, name: str = "flairqc-site",
+               version: str = "1.0.0", description: str = "trained with flairqc-train") -> dict[str, Any]:
+    """Write <task>.onnx into models_dir and merge its entry into models.json; returns the entry."""
+    models_dir = Path(models_dir)
+    cpu = torch.device("cpu")
+    model, selection, cache = load_selected(run_dir, cpu)
+    task = selection["task"]
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not a BIDS-App task ({', '.join(TASKS)}); it is evaluated, not exported")
+    pools = fold_pools(load_settings(run_dir), cache, selection["fold"])
+    keys = (pools.validation.keys + pools.test.keys)[:max(2, check_inputs)]
+    if len(keys) < 2:
+        raise ValueError("export needs at least 2 cached target volumes to check the ONNX graph")
+    inputs = cache.batch(list(keys))
+    onnx_path = models_dir / f"{task}.onnx"
+    to_onnx(model, inputs, onnx_path)
+    difference = onnx_max_abs_difference(model, onnx_path, inputs)
+    log.info("%s: ONNX vs torch max |difference| %.3g on %d inputs", task, difference, len(keys))
+    if difference > tolerance:
+        onnx_path.unlink()
+        raise RuntimeError(f"{task}: ONNX differs from torch by {difference:.3g} > {tolerance}")
+    entry = {
+        "file": onnx_path.name, "sha256": sha256_of(onnx_path), "version": model_version,
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "output_type": "logits", "positive_index": 1,
+        "input_shape": [1, 1, *cache.shape], "normalisation": NORMALISATION, "space": TEMPLATE_SPACE,
+        "threshold": float(selection["threshold"]),
+        "provenance": {
+            "trained_by": "flairqc-train", "method": selection["method"], "code_version": selection["code_version"],
+            "created": selection["created"], "data_sha256": selection["data_sha256"],
+            "preprocessing_recipe": selection["cache_recipe"], "selected_fold": selection["fold"],
+            "selected_epoch": selection["epoch"], "settings": selection["settings"],
+            "metrics": {"validation_loss": selection["val_loss"], "validation_ba": selection["val_ba_at_threshold"],
+                        "folds": [{k: f[k] for k in ("fold", "best_val_loss", "best_epoch", "best_val_ba")}
+                                  for f in selection["folds"]], **({"test": metrics} if metrics else {})},
+            "onnx_check": {"inputs": len(keys), "max_abs_difference": difference, "opset": OPSET},
+        },
+    }
+    manifest = read_or_new_manifest(models_dir, name, version, description)
+    manifest["models"][task] = entry
+    atomic.write_json(models_dir / MANIFEST_NAME, manifest)
+    return entry

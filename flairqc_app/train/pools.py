@@ -1,0 +1,79 @@
+"""Which cached images feed which stream, for one task and one cross-validation fold.
+
+Folds are made over the groups that carry a label for the task (stratified by domain and label); the
+validation fold's groups are removed from every training pool, unlabelled images included, and the test
+split (fixed at `prepare`) is never in any pool but `test`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from flairqc_app.train import splits
+from flairqc_app.train.cache import Sample
+
+
+@dataclass(frozen=True)
+class Pool:
+    keys: tuple[str, ...]
+    labels: tuple[int, ...] | None  # None for the unlabelled pool
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class Pools:
+    source: Pool  # labelled T1w, training folds
+    target: Pool  # labelled FLAIR, training folds
+    unlabelled: Pool  # FLAIR without labels, training groups only
+    validation: Pool  # labelled FLAIR of the validation fold
+    test: Pool  # labelled FLAIR of the held-out test split
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("source", "target", "unlabelled", "validation", "test")}
+
+    def data_sha256(self) -> str:
+        """Hash of the training and validation keys with their labels: the data provenance of a model."""
+        digest = hashlib.sha256()
+        for name in ("source", "target", "unlabelled", "validation"):
+            pool = getattr(self, name)
+            digest.update(name.encode())
+            for i, key in enumerate(pool.keys):
+                digest.update(f"{key}:{pool.labels[i] if pool.labels else '-'};".encode())
+        return digest.hexdigest()
+
+
+def _pool(samples: list[Sample], task: str | None) -> Pool:
+    ordered = sorted(samples, key=lambda s: s.key)
+    if task is None:
+        return Pool(tuple(s.key for s in ordered), None)
+    return Pool(tuple(s.key for s in ordered), tuple(int(s.label(task)) for s in ordered))  # type: ignore[arg-type]
+
+
+def fold_assignment(samples: list[Sample], task: str, folds: int, seed: int) -> dict[str, int]:
+    """Fold of every trainval group that has a label for the task."""
+    strata: dict[str, tuple[set[str], int]] = {}
+    for s in samples:
+        y = s.label(task)
+        if s.split == "trainval" and y is not None:
+            domains, worst = strata.get(s.group, (set(), 0))
+            strata[s.group] = (domains | {s.domain}, max(worst, y))
+    return splits.kfold_groups({g: f"{'+'.join(sorted(d))}:{y}" for g, (d, y) in strata.items()}, folds, seed)
+
+
+def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: int) -> Pools:
+    assignment = fold_assignment(samples, task, folds, seed)
+    val_groups = {g for g, f in assignment.items() if f == fold}
+    train = [s for s in samples if s.split == "trainval" and s.group not in val_groups]
+    labelled = [s for s in train if s.label(task) is not None]
+    return Pools(
+        source=_pool([s for s in labelled if s.domain == "source"], task),
+        target=_pool([s for s in labelled if s.domain == "target"], task),
+        unlabelled=_pool([s for s in train if s.domain == "target" and not s.labelled], None),
+        validation=_pool([s for s in samples if s.group in val_groups and s.domain == "target"
+                          and s.label(task) is not None], task),
+        test=_pool([s for s in samples if s.split == "test" and s.domain == "target"
+                    and s.label(task) is not None], task),
+    )

@@ -1,0 +1,254 @@
+"""End-to-end tests of the training toolkit on a tiny in-memory domain-shift dataset (24^3 volumes)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from flairqc_app.config import GRID_SHAPE, TASKS  # noqa: E402
+from flairqc_app.resample import resize_to  # noqa: E402
+from flairqc_app.train import cli, loop, schedules  # noqa: E402
+from flairqc_app.train import settings as settings_mod  # noqa: E402
+from flairqc_app.train.cache import VolumeCache  # noqa: E402
+from flairqc_app.train.export import export_run  # noqa: E402
+from flairqc_app.train.loop import make_streams, train_step  # noqa: E402
+from flairqc_app.train.methods import METHODS  # noqa: E402
+from flairqc_app.train.runner import fold_pools, load_selected, train_run  # noqa: E402
+from flairqc_app.train.toy import toy_cache  # noqa: E402
+
+TINY_MODEL = {"input_shape": [24, 24, 24], "channels": [4, 8, 8], "hidden": [16, 8], "dropout": 0.0}
+
+
+def tiny(**changes) -> settings_mod.TrainSettings:
+    values = {"task": "noise_moderate", "method": "ssda", "epochs": 4, "pretrain_epochs": 2, "folds": 3,
+              "batch_size": 4, "lr0": 3e-3, "seed": 0, "device": "cpu", "model": TINY_MODEL} | changes
+    return settings_mod.from_dict(values)
+
+
+def curves(run_dir, fold=0):
+    with open(run_dir / f"fold-{fold}" / "curves.tsv", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return toy_cache(tmp_path_factory.mktemp("cache"), n_source=40, n_target_labelled=30, n_unlabelled=30, seed=0)
+
+
+class RecordingCache:
+    """A cache that records the keys of each batch it serves."""
+
+    def __init__(self, inner: VolumeCache):
+        self.inner, self.requests = inner, []
+
+    def batch(self, keys):
+        self.requests.append(list(keys))
+        return self.inner.batch(keys)
+
+
+def test_each_iteration_draws_the_three_streams(cache):
+    s = tiny()
+    pools = fold_pools(s, cache, 0)
+    net = loop.build_network(s)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    streams = make_streams(METHODS["ssda"], pools, 4, [0, 0, 1])
+    assert list(streams) == ["source", "target", "unlabelled"]
+    recorder = RecordingCache(cache)
+    iterations = loop.iterations_per_epoch(METHODS["ssda"], pools, 4)
+    assert iterations == int(np.ceil(len(pools.source) / 4))  # an epoch = one pass over the labelled T1w
+    for _ in range(iterations):
+        stats = train_step(net, optimizer, METHODS["ssda"], streams, recorder, torch.device("cpu"), 0.5)
+    assert len(recorder.requests) == 3 * iterations
+    for i in range(iterations):
+        source, target, unlabelled = recorder.requests[3 * i:3 * i + 3]
+        assert len(source) == len(target) == len(unlabelled) == 4
+        assert set(source) <= set(pools.source.keys)
+        assert set(target) <= set(pools.target.keys)
+        assert set(unlabelled) <= set(pools.unlabelled.keys)
+    # the small labelled FLAIR pool gets as many draws as the T1w pool, so it is cycled (oversampled)
+    target_draws = [k for keys in recorder.requests[1::3] for k in keys]
+    assert len(pools.target) < len(pools.source) and len(target_draws) == 4 * iterations
+    assert set(target_draws) == set(pools.target.keys) and max(map(target_draws.count, target_draws)) >= 2
+    assert {"loss_source", "loss_target", "loss_domain", "domain_accuracy", "loss"} <= set(stats)
+    only = make_streams(METHODS["target-only"], pools, 4, [0])
+    assert list(only) == ["target"]
+    assert list(make_streams(METHODS["source-only"], pools, 4, [0])) == ["source"]
+
+
+def test_pretraining_then_adversarial_training_improves_target_validation_loss(cache, tmp_path):
+    s = tiny(epochs=6, pretrain_epochs=3)
+    selection = train_run(s, cache.root, tmp_path / "run", folds=[0])
+    rows = curves(tmp_path / "run")
+    assert [r["phase"] for r in rows] == ["init"] + ["pretrain"] * 3 + ["train"] * 6
+    assert all(float(r["lambda"]) == 0.0 and r["loss_domain"] == "n/a" for r in rows if r["phase"] == "pretrain")
+    per_epoch = int(rows[-1]["iterations"]) // 6
+    for r in rows[4:]:  # lambda and lr at the epoch's last iteration, on the true progress p
+        p = schedules.progress(int(r["iterations"]) - 1, 6 * per_epoch)
+        assert float(r["lambda"]) == pytest.approx(schedules.grl_lambda(p), rel=1e-4)
+        assert float(r["lr"]) == pytest.approx(schedules.learning_rate(p, 3e-3), rel=1e-4)
+        assert r["loss_domain"] != "n/a"
+    initial = float(rows[0]["val_loss"])
+    assert selection["val_loss"] < initial - 0.05
+    best = min(float(r["val_loss"]) for r in rows if r["phase"] == "train")
+    assert selection["val_loss"] == pytest.approx(best, rel=1e-5)
+    assert 0.0 <= selection["threshold"] <= 1.0 and selection["data_sha256"]
+
+
+def test_deterministic_and_resumable(cache, tmp_path, monkeypatch):
+    s = tiny(method="dann", epochs=3, pretrain_epochs=1)
+    train_run(s, cache.root, tmp_path / "a", folds=[0])
+    train_run(s, cache.root, tmp_path / "b", folds=[0])
+    a = torch.load(tmp_path / "a" / "fold-0" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "fold-0" / "last.pt", weights_only=False)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+    calls = {"n": 0}
+    original = loop._write_curves
+
+    def interrupt_after_two_epochs(path, history):
+        original(path, history)
+        calls["n"] += 1
+        if calls["n"] == 2:  # pretrain epoch 1, train epoch 1: then "killed"
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_write_curves", interrupt_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(s, cache.root, tmp_path / "c", folds=[0])
+    monkeypatch.setattr(loop, "_write_curves", original)
+    train_run(s, cache.root, tmp_path / "c", folds=[0], resume=True)
+    c = torch.load(tmp_path / "c" / "fold-0" / "last.pt", weights_only=False)
+    assert all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+    assert [r["val_loss"] for r in curves(tmp_path / "a")] == [r["val_loss"] for r in curves(tmp_path / "c")]
+
+
+@pytest.fixture(scope="module")
+def models_dir(cache, tmp_path_factory):
+    """One tiny target-only model per BIDS-App task, exported into one models directory."""
+    root = tmp_path_factory.mktemp("models")
+    for task in TASKS:
+        run = root / "runs" / task
+        train_run(tiny(task=task, method="target-only", epochs=1), cache.root, run, folds=[0])
+        export_run(run, root / "models", name="test-models")
+    return root
+
+
+def test_onnx_export_matches_torch(models_dir, cache):
+    manifest = json.loads((models_dir / "models" / "models.json").read_text())
+    for task in TASKS:
+        entry = manifest["models"][task]
+        assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
+        model, _, _ = load_selected(models_dir / "runs" / task, torch.device("cpu"))
+        x = cache.batch(list(fold_pools(tiny(task=task), cache, 0).test.keys[:3]))
+        session = ort.InferenceSession(str(models_dir / "models" / entry["file"]))
+        onnx_out = session.run(["logits"], {"image": x})[0]  # batch of 3: the batch axis is dynamic
+        with torch.no_grad():
+            torch_out = model(torch.from_numpy(x)).numpy()
+        assert onnx_out.shape == (3, 2)
+        assert np.max(np.abs(onnx_out - torch_out)) <= 1e-4
+
+
+def test_manifest_fields_follow_the_documented_format(models_dir):
+    from flairqc_app.infer import sha256_of
+
+    manifest = json.loads((models_dir / "models" / "models.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["name"] == "test-models"
+    assert set(manifest["models"]) == set(TASKS)
+    for task, entry in manifest["models"].items():
+        assert entry["file"] == f"{task}.onnx"
+        assert entry["sha256"] == sha256_of(models_dir / "models" / entry["file"])
+        assert (entry["input_name"], entry["output_name"], entry["output_type"]) == ("image", "logits", "logits")
+        assert entry["input_shape"] == [1, 1, 24, 24, 24] and entry["positive_index"] == 1
+        assert entry["normalisation"] == "clip_p2_p98_minmax" and entry["space"] == "MNI152NLin2009aSym"
+        assert 0.0 <= entry["threshold"] <= 1.0
+        prov = entry["provenance"]
+        assert prov["trained_by"] == "flairqc-train" and prov["method"] == "target-only"
+        assert len(prov["data_sha256"]) == 64 and prov["settings"]["task"] == task and prov["code_version"]
+
+
+def test_exported_models_are_accepted_by_the_bids_app(models_dir):
+    infer = pytest.importorskip("flairqc_app.infer")
+    model_set = infer.load_models(models_dir / "models", device="cpu")
+    rng = np.random.default_rng(0)
+    volume = rng.random(GRID_SHAPE, dtype=np.float32)
+    probabilities = model_set.predict(volume)
+    assert set(probabilities) == set(TASKS)
+    small = resize_to(volume, (24, 24, 24))[None, None]
+    for task in TASKS:
+        model, _, _ = load_selected(models_dir / "runs" / task, torch.device("cpu"))
+        with torch.no_grad():
+            expected = torch.softmax(model(torch.from_numpy(small)), 1)[0, 1].item()
+        assert probabilities[task] == pytest.approx(expected, abs=1e-5)
+
+
+def test_cli_train_evaluate_compare(cache, tmp_path):
+    common = ["--cache", str(cache.root), "--task", "noise_moderate", "--epochs", "2", "--pretrain-epochs", "1",
+              "--folds", "3", "--only-fold", "0", "--batch-size", "4", "--channels", "4", "8", "8", "--hidden", "16",
+              "8", "--device", "cpu"]
+    assert cli.main(["train", "--run", str(tmp_path / "ssda"), "--method", "ssda"] + common) == 0
+    assert cli.main(["train", "--run", str(tmp_path / "src"), "--method", "source-only"] + common) == 0
+    for name in ("ssda", "src"):
+        assert cli.main(["evaluate", "--runs", str(tmp_path / name), "--name", name, "--out",
+                         str(tmp_path / f"eval-{name}"), "--resamples", "100"]) == 0
+    assert cli.main(["compare", str(tmp_path / "eval-ssda"), str(tmp_path / "eval-src"), "--out",
+                     str(tmp_path / "cmp")]) == 0
+    with open(tmp_path / "eval-ssda" / "metrics.tsv", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle, delimiter="\t"))
+    assert row["task"] == "noise_moderate"
+    assert float(row["ci_low"]) <= float(row["balanced_accuracy"]) <= float(row["ci_high"])
+    assert int(row["n"]) == len(fold_pools(tiny(), cache, 0).test)
+    page = (tmp_path / "eval-ssda" / "report.html").read_text()
+    assert "plotly" in page.lower() and "Training curves" in page and "val_ba" in page
+    with open(tmp_path / "cmp" / "comparison.tsv", encoding="utf-8") as handle:
+        (cmp,) = list(csv.DictReader(handle, delimiter="\t"))
+    assert 0.0 <= float(cmp["p_value"]) <= 1.0 and cmp["a"] == "ssda" and cmp["b"] == "src"
+
+
+def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
+    import nibabel as nib
+
+    from flairqc_app.train import cache as cache_mod
+
+    def write(root, rel):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(np.random.default_rng(len(rel)).random((8, 8, 8)).astype(np.float32), np.eye(4)),
+                 str(root / rel))
+
+    header = ("filename\tparticipant_id\tsession_id\trun_id\tacq_id\tmodality\tstraight_reject\treject_reason"
+              "\tmotion\tnoise\tcontrast\n")
+    src, tgt = tmp_path / "src", tmp_path / "tgt"
+    lines = []
+    for i in range(6):
+        write(src, f"sub-{i}/anat/sub-{i}_T1w.nii.gz")
+        lines.append(f"sub-{i}/anat/sub-{i}_T1w.nii.gz\tsub-{i}\tn/a\tn/a\tn/a\tT1w\t0\tn/a\t{i % 3}\t0\t0\n")
+    (src / "labels.tsv").write_text(header + "".join(lines))
+    lines = []
+    for i in range(6):
+        write(tgt, f"sub-{i}/ses-1/anat/sub-{i}_ses-1_FLAIR.nii.gz")
+        if i < 4:
+            lines.append(f"sub-{i}/ses-1/anat/sub-{i}_ses-1_FLAIR.nii.gz\tsub-{i}\tses-1\tn/a\tn/a\tFLAIR\t0\tn/a"
+                         f"\t0\t{i % 3}\t0\n")
+    (tgt / "labels.tsv").write_text(header + "".join(lines))
+    calls = []
+
+    def fake(path, template, recipe):
+        calls.append((path.name, template.name))
+        return np.full(GRID_SHAPE[:1] + (4, 4), 0.5, np.float32), 0.9, 0.0
+
+    monkeypatch.setattr(cache_mod, "_preprocess_one", fake)
+    samples = cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "fast", test_fraction=0.0)
+    assert len(samples) == 12 and len(calls) == 12
+    assert all("T1w" in t for n, t in calls if "T1w" in n) and all("FLAIR" in t for n, t in calls if "FLAIR" in n)
+    target = [s for s in samples if s.domain == "target"]
+    assert sum(s.labelled for s in target) == 4 and sum(not s.labelled for s in target) == 2
+    assert {s.group for s in target} == {f"target:sub-{i}" for i in range(6)}
+    assert VolumeCache(tmp_path / "cache").load(samples[0].key).shape == (6, 6, 6)
+    cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "fast", test_fraction=0.0)
+    assert len(calls) == 12  # nothing is preprocessed twice
+    with pytest.raises(ValueError, match="recipe"):
+        cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "paper")

@@ -1,0 +1,48 @@
+"""The synthetic training cache: world-coordinate placement on the model grid, labels and splits from the engine."""
+
+from pathlib import Path
+
+import numpy as np
+
+from flairqc_app.config import GRID_ORIGIN_RAS_MM, GRID_SHAPE
+from flairqc_app.train.synthetic import Part, build_cache, to_model_grid
+
+SHAPE = (57, 70, 60)
+
+
+def test_world_planes_land_where_their_world_position_says() -> None:
+    """For each axis, an image bright beyond a world plane: its edge on the model grid sits at that plane."""
+    affine = np.diag([-1.5, 1.5, 2.0, 1.0])  # LAS storage, anisotropic
+    affine[:3, 3] = [90.0, -110.0, -90.0]
+    ijk = np.indices((120, 150, 90)).reshape(3, -1)
+    world = (affine[:3, :3] @ ijk + affine[:3, 3:4]).reshape(3, 120, 150, 90)
+    step = (np.array(GRID_SHAPE) - 1) / (np.array(SHAPE) - 1)
+    axes = np.array(GRID_ORIGIN_RAS_MM)[:, None] + np.arange(max(SHAPE))[None, :] * step[:, None]
+    for axis, plane in enumerate((20.0, -30.0, 15.0)):
+        out = to_model_grid((world[axis] > plane).astype(np.float32) * 100.0, affine, SHAPE)
+        assert out.shape == SHAPE and out.min() == 0.0 and out.max() == 1.0
+        profile = np.median(np.moveaxis(out, axis, 0).reshape(SHAPE[axis], -1), axis=1)  # the grid overhangs the image
+        coords = axes[axis][: SHAPE[axis]]
+        inside = (coords > -60) & (coords < 60)  # away from the image borders
+        assert np.all(profile[inside & (coords > plane + step[axis])] > 0.99), axis
+        assert np.all(profile[inside & (coords < plane - step[axis])] < 0.01), axis
+
+
+def test_cache_holds_engine_images_with_their_labels_and_splits(tmp_path: Path) -> None:
+    parts = [Part("s", "source", 2, seed=1, artefact_fraction=0.0),
+             Part("r", "target", 2, seed=2, reject_fraction=1.0),
+             Part("u", "target", 1, seed=3, labelled=False),
+             Part("x", "target", 1, seed=4, split="test", artefact_fraction=1.0)]
+    cache = build_cache(tmp_path / "cache", [i for p in parts for i in p.items()], SHAPE, jobs=2)
+    samples = {s.participant_id: s for s in cache.read_samples()}
+    assert sorted(samples) == ["sub-r0000", "sub-r0001", "sub-s0000", "sub-s0001", "sub-u0000", "sub-x0000"]
+    assert [samples[f"sub-s000{i}"].grades for i in range(2)] == [{"motion": 0, "noise": 0, "contrast": 0}] * 2
+    assert all(samples[f"sub-r000{i}"].straight_reject == 1 for i in range(2))
+    assert samples["sub-u0000"].labelled is False and samples["sub-u0000"].domain == "target"
+    test = samples["sub-x0000"]
+    assert test.split == "test" and test.straight_reject == 0 and max(test.grades.values()) >= 1
+    for sample in samples.values():
+        volume = cache.load(sample.key)
+        assert volume.shape == SHAPE and float(volume.min()) >= 0.0 and float(volume.max()) <= 1.0
+    clean = cache.load(samples["sub-s0000"].key).astype(np.float32)
+    assert clean.std() > 0.1  # a head, not an empty grid
