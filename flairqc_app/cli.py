@@ -26,6 +26,18 @@ class UsageError(Exception):
         self.exit_code = exit_code
 
 
+class PrintDescriptor(argparse.Action):
+    """`--bids-exec-spec` (BEP027): print the Boutiques descriptor and exit 0, like --version, without positionals."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write((config.DATA_DIR / "boutiques.json").read_text(encoding="utf-8"))
+        parser.exit()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad usage; BIDS-Apps (BEP027) want 64."""
 
@@ -68,6 +80,7 @@ def build_parser() -> Parser:
     other = p.add_argument_group("other")
     other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
     other.add_argument("--version", action="version", version=f"flairqc {__version__}")
+    other.add_argument("--bids-exec-spec", action=PrintDescriptor, help="print the Boutiques descriptor and exit")
     other.add_argument("-v", "--verbose", action="count", default=0, help="debug output on the console (the log file in logs/ always has it)")
     return p
 
