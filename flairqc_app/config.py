@@ -108,7 +108,7 @@ TASKS = ("straight_reject",) + ARTEFACT_TASKS
 # ---------------------------------------------------------------- runtime defaults
 DEFAULT_NPROCS = 1
 DEFAULT_OMP_NTHREADS = 2
-PER_IMAGE_MEMORY_GB = 2.0  # peak resident memory of one image in the pipeline (benchmarks/bench_pipeline.py)
+PER_IMAGE_MEMORY_GB = 2.0  # per-image memory bound for --mem (measured peak 1.1 GB: benchmarks/bench_pipeline.py)
 SIDECAR_FIELDS = (
     "Manufacturer",
     "ManufacturersModelName",
