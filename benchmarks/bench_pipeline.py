@@ -8,8 +8,10 @@ Models: `--models-dir` (default: the package's models when it has them), else co
 random weights exported to ONNX at `--input-shape`: right for timing, meaningless for verdicts.
 Group level: 10,000 per-image TSVs written to disk, then the real group level (read, select, group TSV,
 group HTML). Targets: <= 30 s, HTML < 15 MB.
+Discovery: a dataset of 3,000 subjects (empty files: pybids reads names and sidecars, not images), one
+subject selected versus all (a one-subject run on a large dataset must start in seconds).
 
-    python benchmarks/bench_pipeline.py [--synthetic 3] [--recipe fast] [--group-rows 10000]
+    python benchmarks/bench_pipeline.py [--synthetic 3] [--recipe fast] [--group-rows 10000] [--subjects 3000]
 """
 
 from __future__ import annotations
@@ -166,6 +168,25 @@ def bench_group(rows_count: int, scratch: Path) -> None:
           "(targets: <= 30 s, < 15 MB)")
 
 
+def bench_discovery(subjects: int, scratch: Path) -> None:
+    from flairqc_app.discover import discover
+
+    root = scratch / "large-bids"
+    root.mkdir()
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "large", "BIDSVersion": "1.10.0"}))
+    for i in range(subjects):
+        for rel in ("anat/{s}_ses-1_FLAIR.nii.gz", "anat/{s}_ses-1_T1w.nii.gz", "func/{s}_ses-1_task-rest_bold.nii.gz",
+                    "dwi/{s}_ses-1_dwi.nii.gz"):
+            path = root / f"sub-{i:05d}" / "ses-1" / rel.format(s=f"sub-{i:05d}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    for labels in (["00042"], None):
+        tic = time.perf_counter()
+        found = discover(root, labels, None, None, {})
+        print(f"\ndiscovery on {subjects} subjects, {'one subject' if labels else 'all subjects'}: "
+              f"{len(found)} FLAIR in {time.perf_counter() - tic:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", type=Path, help="default: the package's models, else random ones")
@@ -174,6 +195,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=3, help="synthetic 1 mm heads besides the real FLAIR")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--group-rows", type=int, default=10_000, help="0 skips the group level")
+    parser.add_argument("--subjects", type=int, default=3000, help="discovery dataset size (0 skips it)")
     args = parser.parse_args()
     from flairqc_app.config import DEFAULT_MODELS_DIR
 
@@ -186,6 +208,8 @@ def main() -> None:
     bench_images(args, models, scratch)
     if args.group_rows:
         bench_group(args.group_rows, scratch)
+    if args.subjects:
+        bench_discovery(args.subjects, scratch)
 
 
 if __name__ == "__main__":
