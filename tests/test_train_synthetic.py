@@ -3,8 +3,12 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from flairqc_app.config import GRID_ORIGIN_RAS_MM, GRID_SHAPE
+from flairqc_app.synth import SynthConfig, write_dataset
+from flairqc_app.train.cache import VolumeCache, prepare
+from flairqc_app.train.labels import read_labels
 from flairqc_app.train.synthetic import Part, build_cache, to_model_grid
 
 SHAPE = (57, 70, 60)
@@ -46,3 +50,21 @@ def test_cache_holds_engine_images_with_their_labels_and_splits(tmp_path: Path) 
         assert volume.shape == SHAPE and float(volume.min()) >= 0.0 and float(volume.max()) <= 1.0
     clean = cache.load(samples["sub-s0000"].key).astype(np.float32)
     assert clean.std() > 0.1  # a head, not an empty grid
+
+
+@pytest.mark.slow
+def test_prepare_preprocesses_an_engine_dataset_like_the_bids_app(tmp_path: Path) -> None:
+    """flairqc-synth BIDS dataset -> flairqc-train prepare with the real preprocessing (T1w to the T1w template)."""
+    bids = write_dataset(tmp_path / "synth", 3, seed=7, reject_fraction=0.0, config=SynthConfig(grid="2mm"),
+                         progress=False)
+    labels = {r.filename: r for r in read_labels(bids / "labels.tsv")}
+    samples = prepare(bids, bids, tmp_path / "cache", (24, 29, 25), "fast", test_fraction=0.0, same_subjects=True)
+    assert sorted((s.domain, s.filename.split("_")[-1]) for s in samples) == \
+        [("source", "T1w.nii.gz")] * 3 + [("target", "FLAIR.nii.gz")] * 3
+    cache = VolumeCache(tmp_path / "cache")
+    for sample in samples:
+        assert sample.group == sample.participant_id  # same people in both domains: split together
+        assert sample.grades == labels[sample.filename].grades
+        assert sample.registration_ncc > 0.5, (sample.filename, sample.registration_ncc)
+        volume = cache.load(sample.key)
+        assert volume.shape == (24, 29, 25) and float(volume.max()) == 1.0
