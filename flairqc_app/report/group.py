@@ -71,6 +71,10 @@ def field_text(name: str) -> Callable[[dict], str]:
     return lambda row: text(row.get(name)).strip() or "n/a"
 
 
+# the plotly toolbar takes the top-left corner of each plot: the title goes below it
+TITLE_BELOW_TOOLBAR = {"x": 0.02, "xanchor": "left", "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 34}}
+
+
 def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str) -> dict:
     """Bars of images per group (largest first), stacked by category, as a plotly figure."""
     per_group: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -91,8 +95,8 @@ def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str
         if any(per_group[g][key] for g in order)
     ]
     layout = {
-        "barmode": "stack", "title": {"text": title, "x": 0.02, "xanchor": "left"}, "height": 380,
-        "margin": {"l": 50, "r": 10, "t": 40, "b": 90}, "xaxis": {"type": "category", "automargin": True},
+        "barmode": "stack", "title": {"text": title, **TITLE_BELOW_TOOLBAR}, "height": 380,
+        "margin": {"l": 50, "r": 10, "t": 70, "b": 90}, "xaxis": {"type": "category", "automargin": True},
         "yaxis": {"title": {"text": "images"}}, "legend": {"orientation": "h", "y": -0.35},
     }
     return {"data": data, "layout": layout}

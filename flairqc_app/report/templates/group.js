@@ -93,7 +93,9 @@
       type: "scatter", mode: "markers", name: "selected image", x: [], y: [], showlegend: false,
       marker: {color: HIGHLIGHT, size: 14, symbol: "diamond", line: {width: 1, color: "#000"}},
     });
-    const layout = {title: {text: title, x: 0.02, xanchor: "left"}, height: 380, margin: {l: 50, r: 10, t: 40, b: 60}};
+    // the title below the plotly toolbar, as in group.py
+    const layout = {title: {text: title, x: 0.02, xanchor: "left", yref: "container", y: 1, yanchor: "top", pad: {t: 34}},
+                    height: 380, margin: {l: 50, r: 10, t: 70, b: 60}};
     Plotly.newPlot(id, traces, layout, FLAIRQC_PLOT_CONFIG);
     return {id, items, index: traces.length - 1};
   }
