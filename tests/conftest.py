@@ -34,7 +34,8 @@ def template_head(shift_mm=(0.0, 0.0, 0.0)) -> nib.Nifti1Image:
     img = nib.load(str(FLAIR_TEMPLATE))
     affine = img.affine.copy()
     affine[:3, 3] += np.asarray(shift_mm)
-    return nib.Nifti1Image((np.asarray(img.dataobj, dtype=np.float32) * 1000).astype(np.int16), affine)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    return nib.Nifti1Image((data * (1000 / data.max())).astype(np.int16), affine)  # int16 like scanners, no wrap
 
 
 def make_dataset(root: Path, images: dict[str, nib.Nifti1Image | np.ndarray],

@@ -185,3 +185,28 @@ def test_two_participant_jobs_share_one_output_dir(tmp_path):
     rows = read_table(out / "group_FLAIR.tsv")
     assert [(r["bids_name"], r["status"], r["tier"]) for r in rows] == [("sub-01_FLAIR", "ok", 2), ("sub-02_FLAIR", "ok", 2)]
     assert len(list((out / "logs").glob("flairqc-participant-*.log"))) == 2
+
+
+def test_write_preproc_keeps_the_image_the_models_saw(tmp_path):
+    """--write-preproc: the N4-corrected, registered, clipped and scaled image on the MNI grid, with a sidecar."""
+    import numpy as np
+
+    from flairqc_app.config import FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SHAPE
+    from flairqc_app.preprocess import normalised_cross_correlation, template_brain_mask, template_on_grid
+
+    bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": template_head((6.0, -4.0, 3.0))})
+    out = tmp_path / "out"
+    args = [str(bids), str(out), "participant", "--models-dir", str(build_models_dir(tmp_path / "models")),
+            "--skip-bids-validation", "--write-preproc"]
+    assert main(args) == 0
+    path = out / "sub-01/anat/sub-01_space-MNI152NLin2009aSym_desc-preproc_FLAIR.nii.gz"
+    img = nib.load(str(path))
+    volume = np.asarray(img.dataobj, dtype=np.float32)
+    assert volume.shape == GRID_SHAPE and volume.min() == 0.0 and volume.max() == 1.0
+    assert np.allclose(img.affine[:3, 3], GRID_ORIGIN_RAS_MM) and np.allclose(img.affine[:3, :3], np.eye(3))
+    assert int(img.header["sform_code"]) == 4  # MNI
+    ncc = normalised_cross_correlation(volume, template_on_grid(FLAIR_TEMPLATE), template_brain_mask())
+    assert ncc > 0.9  # the shifted template came back onto the template
+    sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["Sources"] == ["bids:raw:sub-01/anat/sub-01_FLAIR.nii.gz"]
+    assert read_table(out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv")[0]["registration_ncc"] == pytest.approx(ncc, abs=1e-3)

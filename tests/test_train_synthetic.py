@@ -68,3 +68,22 @@ def test_prepare_preprocesses_an_engine_dataset_like_the_bids_app(tmp_path: Path
         assert sample.registration_ncc > 0.5, (sample.filename, sample.registration_ncc)
         volume = cache.load(sample.key)
         assert volume.shape == (24, 29, 25) and float(volume.max()) == 1.0
+
+
+@pytest.mark.slow
+def test_preprocessed_cache_holds_what_the_bids_app_computes(tmp_path: Path) -> None:
+    """preprocess="fast": each image goes through the BIDS-App preprocessing (T1w to the T1w template)."""
+    from flairqc_app.config import FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
+    from flairqc_app.preprocess import preprocess_image
+    from flairqc_app.resample import resize_to
+    from flairqc_app.synth.plan import render_spec
+
+    items = Part("s", "source", 1, seed=5).items() + Part("t", "target", 1, seed=6).items()
+    cache = build_cache(tmp_path / "cache", items, SHAPE, jobs=2, preprocess="fast")
+    assert cache.recipe == "synth-fast"
+    by_participant = {s.participant_id: s for s in cache.read_samples()}
+    for item, template in zip(items, (T1W_TEMPLATE, FLAIR_TEMPLATE)):
+        image = render_spec(item.spec, SynthConfig(grid="2mm")).image
+        expected = resize_to(preprocess_image(image, template, PREPROC_RECIPES["fast"], tmp_path).volume, SHAPE)
+        cached = cache.load(by_participant[item.participant].key).astype(np.float32)
+        assert np.corrcoef(cached.ravel(), expected.ravel())[0, 1] > 0.99

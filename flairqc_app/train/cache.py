@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -168,7 +169,8 @@ def _preprocess_one(path: Path, template: Path, recipe: str) -> tuple[np.ndarray
     from flairqc_app.preprocess import preprocess_file
 
     tic = time.perf_counter()
-    result = preprocess_file(path, template, PREPROC_RECIPES[recipe])
+    with tempfile.TemporaryDirectory(prefix="flairqc-prepare-") as work:  # the transform is not kept
+        result = preprocess_file(path, template, PREPROC_RECIPES[recipe], Path(work))
     return result.volume, result.registration_ncc, time.perf_counter() - tic
 
 
