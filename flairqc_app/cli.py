@@ -204,8 +204,8 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
 
         outcomes = run_participants(images, settings)
     except ModelError as exc:
-        hint = ("\nthis flairqc build ships no default models: pass --models-dir (see docs/models-manifest.md)"
-                if args.models_dir == config.DEFAULT_MODELS_DIR else "")
+        hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
+                "--models-dir (see docs/models-manifest.md)" if args.models_dir == config.DEFAULT_MODELS_DIR else "")
         log.error("%s%s", exc, hint)
         return config.EXIT_FAILURE
     except OSError as exc:
