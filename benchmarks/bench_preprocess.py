@@ -10,7 +10,9 @@ template (error in mm over the template brain). Three cases:
 On the real 3D FLAIR: time, peak memory, NCC with the template and the share of the template brain
 covered by the registered head, for the FLAIR and T1w templates.
 
-Usage: python benchmarks/bench_preprocess.py [--recipes fast,paper] [--cases 3]
+Usage: python benchmarks/bench_preprocess.py [--recipes fast,paper] [--cases 3] [--kinds real,template,synth]
+The moved template is brain-only with a zero background, where the paper recipe's unmasked N4 runs for about
+10 minutes per image (config.PreprocSettings): leave `template` out of `--kinds` to measure `paper` in minutes.
 Each measurement runs in a fresh subprocess so that peak memory (ru_maxrss) is per image.
 """
 
@@ -96,28 +98,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", default="fast,paper")
     parser.add_argument("--cases", type=int, default=3, help="known poses per measurement (max 4)")
+    parser.add_argument("--kinds", default="real,template,synth", help="which of the three measurements to run")
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
     recipes = args.recipes.split(",")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     for recipe in recipes:
         print(f"\n== recipe {recipe}")
-        if REAL_FLAIR.exists():
+        if "real" in kinds and REAL_FLAIR.exists():
             for template in ("FLAIR", "T1w"):
                 r = run_job({"kind": "real", "path": str(REAL_FLAIR), "recipe": recipe, "template": template})
                 print(f"real 3D FLAIR -> {template} template: {r['seconds']:.1f} s {r['timings']}, "
                       f"peak {r['peak_rss_mb']:.0f} MB, NCC {r['ncc']:.3f}, brain covered {r['covered']:.3f}")
-        for template in ("FLAIR", "T1w"):
+        for template in ("FLAIR", "T1w") if "template" in kinds else ():
             errors = [run_job({"kind": "template", "pose": p, "recipe": recipe, "template": template})["error_mm"]
                       for p in range(args.cases)]
             print(f"moved FLAIR template -> {template} template: mean error per pose "
                   f"{[round(e, 2) for e in errors]} mm, median {statistics.median(errors):.2f} mm")
-        synth = []
-        for p in range(args.cases):
+        synth, seconds = [], []
+        for p in range(args.cases if "synth" in kinds else 0):
             as_is = run_job({"kind": "synth", "seed": 100 + p, "pose": None, "recipe": recipe, "template": "FLAIR"})
             moved = run_job({"kind": "synth", "seed": 100 + p, "pose": p, "recipe": recipe, "template": "FLAIR"})
             synth.append(consistency_error(as_is, moved, p))
-        print(f"synthetic FLAIR heads, as is vs moved by a known affine (FLAIR template): consistency error "
-              f"{[round(e, 2) for e in synth]} mm, median {statistics.median(synth):.2f} mm")
+            seconds += [as_is["seconds"], moved["seconds"]]
+        if synth:
+            print(f"synthetic FLAIR heads, as is vs moved by a known affine (FLAIR template): consistency error "
+                  f"{[round(e, 2) for e in synth]} mm, median {statistics.median(synth):.2f} mm; preprocessing "
+                  f"median {statistics.median(seconds):.1f} s per head")
 
 
 if __name__ == "__main__":
