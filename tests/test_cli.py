@@ -117,3 +117,18 @@ def test_help_lists_the_bids_app_options():
     for option in ("--participant-label", "--session-id", "--run-id", "--bids-filter-file", "--nprocs",
                    "--omp-nthreads", "--work-dir", "--models-dir", "--device", "--skip-bids-validation", "-v"):
         assert option in out
+
+
+@pytest.mark.parametrize("manifest, says", [(None, "ships no default models yet"), ("{", "are damaged")])
+def test_missing_or_damaged_default_models_stop_with_a_hint(dataset, tmp_path, monkeypatch, capsys, manifest, says):
+    from flairqc_app import config
+
+    default = tmp_path / "package-models"
+    default.mkdir()
+    if manifest is not None:
+        (default / "models.json").write_text(manifest)
+    monkeypatch.setattr(config, "DEFAULT_MODELS_DIR", default)
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert says in err and "pass --models-dir" in err
