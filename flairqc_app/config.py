@@ -79,6 +79,7 @@ PREPROC_RECIPES = {
     ),
 }
 DEFAULT_PREPROC = "fast"
+HEAD_MASK_FRACTION = 0.1  # N4 head mask: voxels above this share of the 99th percentile of the positive voxels
 
 
 # ---------------------------------------------------------------- input gate
@@ -92,9 +93,6 @@ class GateLimits:
     max_slice_thickness_3d_mm: float = 1.8  # 3D FLAIR is acquired at <= 1.5 mm; thicker: a 2D acquisition
     max_anisotropy_3d: float = 2.5  # largest / smallest voxel size
     min_field_of_view_mm: float = 100.0  # smallest extent of the volume along any axis
-
-
-HEAD_MASK_FRACTION = 0.1  # head voxels: above this share of the 99th percentile of the positive voxels
 
 
 GATE_LIMITS = GateLimits()

@@ -181,8 +181,3 @@ def preprocess_image(
     lap("resample")
     ncc = normalised_cross_correlation(volume, template_on_grid(template_path), template_brain_mask())
     return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, timings=timings)
-
-
-def preprocess_file(path: Path, template: Path, recipe: PreprocSettings, transform_dir: Path | None = None) -> PreprocResult:
-    """Convenience for the training toolkit: load with nibabel, then preprocess_image."""
-    return preprocess_image(nib.load(str(path)), template, recipe, transform_dir)

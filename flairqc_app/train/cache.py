@@ -18,8 +18,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
+import nibabel as nib
 import numpy as np
 
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
@@ -28,10 +29,14 @@ from flairqc_app.resample import resize_to
 from flairqc_app.train import labels as lab
 from flairqc_app.train import splits
 
+if TYPE_CHECKING:
+    from flairqc_app.preprocess import PreprocResult
+
 log = logging.getLogger(__name__)
 SAMPLES_NAME = "samples.tsv"
 META_NAME = "cache.json"
 DOMAINS = ("source", "target")
+TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to its own template, as at inference
 COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_reject", *ARTEFACTS, "split",
            "registration_ncc")
 
@@ -164,13 +169,19 @@ def dataset_samples(bids_dir: Path, domain: str, same_subjects: bool) -> list[tu
     return out
 
 
-def _preprocess_one(path: Path, template: Path, recipe: str) -> tuple[np.ndarray, float, float]:
-    """Worker: the BIDS-App preprocessing of one file (imported here so that workers load ANTs lazily)."""
-    from flairqc_app.preprocess import preprocess_file
+def preprocess_for_training(img: nib.Nifti1Image, template: Path, recipe: str) -> PreprocResult:
+    """The BIDS-App preprocessing of one training image, its transform not kept (ANTs is imported here, so
+    that worker processes load it lazily)."""
+    from flairqc_app.preprocess import preprocess_image
 
+    with tempfile.TemporaryDirectory(prefix="flairqc-prepare-") as work:
+        return preprocess_image(img, template, PREPROC_RECIPES[recipe], Path(work))
+
+
+def _preprocess_one(path: Path, template: Path, recipe: str) -> tuple[np.ndarray, float, float]:
+    """Worker: one file."""
     tic = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="flairqc-prepare-") as work:  # the transform is not kept
-        result = preprocess_file(path, template, PREPROC_RECIPES[recipe], Path(work))
+    result = preprocess_for_training(nib.load(str(path)), template, recipe)
     return result.volume, result.registration_ncc, time.perf_counter() - tic
 
 
@@ -179,7 +190,7 @@ def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
     """Results in order; in this process for one job, else in a process pool (ANTs is not thread-parallel
     across images)."""
     def template(sample: Sample) -> Path:
-        return T1W_TEMPLATE if sample.domain == "source" else FLAIR_TEMPLATE
+        return TEMPLATES["T1w" if sample.domain == "source" else "FLAIR"]
 
     if jobs <= 1:
         for sample, path in todo:

@@ -18,7 +18,6 @@ Used by `flairqc-train synth-cache` (the default models' recipe) and benchmarks/
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SHAPE, PREPROC_RECIPES, T1W_TEMPLATE
-from flairqc_app.preprocess import clip_and_scale, preprocess_image
+from flairqc_app.config import ARTEFACTS, GRID_ORIGIN_RAS_MM, GRID_SHAPE
+from flairqc_app.preprocess import clip_and_scale
 from flairqc_app.resample import resize_to
 from flairqc_app.synth import SynthConfig
 from flairqc_app.synth.labels import MISSING
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
-from flairqc_app.train.cache import Sample, VolumeCache
+from flairqc_app.train.cache import TEMPLATES, Sample, VolumeCache, preprocess_for_training
 
 log = logging.getLogger(__name__)
 WORLD = "synth-world"  # cache recipe of the shortcut: images resampled by world coordinates, not registered
@@ -88,9 +87,7 @@ def render(job: tuple[CaseSpec, str, tuple[int, int, int], str | None]) -> tuple
     if recipe is None:
         data = np.asarray(case.image.dataobj, dtype=np.float32)
         return to_model_grid(data[..., 0] if data.ndim == 4 else data, case.image.affine, shape), case.labels
-    template = T1W_TEMPLATE if spec.modality == "T1w" else FLAIR_TEMPLATE
-    with tempfile.TemporaryDirectory(prefix="flairqc-synth-") as work:
-        volume = preprocess_image(case.image, template, PREPROC_RECIPES[recipe], Path(work)).volume
+    volume = preprocess_for_training(case.image, TEMPLATES[spec.modality], recipe).volume
     return resize_to(volume, shape), case.labels
 
 
