@@ -14,7 +14,6 @@ verdicts of the two recipes are compared image by image (the BIDS-App issue asks
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -25,26 +24,21 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import REALDATA, make_dataset  # noqa: E402
+
 from flairqc_app.config import ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
 from flairqc_app.infer import load_models
 from flairqc_app.synth import apply_artefact
 from flairqc_app.tsv import read_table
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev"
 REAL = {"flair3d": "flair3d_head_1mm", "t1w": "t1w3d_head", "flair2d": "flair2d_6mm_tumour", "t2w": "t2w2d_head"}
 EXPECTED = {"flair3d": "passes (tier)", "t1w": "rejected", "flair2d": "rejected", "t2w": "rejected"}
 
 
-def write_dataset(root: Path, images: dict[str, nib.Nifti1Image]) -> Path:
-    """A BIDS dataset with one FLAIR per subject label."""
-    (root / "dataset_description.json").parent.mkdir(parents=True, exist_ok=True)
-    (root / "dataset_description.json").write_text(json.dumps({"Name": "bench", "BIDSVersion": "1.10.0"}))
-    (root / "participants.tsv").write_text("participant_id\n" + "".join(f"sub-{s}\n" for s in images))
-    for subject, img in images.items():
-        path = root / f"sub-{subject}" / "anat" / f"sub-{subject}_FLAIR.nii.gz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(img, str(path))
-    return root
+def flair_dataset(root: Path, images: dict[str, nib.Nifti1Image]) -> Path:
+    """A BIDS dataset with one FLAIR per subject label (the tests' dataset writer)."""
+    return make_dataset(root, {f"sub-{s}/anat/sub-{s}_FLAIR.nii.gz": img for s, img in images.items()})
 
 
 def run_app(bids: Path, out: Path, models: Path, recipe: str) -> dict[str, dict]:
@@ -65,7 +59,7 @@ def verdict(row: dict) -> str:
 
 def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str, int]]]:
     """The real images, and the real 3D FLAIR degraded per artefact and grade (subject -> applied)."""
-    real = write_dataset(scratch / "real", {s: nib.load(str(REALDATA / f"{n}.nii.gz")) for s, n in REAL.items()})
+    real = flair_dataset(scratch / "real", {s: nib.load(str(REALDATA / f"{n}.nii.gz")) for s, n in REAL.items()})
     clean = nib.load(str(REALDATA / f"{REAL['flair3d']}.nii.gz"))
     images, applied = {}, {}
     for artefact in ARTEFACTS:
@@ -74,7 +68,7 @@ def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str
                 subject = f"{artefact}{grade}d{draw}"
                 images[subject] = apply_artefact(clean, artefact, grade, np.random.default_rng(1000 * grade + draw))
                 applied[subject] = (artefact, grade)
-    return real, write_dataset(scratch / "degraded", images), applied
+    return real, flair_dataset(scratch / "degraded", images), applied
 
 
 def print_real(rows: dict[str, dict]) -> None:

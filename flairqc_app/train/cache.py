@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SAMPLES_NAME = "samples.tsv"
 META_NAME = "cache.json"
 DOMAINS = ("source", "target")
+MODALITY = {"source": "T1w", "target": "FLAIR"}  # the domains of SSDA (paper): labelled T1w, FLAIR
 TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to its own template, as at inference
 COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_reject", *ARTEFACTS, "split",
            "registration_ncc")
@@ -151,7 +152,7 @@ def assign_test_split(samples: list[Sample], fraction: float, seed: int) -> list
 
 def dataset_samples(bids_dir: Path, domain: str, same_subjects: bool) -> list[tuple[Sample, Path]]:
     """Samples of one dataset: labelled rows of its modality, and (target only) unlabelled FLAIR files."""
-    modality = "T1w" if domain == "source" else "FLAIR"
+    modality = MODALITY[domain]
     bids_dir = Path(bids_dir)
     rows = {r.filename: r for r in lab.read_labels(bids_dir / lab.LABELS_NAME) if r.modality == modality}
     names = [f for f, r in rows.items() if r.labelled]
@@ -190,7 +191,7 @@ def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
     """Results in order; in this process for one job, else in a process pool (ANTs is not thread-parallel
     across images)."""
     def template(sample: Sample) -> Path:
-        return TEMPLATES["T1w" if sample.domain == "source" else "FLAIR"]
+        return TEMPLATES[MODALITY[sample.domain]]
 
     if jobs <= 1:
         for sample, path in todo:

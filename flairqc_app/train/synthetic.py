@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from flairqc_app.config import ARTEFACTS, GRID_ORIGIN_RAS_MM, GRID_SHAPE
+from flairqc_app.config import ARTEFACTS, DEFAULT_PREPROC, GRID_ORIGIN_RAS_MM, GRID_SHAPE, PREPROC_RECIPES
 from flairqc_app.preprocess import clip_and_scale
 from flairqc_app.resample import resize_to
 from flairqc_app.synth import SynthConfig
 from flairqc_app.synth.labels import MISSING
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
-from flairqc_app.train.cache import TEMPLATES, Sample, VolumeCache, preprocess_for_training
+from flairqc_app.train.cache import MODALITY, TEMPLATES, Sample, VolumeCache, preprocess_for_training
 
 log = logging.getLogger(__name__)
 WORLD = "synth-world"  # cache recipe of the shortcut: images resampled by world coordinates, not registered
@@ -63,8 +63,8 @@ class Part:
     artefact_fraction: float = 0.5
 
     def items(self) -> list[Item]:
-        modality = "T1w" if self.domain == "source" else "FLAIR"
-        specs = plan_dataset(self.n, self.seed, (modality,), self.reject_fraction, self.artefact_fraction)
+        specs = plan_dataset(self.n, self.seed, (MODALITY[self.domain],), self.reject_fraction,
+                             self.artefact_fraction)
         return [Item(spec, self.domain, f"sub-{self.prefix}{spec.subject:04d}", self.labelled, self.split)
                 for spec in specs]
 
@@ -77,7 +77,7 @@ def to_model_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, i
     grid[:3, 3] = GRID_ORIGIN_RAS_MM
     m = np.linalg.inv(affine) @ grid @ step
     out = ndimage.affine_transform(np.asarray(data, np.float32), m[:3, :3], m[:3, 3], output_shape=shape, order=1)
-    return clip_and_scale(out, (2.0, 98.0))
+    return clip_and_scale(out, PREPROC_RECIPES[DEFAULT_PREPROC].clip_percentiles)
 
 
 def render(job: tuple[CaseSpec, str, tuple[int, int, int], str | None]) -> tuple[np.ndarray, dict[str, object]]:
@@ -96,7 +96,7 @@ def _grade(value: object) -> int | None:
 
 
 def to_sample(item: Item, labels: dict[str, object]) -> Sample:
-    filename = f"{item.participant}/anat/{item.participant}_{'T1w' if item.domain == 'source' else 'FLAIR'}.nii.gz"
+    filename = f"{item.participant}/anat/{item.participant}_{MODALITY[item.domain]}.nii.gz"
     return Sample(key="", domain=item.domain, filename=filename, participant_id=item.participant,
                   group=f"{item.domain}:{item.participant}",
                   straight_reject=int(labels["straight_reject"]) if item.labelled else None,  # type: ignore[call-overload]
