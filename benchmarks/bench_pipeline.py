@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 REAL_FLAIR = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev" / "flair3d_head_1mm.nii.gz"
-STAGES = ("load", "n4", "registration", "resample", "inference", "report")
+STAGES = ("load", "n4", "registration", "resample", "registration retry", "inference", "report")
 
 
 def random_models(directory: Path, input_shape: tuple[int, int, int]) -> Path:
@@ -97,6 +97,7 @@ def measure(job: dict) -> dict:
     total = time.perf_counter() - start
     stages = {"load": load_seconds + result.timings["load"], "n4": result.timings["n4"],
               "registration": result.timings["registration"], "resample": result.timings["resample"],
+              "registration retry": result.timings.get("registration_retry", 0.0),
               "inference": inference, "report": report}
     return {"stages": stages, "per_model": per_model, "total": total, "ncc": result.registration_ncc,
             "verdict": {"straight_reject": verdict.straight_reject, "tier": verdict.tier, **verdict.grades},

@@ -115,16 +115,19 @@ def main() -> None:
                       for p in range(args.cases)]
             print(f"moved FLAIR template -> {template} template: mean error per pose "
                   f"{[round(e, 2) for e in errors]} mm, median {statistics.median(errors):.2f} mm")
-        synth, seconds = [], []
+        synth, seconds, nccs, retried = [], [], [], 0
         for p in range(args.cases if "synth" in kinds else 0):
             as_is = run_job({"kind": "synth", "seed": 100 + p, "pose": None, "recipe": recipe, "template": "FLAIR"})
             moved = run_job({"kind": "synth", "seed": 100 + p, "pose": p, "recipe": recipe, "template": "FLAIR"})
             synth.append(consistency_error(as_is, moved, p))
             seconds += [as_is["seconds"], moved["seconds"]]
+            nccs.append((round(as_is["ncc"], 3), round(moved["ncc"], 3)))
+            retried += sum("registration_retry" in r["timings"] for r in (as_is, moved))
         if synth:
             print(f"synthetic FLAIR heads, as is vs moved by a known affine (FLAIR template): consistency error "
                   f"{[round(e, 2) for e in synth]} mm, median {statistics.median(synth):.2f} mm; preprocessing "
-                  f"median {statistics.median(seconds):.1f} s per head")
+                  f"median {statistics.median(seconds):.1f} s per head; NCC (as is, moved) {nccs}; "
+                  f"registrations retried {retried} of {2 * len(synth)}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 from ants.internal import get_pointer_string
 
 from flairqc_app import config
-from flairqc_app.config import PreprocSettings
+from flairqc_app.config import PreprocSettings, RegistrationSettings
 
 
 @dataclass
@@ -107,17 +107,18 @@ def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> ants.ANTsImage
     return image.new_image_like(corrected.astype(np.float32))
 
 
-def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, recipe: PreprocSettings, prefix: str) -> Path:
+def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, settings: RegistrationSettings, seed: int,
+                    prefix: str) -> Path:
     """Rigid then affine, Mattes MI, centre-of-mass initialisation: antsRegistrationSyNQuick -t a."""
-    fixed = at_spacing(template, recipe.registration_spacing_mm)
-    mov = at_spacing(moving, recipe.registration_spacing_mm)
+    fixed = at_spacing(template, settings.spacing_mm)
+    mov = at_spacing(moving, settings.spacing_mm)
     f, m = get_pointer_string(fixed), get_pointer_string(mov)
     levels = dict(
-        convergence=f"[{'x'.join(map(str, recipe.registration_iterations))},1e-6,10]",
-        shrink="x".join(map(str, recipe.registration_shrink_factors)),
-        smooth="x".join(map(str, recipe.registration_smoothing_vox)) + "vox",
+        convergence=f"[{'x'.join(map(str, settings.iterations))},1e-6,10]",
+        shrink="x".join(map(str, settings.shrink_factors)),
+        smooth="x".join(map(str, settings.smoothing_vox)) + "vox",
     )
-    metric = f"MI[{f},{m},1,{recipe.mi_bins},Regular,{recipe.sampling_percentage}]"
+    metric = f"MI[{f},{m},1,{settings.mi_bins},Regular,{settings.sampling_percentage}]"
     stages: list[str] = []
     for transform in ("Rigid[0.1]", "Affine[0.1]"):
         stages += ["--transform", transform, "--metric", metric, "--convergence", levels["convergence"],
@@ -127,7 +128,7 @@ def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, recipe: Pr
         "--interpolation", "Linear", "--use-histogram-matching", "0",
         "--winsorize-image-intensities", "[0.005,0.995]",
         "--initial-moving-transform", f"[{f},{m},1]",
-        "--random-seed", str(recipe.seed),
+        "--random-seed", str(seed),
         *stages,
     ]
     ants.registration(args, None)
@@ -173,11 +174,26 @@ def preprocess_image(
     out_dir = Path(transform_dir or tempfile.mkdtemp(prefix="flairqc-xfm-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = str(out_dir / f"reg{os.getpid()}_")
-    transform = register_affine(corrected, template, recipe, prefix)
+    transform = register_affine(corrected, template, recipe.registration, recipe.seed, prefix)
     lap("registration")
+    volume, ncc = registered_volume(corrected, transform, template_path, recipe)
+    lap("resample")
+    if recipe.retry_registration is not None and ncc < recipe.retry_below_ncc:
+        retry = register_affine(corrected, template, recipe.retry_registration, recipe.seed, prefix + "retry_")
+        retry_volume, retry_ncc = registered_volume(corrected, retry, template_path, recipe)
+        if retry_ncc > ncc:
+            volume, ncc = retry_volume, retry_ncc
+            retry.replace(transform)
+        else:
+            retry.unlink()
+        lap("registration_retry")
+    return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, timings=timings)
+
+
+def registered_volume(corrected: ants.ANTsImage, transform: Path, template_path: Path,
+                      recipe: PreprocSettings) -> tuple[np.ndarray, float]:
+    """The image on the output grid, clipped and scaled, and its NCC with the template inside the brain mask."""
     resampled = ants.apply_transforms(output_grid(), corrected, [str(transform)], interpolator="linear")
     volume = ants.to_nibabel_nifti(resampled).get_fdata(dtype=np.float32)
     volume = clip_and_scale(volume, recipe.clip_percentiles)
-    lap("resample")
-    ncc = normalised_cross_correlation(volume, template_on_grid(template_path), template_brain_mask())
-    return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, timings=timings)
+    return volume, normalised_cross_correlation(volume, template_on_grid(template_path), template_brain_mask())

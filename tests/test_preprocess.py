@@ -4,6 +4,8 @@ The synthetic head is the shipped template moved by a known affine, so the trans
 should recover is known exactly; the real head is the 3D FLAIR of ../shared/realdata-dev.
 """
 
+from dataclasses import replace
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -35,6 +37,23 @@ def test_known_affine_is_recovered(tmp_path):
     assert error.mean() < 1.0 and error.max() < 2.0
     assert result.volume.shape == config.GRID_SHAPE and result.volume.dtype == np.float32
     assert result.registration_ncc > 0.9  # same contrast as the template: near-perfect match
+
+
+def test_a_poor_registration_is_retried_and_the_better_transform_kept(tmp_path):
+    a = world_map((6, -4, 10), (8.0, -6.0, 5.0), scale=1.04)
+    moved = move_image(nib.load(str(config.FLAIR_TEMPLATE)), a)
+    crippled = replace(RECIPE.registration, iterations=(0, 0))  # centre-of-mass start only: a poor alignment
+    single = preprocess_image(moved, config.FLAIR_TEMPLATE, replace(RECIPE, registration=crippled,
+                                                                     retry_registration=None), tmp_path / "single")
+    retried = preprocess_image(moved, config.FLAIR_TEMPLATE, replace(RECIPE, registration=crippled,
+                                                                     retry_below_ncc=single.registration_ncc + 0.01),
+                               tmp_path / "retried")
+    print(f"NCC without retry {single.registration_ncc:.3f}, with retry {retried.registration_ncc:.3f}")
+    assert "registration_retry" not in single.timings and "registration_retry" in retried.timings
+    assert alignment_error(single.transform, a).mean() > 3.0
+    assert alignment_error(retried.transform, a).mean() < 1.0  # the kept transform is the retry's
+    assert retried.registration_ncc > 0.9 > single.registration_ncc
+    assert [p.name for p in (tmp_path / "retried").iterdir()] == [retried.transform.name]
 
 
 def test_real_flair_lands_on_the_template():
