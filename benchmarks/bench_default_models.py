@@ -57,6 +57,11 @@ def verdict(row: dict) -> str:
     return f"passes, tier {row['tier']} (motion {row['motion']}, noise {row['noise']}, contrast {row['contrast']})"
 
 
+def decision(row: dict) -> tuple:
+    """Everything the verdict decides, grades included even when the image is rejected."""
+    return tuple(row.get(k) for k in ("status", "straight_reject", *ARTEFACTS, "tier"))
+
+
 def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str, int]]]:
     """The real images, and the real 3D FLAIR degraded per artefact and grade (subject -> applied)."""
     real = flair_dataset(scratch / "real", {s: nib.load(str(REALDATA / f"{n}.nii.gz")) for s, n in REAL.items()})
@@ -127,8 +132,9 @@ def main() -> int:
     print_degraded(rows, applied)
     if args.compare:
         other = run_all(real, degraded, args.models_dir, scratch, args.compare)
-        same = [s for s in rows if verdict(rows[s]) == verdict(other[s])]
-        print(f"\nrecipe {args.compare}: same final verdict as fast for {len(same)}/{len(rows)} images")
+        same = [s for s in rows if decision(rows[s]) == decision(other[s])]
+        print(f"\nrecipe {args.compare}: same decision as fast (reject, three grades, tier) for "
+              f"{len(same)}/{len(rows)} images")
         for subject in sorted(set(rows) - set(same)):
             print(f"  {subject}: fast {verdict(rows[subject])} | {args.compare} {verdict(other[subject])}")
         print_real(other)
