@@ -56,8 +56,8 @@ class PreprocSettings:
     without one, N4 stops at once on images with a zero background (measured on the real 3D FLAIR: bias field
     1.000 everywhere) and crawls on zero-padded, skull-stripped ones (10 minutes for the FLAIR template).
     When the registered image correlates poorly with the template (NCC below `retry_below_ncc`), `fast`
-    registers again with `retry_registration` (2 mm, three levels: about 10 s more, which recovers heads posed
-    far from the template) and keeps the better of the two.
+    registers again with `retry_registration` (2 mm, three levels: about 10 s more; it recovers a registration
+    stuck near its starting point, tests/test_preprocess.py) and keeps the better of the two.
     benchmarks/bench_preprocess.py measures time and alignment against `paper` and known affines.
     """
 
