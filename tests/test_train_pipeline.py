@@ -101,7 +101,7 @@ def test_pretraining_then_adversarial_training_improves_target_validation_loss(c
 
 
 def test_deterministic_and_resumable(cache, tmp_path, monkeypatch):
-    s = tiny(method="dann", epochs=3, pretrain_epochs=1)
+    s = tiny(method="dann", epochs=3, pretrain_epochs=1, augment=("flip", "fov_cut"))
     train_run(s, cache.root, tmp_path / "a", folds=[0])
     train_run(s, cache.root, tmp_path / "b", folds=[0])
     a = torch.load(tmp_path / "a" / "fold-0" / "last.pt", weights_only=False)

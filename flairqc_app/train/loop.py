@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as nnf
 
 from flairqc_app.train import schedules
+from flairqc_app.train.augment import augment_batch
 from flairqc_app.train.cache import VolumeCache
 from flairqc_app.train.labels import n_classes
 from flairqc_app.train.methods import Method, resolve
@@ -100,15 +101,19 @@ def iterations_per_epoch(method: Method, pools: Pools, batch_size: int) -> int:
 
 
 def train_step(net: SSDANet, optimizer: torch.optim.Optimizer, method: Method, streams: dict[str, BatchStream],
-               cache: VolumeCache, device: torch.device, lambd: float) -> dict[str, float]:
-    """One iteration: each mini-batch through F on its own (BatchNorm batch statistics stay within one
-    domain, as when the streams are separate loaders), label and domain losses, one Adam step."""
+               cache: VolumeCache, device: torch.device, lambd: float, augment: tuple[str, ...] = (),
+               rng: np.random.Generator | None = None) -> dict[str, float]:
+    """One iteration: each mini-batch (augmented with `augment`, drawn from `rng`) through F on its own
+    (BatchNorm batch statistics stay within one domain, as when the streams are separate loaders), label and
+    domain losses, one Adam step."""
     stats: dict[str, float] = {}
     total = torch.zeros((), device=device)
     features, domain_labels = [], []
     for name, stream in streams.items():
         batch_keys, labels = stream.next()
-        part = net.features(torch.from_numpy(cache.batch(batch_keys)).to(device))
+        images = augment_batch(cache.batch(batch_keys), augment, rng) if augment and rng is not None else \
+            cache.batch(batch_keys)
+        part = net.features(torch.from_numpy(images).to(device))
         features.append(part)
         domain_labels += [0.0 if name == "source" else 1.0] * len(batch_keys)
         if labels is None:
@@ -195,7 +200,9 @@ def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: 
                 lambd = schedules.grl_lambda(p, settings.lambda_gamma) if phase_method.adversarial else 0.0
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                for k, v in train_step(net, optimizer, phase_method, streams, cache, device, lambd).items():
+                rng = np.random.default_rng([settings.seed, fold, index, it])  # per iteration: resumable
+                for k, v in train_step(net, optimizer, phase_method, streams, cache, device, lambd,
+                                       settings.augment, rng).items():
                     sums[k] = sums.get(k, 0.0) + v
             val = validate(net, cache, pools, device, settings.batch_size)
             row = {"phase": phase, "epoch": epoch + 1, "iterations": (epoch + 1) * per_epoch, "lr": lr,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flairqc_app.config import GRID_SHAPE
+from flairqc_app.train.augment import check_names
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class TrainSettings:
     batch_size: int = 10
     epochs: int = 100
     pretrain_epochs: int = 10  # without the adversarial part, on all labelled training data (paper 2.4.1)
+    augment: tuple[str, ...] = ()  # training-time augmentations (train/augment.py); the paper uses none
     lr0: float = 1e-4  # mu_0 of eq. 3; the paper's 0.01 diverges with Adam, the authors' later code used 1e-6
     lr_alpha: float = 10.0
     lr_beta: float = 0.75
@@ -47,6 +49,9 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads, 0: torch default
+
+    def __post_init__(self) -> None:
+        check_names(self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,72 @@
+"""Training-time augmentation: changes a preprocessed image, never its labels.
+
+- `flip`: left-right mirror. Brains are near-symmetric and every artefact of the engine is too, so this
+  doubles the anatomy a small labelled set shows the network.
+- `fov_cut`: zero everything under an oblique plane that stays below the cerebrum and cerebellum. Clinical
+  3D FLAIRs often stop at the lower brainstem (the real one in realdata-dev: a wedge under the cerebellum,
+  tilted ~20 degrees), synthetic heads always include the neck; without this, a missing neck looks like the
+  engine's `truncated` straight rejects, which cut a quarter of the head or more.
+
+Images are on the registered model grid (RAS array order: axis 1 runs posterior to anterior, axis 2
+inferior to superior), so the protected region is the template brain there. Each draw comes from a
+generator seeded by (run seed, fold, phase, iteration, stream), so a resumed run augments as the
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from flairqc_app.resample import resize_to
+
+AUGMENTATIONS = ("flip", "fov_cut")
+PROBABILITY = 0.5  # of each augmentation, per image
+CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
+CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
+PROTECTED_AREA_FRACTION = 0.03  # axial slices whose brain area is below this share of the largest: medulla
+
+
+def check_names(names: tuple[str, ...]) -> None:
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {unknown}; choose from {list(AUGMENTATIONS)}")
+
+
+@lru_cache(maxsize=4)
+def protected_brain(shape: tuple[int, int, int]) -> np.ndarray:
+    """Template brain on the model grid without the medulla (slices of tiny area): what a cut must spare."""
+    from flairqc_app.preprocess import template_brain_mask  # ANTs, imported only when augmenting
+
+    brain = resize_to(template_brain_mask().astype(np.float32), shape) > 0.5
+    area = brain.sum(axis=(0, 1))
+    brain[..., area < PROTECTED_AREA_FRACTION * area.max()] = False
+    return brain
+
+
+def cut_below_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Zero the voxels under a tilted plane z = z0 + slope (y - y_centre) lying below the protected brain."""
+    brain = protected_brain(volume.shape)
+    slope = np.tan(np.deg2rad(rng.uniform(-CUT_TILT_DEG, CUT_TILT_DEG)))
+    y = np.arange(volume.shape[1]) - (volume.shape[1] - 1) / 2.0
+    _, by, bz = np.nonzero(brain)
+    highest = float(np.min(bz - slope * y[by]))  # the plane may rise to the lowest protected voxel, not past it
+    z0 = highest - rng.uniform(0.0, CUT_DEPTH_VOX)
+    below = np.arange(volume.shape[2])[np.newaxis, :] < z0 + slope * y[:, np.newaxis]  # [Y, Z]
+    out = volume.copy()
+    out[:, below] = 0.0
+    return out
+
+
+def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
+    """A batch [N, 1, X, Y, Z] with each named augmentation applied to each image with probability 1/2."""
+    if not names:
+        return batch
+    out = batch.copy()
+    for i in range(out.shape[0]):
+        if "flip" in names and rng.random() < PROBABILITY:
+            out[i, 0] = out[i, 0, ::-1]
+        if "fov_cut" in names and rng.random() < PROBABILITY:
+            out[i, 0] = cut_below_brain(out[i, 0], rng)
+    return out

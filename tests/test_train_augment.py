@@ -1,0 +1,51 @@
+"""Training-time augmentation keeps the brain and the labels: flips mirror, FOV cuts spare the brain."""
+
+import numpy as np
+import pytest
+
+from flairqc_app.train import settings
+from flairqc_app.train.augment import augment_batch, cut_below_brain, protected_brain
+
+SHAPE = (57, 70, 60)  # the default models' input shape
+
+
+def test_flip_mirrors_left_right_only():
+    batch = np.random.default_rng(0).random((8, 1, *SHAPE), dtype=np.float32)
+    out = augment_batch(batch, ("flip",), np.random.default_rng(1))
+    flipped = [np.array_equal(o[0], b[0, ::-1]) for o, b in zip(out, batch)]
+    kept = [np.array_equal(o, b) for o, b in zip(out, batch)]
+    assert all(f != k for f, k in zip(flipped, kept))  # each image either mirrored or untouched
+    assert 0 < sum(flipped) < len(batch)
+    assert np.array_equal(augment_batch(batch, ("flip",), np.random.default_rng(1)), out)  # seeded
+
+
+def test_fov_cut_spares_the_brain_and_cuts_below_it():
+    head = np.ones(SHAPE, np.float32)
+    brain = protected_brain(SHAPE)
+    assert brain.any() and not brain[..., :3].any()  # the medulla at the grid bottom is not protected
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        cut = cut_below_brain(head, rng)
+        zeroed = cut == 0
+        assert not (zeroed & brain).any()
+        assert zeroed[..., 0].any()  # the bottom of the grid goes, at least where the plane is lowest
+        assert not zeroed[..., SHAPE[2] // 2:].any()  # nothing above the middle
+        assert (zeroed == zeroed[:1]).all()  # a plane: the same along left-right
+
+
+def test_fov_cut_is_tilted_like_a_real_field_of_view():
+    slopes = set()
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        zeroed = cut_below_brain(np.ones(SHAPE, np.float32), rng)[0] == 0  # [Y, Z]
+        depth = zeroed.sum(axis=1)  # zeroed slices per posterior-anterior position
+        slopes.add(int(np.sign(depth[-1] - depth[0])))
+    assert slopes >= {-1, 1}
+
+
+def test_unknown_augmentation_is_refused():
+    with pytest.raises(ValueError, match="rotate"):
+        settings.from_dict({"augment": ["flip", "rotate"]})
+    assert settings.from_dict({"augment": ["flip"]}).augment == ("flip",)
+    batch = np.zeros((2, 1, 4, 4, 4), np.float32)
+    assert augment_batch(batch, (), np.random.default_rng(0)) is batch
