@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
 # Train, evaluate and export flairqc's default models (docs/model-card.md), from the repository root:
 #   bash tools/default-models/train.sh WORK_DIR [JOBS]
-# WORK_DIR receives the synthetic cache, the runs and the test evaluation; the ONNX models and models.json go
-# to flairqc_app/data/models. Seeds are fixed (data.toml, train.toml): a rerun on CPU gives the same models.
+# WORK_DIR receives the synthetic cache (kept and reused when complete), the runs and the test evaluation; the ONNX models and models.json go
+# to flairqc_app/data/models. JOBS (default 2) parallel workers render the cache and, with one torch thread
+# each, train the seven models side by side. Seeds are fixed (data.toml, train.toml): a rerun gives the same
+# models on the same kind of machine.
 set -euo pipefail
 here=$(dirname "$0")
 work=${1:?usage: train.sh WORK_DIR [JOBS]}
 jobs=${2:-2}
 cache=$work/cache
-train() { flairqc-train train --cache "$cache" --config "$here/train.toml" --only-fold 0 --run "$work/runs/$1" --task "$1" --method "$2"; }
+export OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1  # one thread per worker: JOBS workers fill JOBS cores
 
-flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$jobs"
+[ -f "$cache/samples.tsv" ] || flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$jobs"
 
-# straight reject: target-only (the paper has no SSDA model for it; the synthetic T1w source has no rejects)
-train straight_reject target-only
-# the six artefact models: SSDA (paper section 2.4), each its own model
-train motion_moderate ssda
-train motion_severe ssda
-train noise_moderate ssda
-train noise_severe ssda
-train contrast_moderate ssda
-train contrast_severe ssda
+# task and method of each model: straight reject target-only (the paper has no SSDA model for it; the synthetic
+# T1w source has no rejects), the six artefact models SSDA (paper section 2.4), each its own model
+models="straight_reject:target-only motion_moderate:ssda motion_severe:ssda noise_moderate:ssda noise_severe:ssda
+contrast_moderate:ssda contrast_severe:ssda"
+printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${1%%:*}; method=${1#*:};
+  flairqc-train train --cache "$2" --config "$3/train.toml" --only-fold 0 --threads 1 --run "$4/runs/$task" \
+    --task "$task" --method "$method" > "$4/train-$task.log" 2>&1' _ {} "$cache" "$here" "$work"
 
 flairqc-train evaluate --runs "$work"/runs/* --name flairqc-default --out "$work/eval"
 rm -rf "$work/models"
