@@ -8,9 +8,9 @@
   engine's `truncated` straight rejects, which cut a quarter of the head or more.
 
 Images are on the registered model grid (RAS array order: axis 1 runs posterior to anterior, axis 2
-inferior to superior), so the protected region is the template brain there. Each draw comes from a
-generator seeded by (run seed, fold, phase, iteration, stream), so a resumed run augments as the
-uninterrupted one would have.
+inferior to superior), so the protected region is the template brain there. The draws of one iteration come
+from a generator seeded by (run seed, fold, phase, iteration), so a resumed run augments as the uninterrupted
+one would have.
 """
 
 from __future__ import annotations

@@ -111,8 +111,9 @@ def train_step(net: SSDANet, optimizer: torch.optim.Optimizer, method: Method, s
     features, domain_labels = [], []
     for name, stream in streams.items():
         batch_keys, labels = stream.next()
-        images = augment_batch(cache.batch(batch_keys), augment, rng) if augment and rng is not None else \
-            cache.batch(batch_keys)
+        images = cache.batch(batch_keys)
+        if rng is not None:
+            images = augment_batch(images, augment, rng)
         part = net.features(torch.from_numpy(images).to(device))
         features.append(part)
         domain_labels += [0.0 if name == "source" else 1.0] * len(batch_keys)
