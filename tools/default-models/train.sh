@@ -2,8 +2,8 @@
 # Train, evaluate and export flairqc's default models (docs/model-card.md), from the repository root:
 #   bash tools/default-models/train.sh WORK_DIR [JOBS]
 # WORK_DIR receives the synthetic cache (kept and reused when complete), the runs and the test evaluation;
-# the ONNX models and models.json go to flairqc_app/data/models. JOBS (default 2) parallel workers render the cache and, with one torch thread
-# each, train the seven models side by side. Seeds are fixed (data.toml, train.toml): a rerun gives the same
+# the ONNX models and models.json go to flairqc_app/data/models. JOBS (default 2) parallel workers render
+# the cache and, with one torch thread each, train the seven models side by side. Seeds are fixed (data.toml, train.toml): a rerun gives the same
 # models on the same kind of machine.
 set -euo pipefail
 here=$(dirname "$0")
