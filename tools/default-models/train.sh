@@ -3,14 +3,15 @@
 #   bash tools/default-models/train.sh WORK_DIR [JOBS]
 # WORK_DIR receives the synthetic cache (kept and reused when complete), the runs and the test evaluation;
 # the ONNX models and models.json go to flairqc_app/data/models. JOBS (default 2) parallel workers render
-# the cache and, with one torch thread each, train the seven models side by side. Seeds are fixed (data.toml, train.toml): a rerun gives the same
-# models on the same kind of machine.
+# the cache and, with one torch thread each, train the seven models side by side. Seeds are fixed
+# (data.toml, train.toml): a rerun gives the same models on the same kind of machine.
 set -euo pipefail
 here=$(dirname "$0")
 work=${1:?usage: train.sh WORK_DIR [JOBS]}
 jobs=${2:-2}
 cache=$work/cache
-export OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1  # one thread per worker: JOBS workers fill JOBS cores
+# one thread per worker: JOBS workers fill JOBS cores
+export OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
 
 [ -f "$cache/samples.tsv" ] || flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$jobs"
 
