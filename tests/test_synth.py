@@ -9,6 +9,7 @@ import csv
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,13 +18,15 @@ import numpy as np
 import pytest
 
 from flairqc_app.synth import SynthConfig, apply_artefact, generate_case, iter_cases, render_case
-from flairqc_app.synth import cli, measures
+from flairqc_app.synth import cli, geometry, measures
+from flairqc_app.synth.anatomy import draw_anatomy, head_model, template_image, tissue_fractions
 from flairqc_app.synth.bids import nifti_gz_bytes
 from flairqc_app.synth.labels import COLUMNS
-from flairqc_app.synth.params import REJECT_REASONS, TISSUE_LABELS
+from flairqc_app.synth.contrasts import draw_levels
+from flairqc_app.synth.params import BACKGROUND_MARGIN_MM, REJECT_REASONS, TISSUE_LABELS, UINT8_MAX
 from flairqc_app.synth.plan import plan_dataset, render_spec
 
-FAST = SynthConfig(grid="2mm", lesions=True)
+FAST = SynthConfig(grid="2mm", lesions=True, zero_background=False)  # air noise measured below
 SEED, SUBJECT = 1234, 99
 
 
@@ -107,6 +110,65 @@ def test_straight_rejects_carry_their_reason(reason):
         assert measures.foreground_mask(values).mean() > 0.5  # Rayleigh noise everywhere, no air
     else:
         assert case.labels["gen_sequence"] in ("n/a", "T1w", "T2w", "PD")
+
+
+# ---------------------------------------------------------------- scanner output, individual cortex
+def test_zero_background_sets_air_to_zero_and_keeps_the_head():
+    noisy = head()
+    zeroed = render_case(SEED, "FLAIR", config=replace(FAST, zero_background=True), subject_seed=SUBJECT,
+                         with_tissue=True, contrast_mode="gm_wm")
+    air = measures.air_mask(zeroed.tissue, margin=int(BACKGROUND_MARGIN_MM) + 2)
+    head_voxels = zeroed.tissue > 0
+    assert (noisy.labels["gen_zero_background"], zeroed.labels["gen_zero_background"]) == (0, 1)
+    assert np.all(data(zeroed)[air] == 0) and np.mean(data(noisy)[air] == 0) < 0.05
+    assert np.mean(data(zeroed)[head_voxels] == 0) < 0.01  # bone is dark, not zeroed
+    ratio = data(zeroed)[head_voxels] / np.maximum(data(noisy)[head_voxels], 1)
+    assert abs(float(np.median(ratio)) - 1.0) < 0.05  # same image inside (integer scaling may differ slightly)
+
+
+def test_drawn_background_and_uint8_storage_occur():
+    cases = [render_case(seed, "FLAIR", config=SynthConfig(grid="2mm", reorient=False)) for seed in range(12)]
+    zero = [c.labels["gen_zero_background"] for c in cases]
+    assert 0 < sum(zero) < len(zero), zero  # drawn with ZERO_BACKGROUND_PROBABILITY
+    uint8 = [c for c in cases if c.labels["gen_dtype"] == "uint8"]
+    assert uint8, [c.labels["gen_dtype"] for c in cases]
+    for case in uint8:
+        values = np.asarray(case.image.dataobj)
+        assert values.dtype == np.uint8 and np.percentile(values, 99.9) <= UINT8_MAX.hi + 1
+        assert np.mean(values == 255) < 0.001  # headroom: the head is not clipped
+
+
+def test_sharpened_tissue_fractions_sum_to_one_and_thin_partial_volume():
+    model = head_model()
+    band = []
+    for k in (1.0, 4.0):
+        gm, wm, csf = tissue_fractions(model, k)
+        assert np.allclose(gm + wm + csf, 1.0, atol=1e-4) or k == 1.0
+        band.append(float(np.mean(np.maximum(np.maximum(gm, wm), csf) < 0.7)))
+    assert band[1] < 0.5 * band[0], band  # fewer voxels left as a mixture of tissues
+    assert np.array_equal(tissue_fractions(model, 1.0)[0], model.gm)  # k = 1 is the ICBM average
+
+
+def test_texture_roughens_white_matter():
+    anatomy = draw_anatomy(np.random.default_rng(SUBJECT))
+    levels = draw_levels(np.random.default_rng(0), "FLAIR")
+    wm_mask = head_model().labels == TISSUE_LABELS["wm"]
+
+    def spread(texture: float) -> float:
+        wm = template_image(replace(anatomy, texture=texture), levels)[0][wm_mask]
+        return float(np.std(wm) / np.median(wm))
+
+    assert spread(0.05) > 1.5 * spread(0.0)
+
+
+def test_fine_folding_moves_the_sampled_head_within_its_amplitude():
+    anatomy = draw_anatomy(np.random.default_rng(SUBJECT))
+    acq = geometry.draw_acquisition(np.random.default_rng(1), "2mm")
+    pose = geometry.draw_pose(np.random.default_rng(2))
+    flat, folded = (geometry.template_coordinates(acq, pose, replace(anatomy, fine_elastic_mm=mm), head_model())
+                    for mm in (0.0, 1.5))
+    shift = np.linalg.norm(folded - flat, axis=0)
+    assert shift.max() <= 1.5 + 1e-3 and shift.mean() > 0.2
 
 
 # ---------------------------------------------------------------- one 1 mm head

@@ -156,6 +156,24 @@ def test_no_participant_in_two_splits():
     assert seen_validation == labelled_target  # every labelled target participant validates once
 
 
+def test_source_as_rejects_trains_source_images_as_straight_rejects():
+    samples = _samples()
+    domain_of = {s.key: s.domain for s in samples}
+    plain = make_pools(samples, "straight_reject", 0, 4, seed=1)
+    mixed = make_pools(samples, "straight_reject", 0, 4, seed=1, source_as_rejects=True)
+    assert len(mixed.source) == 0 and set(mixed.target.keys) == set(plain.target.keys) | set(plain.source.keys)
+    labels = dict(zip(mixed.target.keys, mixed.target.labels))
+    assert all(labels[k] == 1 for k in plain.source.keys)  # every T1w is a reject when trained as FLAIR
+    assert {k: labels[k] for k in plain.target.keys} == dict(zip(plain.target.keys, plain.target.labels))
+    assert 0 in plain.source.labels  # so the option changed labels, not only pools
+    for name in ("validation", "test", "unlabelled"):  # figures and thresholds stay FLAIR's, unchanged
+        assert getattr(mixed, name) == getattr(plain, name)
+        assert all(domain_of[k] == "target" for k in getattr(mixed, name).keys)
+    assert mixed.data_sha256() != plain.data_sha256()
+    with pytest.raises(ValueError, match="straight_reject"):
+        make_pools(samples, "noise_severe", 0, 4, seed=1, source_as_rejects=True)
+
+
 def test_same_subjects_grouping_keeps_a_person_out_of_training_when_tested():
     samples = [Sample(key=f"{d}{i}", domain=d, filename=f"{d}{i}", participant_id=f"sub-{i}", group=f"sub-{i}",
                       straight_reject=0, grades={"motion": i % 3, "noise": 0, "contrast": 0})

@@ -113,18 +113,23 @@ def head_model() -> HeadModel:
 
 @dataclass(frozen=True)
 class Anatomy:
-    """One subject's anatomy: layer thicknesses, elastic and ventricle displacement, lesions."""
+    """One subject's anatomy: layer thicknesses, elastic and ventricle displacement, lesions, cortex detail."""
 
     elastic_mm: float
     ventricle_mm: float
     layers_mm: dict[str, float]
     lesions: tuple[tuple[float, float, float, float], ...]  # (x, y, z voxel, radius mm)
     elastic_seed: int
+    sharpness: float = 1.0
+    fine_elastic_mm: float = 0.0
+    texture: float = 0.0
+    fine_seed: int = 0
 
     def summary(self) -> dict[str, float | int]:
         """Generation parameters for the labels table."""
         return {"elastic_mm": round(self.elastic_mm, 3), "ventricle_mm": round(self.ventricle_mm, 3),
-                "lesion_count": len(self.lesions),
+                "lesion_count": len(self.lesions), "sharpness": round(self.sharpness, 3),
+                "fine_elastic_mm": round(self.fine_elastic_mm, 3), "texture": round(self.texture, 4),
                 **{f"{k}_mm": round(v, 3) for k, v in self.layers_mm.items()}}
 
 
@@ -138,8 +143,33 @@ def draw_anatomy(rng: np.random.Generator, lesions: bool | None = None,
     lesion_list = tuple((*map(float, model.lesion_sites[i]), ranges.lesion_radius_mm.draw(rng)) for i in picks)
     layers = {name: getattr(ranges, f"{name}_mm").draw(rng) for name in
               ("csf_rim", "inner_table", "diploe", "outer_table", "skin", "subcutaneous_fat")}
-    return Anatomy(elastic_mm=ranges.elastic_mm.draw(rng), ventricle_mm=ranges.ventricle_mm.draw(rng),
-                   layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)))
+    elastic_mm, ventricle_mm, elastic_seed = ranges.elastic_mm.draw(rng), ranges.ventricle_mm.draw(rng), int(
+        rng.integers(2**31))
+    return Anatomy(elastic_mm=elastic_mm, ventricle_mm=ventricle_mm, layers_mm=layers, lesions=lesion_list,
+                   elastic_seed=elastic_seed, sharpness=ranges.sharpness.draw(rng),
+                   fine_elastic_mm=ranges.fine_elastic_mm.draw(rng), texture=ranges.texture.draw(rng),
+                   fine_seed=int(rng.integers(2**31)))
+
+
+def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GM, WM and CSF fractions on the brain voxels, sharpened as p**k / sum(p**k): k = 1 is the ICBM average,
+    a larger k thins the blurred partial-volume band towards an individual's crisp boundaries."""
+    gm, wm = model.gm, model.wm
+    csf = np.clip(1.0 - gm - wm, 0.0, 1.0)
+    if sharpness == 1.0:
+        return gm, wm, csf
+    powered = [np.power(p, sharpness, dtype=np.float32) for p in (gm, wm, csf)]
+    total = np.maximum(powered[0] + powered[1] + powered[2], 1e-12)
+    return powered[0] / total, powered[1] / total, powered[2] / total
+
+
+def tissue_texture(anatomy: Anatomy, shape: tuple[int, int, int]) -> np.ndarray:
+    """Multiplicative fine texture 1 + t * n, n smooth noise of unit standard deviation (ones when t = 0)."""
+    if anatomy.texture <= 0.0:
+        return np.ones(shape, np.float32)
+    rng = np.random.default_rng([anatomy.fine_seed, 1])
+    noise = fields.smooth_noise(rng, shape, ANATOMY.texture_sigma_mm)
+    return 1.0 + (anatomy.texture / max(float(noise.std()), 1e-6)) * noise
 
 
 def _shell_intensity(model: HeadModel, anatomy: Anatomy, level: dict[str, float]) -> np.ndarray:
@@ -174,15 +204,16 @@ def template_image(anatomy: Anatomy, level: dict[str, float], with_labels: bool 
     model = head_model()
     image = np.zeros(model.shape, np.float32)
     flat = image.reshape(-1)
-    rest = np.clip(1.0 - model.gm - model.wm, 0.0, 1.0)
-    flat[model.brain_idx] = model.gm * level["gm"] + model.wm * level["wm"] + rest * level["csf"]
+    gm, wm_fraction, rest = tissue_fractions(model, anatomy.sharpness)
+    texture = tissue_texture(anatomy, model.shape).reshape(-1)[model.brain_idx]
+    flat[model.brain_idx] = (gm * level["gm"] + wm_fraction * level["wm"]) * texture + rest * level["csf"]
     flat[model.shell_idx] = _shell_intensity(model, anatomy, level)
     low, high = COIL_COVERAGE_MM
     z_mm = model.affine[2, 2] * np.arange(model.shape[2]) + model.affine[2, 3]
     image *= np.interp(z_mm, [low, high], [0.1, 1.0]).astype(np.float32)[None, None, :]
     labels = model.labels.copy() if with_labels else None
     wm = np.zeros(model.shape, np.float32)
-    wm.reshape(-1)[model.brain_idx] = model.wm
+    wm.reshape(-1)[model.brain_idx] = wm_fraction
     lesion_ml = 0.0
     for x, y, z, radius in anatomy.lesions:
         box, ball = _ball_weights(np.array([x, y, z]), radius, model.shape)

@@ -7,7 +7,7 @@ generator, so a seed gives the same image bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nibabel as nib
 import numpy as np
@@ -17,10 +17,10 @@ from flairqc_app.synth import anatomy as anat
 from flairqc_app.synth import artefacts, fields, geometry, rejects
 from flairqc_app.synth.contrasts import draw_levels
 from flairqc_app.synth.labels import MISSING, gen_fields
-from flairqc_app.synth.measures import reference_signal
+from flairqc_app.synth.measures import foreground_mask, reference_signal
 from flairqc_app.synth.params import (
-    BIAS_AMPLITUDE, CONTRAST_MODE_WEIGHTS, CONTRAST_MODES, INTEGER_DTYPES, INTEGER_MAX, PARTIAL_VOLUME_SIGMA_VOX,
-    REJECT_REASONS, Range,
+    BACKGROUND_MARGIN_MM, BIAS_AMPLITUDE, CONTRAST_MODE_WEIGHTS, CONTRAST_MODES, INTEGER_DTYPES, INTEGER_MAX,
+    PARTIAL_VOLUME_SIGMA_VOX, REJECT_REASONS, UINT8_MAX, ZERO_BACKGROUND_PROBABILITY, Range,
 )
 from flairqc_app.synth.sidecar import draw_scanner, sidecar
 
@@ -37,13 +37,15 @@ class SynthConfig:
 
     grid: "1mm" (1 mm isotropic 3D), "2mm" (fast, for tests and CI), "2d" (3-6 mm slices; FLAIRs on it are
     straight rejects "acquisition_2d" when made by the dataset planner). lesions: force white-matter lesions
-    on/off (None: drawn). reorient: store arrays in a random axis order. integer: int16/uint16 like scanners.
+    on/off (None: drawn). reorient: store arrays in a random axis order. integer: int16/uint16/uint8 like scanners
+    and converters. zero_background: air set to exactly 0 (None: drawn, ZERO_BACKGROUND_PROBABILITY).
     """
 
     grid: str = "1mm"
     lesions: bool | None = None
     reorient: bool = True
     integer: bool = True
+    zero_background: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,28 @@ def _acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry
 
 
 def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range) -> tuple[np.ndarray, dict[str, object]]:
-    """Scale the 99.9th percentile (or the maximum of sparse images) to a drawn value, round to int16/uint16."""
+    """Scale the 99.9th percentile (or the maximum of sparse images) to a drawn value, round to a drawn dtype."""
     dtype = INTEGER_DTYPES[int(rng.integers(len(INTEGER_DTYPES)))]
-    top = target.draw(rng)
+    top = (UINT8_MAX if dtype == "uint8" and target.hi > UINT8_MAX.hi else target).draw(rng)
     reference = float(np.percentile(data[::5], 99.9)) or float(data.max()) or 1.0
     scaled = np.clip(np.rint(data * (top / reference)), 0, np.iinfo(dtype).max).astype(dtype)
     return scaled, {"dtype": dtype, "intensity_max": round(top, 1)}
+
+
+def _background(data: np.ndarray, clean: np.ndarray, seed: int, config: SynthConfig,
+                params: dict[str, object]) -> np.ndarray:
+    """Air kept noisy, or set to exactly 0 beyond BACKGROUND_MARGIN_MM of the object as by scanners' background
+    suppression, converters and defacing (the real 3D FLAIR of realdata-dev is 48 % exact zeros). Drawn from
+    its own stream, so the other draws of a seed stay what they were."""
+    zero = config.zero_background
+    if zero is None:
+        zero = bool(np.random.default_rng([seed, 3]).random() < ZERO_BACKGROUND_PROBABILITY)
+    params["zero_background"] = int(zero)
+    if not zero:
+        return data
+    inside = ndimage.binary_fill_holes(foreground_mask(clean))
+    inside = ndimage.binary_dilation(inside, iterations=max(1, int(round(BACKGROUND_MARGIN_MM))))
+    return np.where(inside, data, 0.0).astype(data.dtype)
 
 
 def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, float], acq: geometry.Acquisition,
@@ -145,6 +163,7 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
             clean, extra = rejects.phantom(rng, acq)
             data, degrade = _degrade(rng, clean, {"csf": 0.0, "wm": 1.0, "gm": 1.0}, acq, (0, 0, 0), "gm_wm",
                                      scanner.field_t)
+            data = _background(data, clean, seed, config, params)
         elif reject == "noise_only":
             extra, data, degrade = {}, artefacts.add_rician_noise(np.zeros(acq.shape, np.float32), 1.0, rng), {}
         else:
@@ -160,10 +179,12 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
             if kind == "labels":
                 data = rejects.segmentation_labels(tissue)
             else:
-                data = _acquire_head(anatomy, rejects.probability_levels(kind), acq, pose, False)[0]
+                flat = replace(anatomy, texture=0.0)  # a probability map has no tissue texture
+                data = _acquire_head(flat, rejects.probability_levels(kind), acq, pose, False)[0]
         else:
             data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t)
             params.update(degrade)
+            data = _background(data, clean, seed, config, params)
         if reject == "truncated":
             axis, start, stop, fraction = rejects.truncation(rng, clean, acq)
             params.update(truncation_axis=axis, truncation_fraction=round(fraction, 3))

@@ -125,7 +125,19 @@ def template_coordinates(acq: Acquisition, pose: Pose, anatomy: Anatomy, model: 
     push = np.stack([ndimage.map_coordinates(p, points / step, order=1, mode="nearest")
                      for p in model.ventricle_push])
     source = (points + disp + anatomy.ventricle_mm * push).reshape(3, *(a.size for a in axes))
-    return np.stack([fields.upsample(c, axes, acq.shape) for c in source])
+    return np.stack([fields.upsample(c, axes, acq.shape) for c in source]) + _fine_elastic(anatomy, acq)
+
+
+def _fine_elastic(anatomy: Anatomy, acq: Acquisition) -> np.ndarray:
+    """(3, *acq.shape) fine random displacement (template mm ~ voxels), peak norm fine_elastic_mm: it folds the
+    sharpened cortex at the scale of gyri, which the coarse elastic field and the averaged template lack."""
+    if anatomy.fine_elastic_mm <= 0.0:
+        return np.zeros((3, *acq.shape), np.float32)
+    rng = np.random.default_rng([anatomy.fine_seed, 2])
+    axes = fields.coarse_axes(acq.shape, tuple(ANATOMY.fine_elastic_spacing_mm / v for v in acq.voxel_mm))
+    knots = rng.standard_normal((3, *(a.size for a in axes))).astype(np.float32)
+    knots *= anatomy.fine_elastic_mm / max(float(np.linalg.norm(knots, axis=0).max()), 1e-6)
+    return np.stack([fields.upsample(k, axes, acq.shape) for k in knots])
 
 
 def sample(volume: np.ndarray, coords: np.ndarray, order: int = 1) -> np.ndarray:

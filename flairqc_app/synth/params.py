@@ -29,12 +29,13 @@ BRAIN_CLASSES = ("csf", "gm", "wm", "lesion")
 HEAD_CLASSES = ("bone", "marrow", "soft", "fat", "skin")
 TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  # rendered tissue map codes
 
-# Relative intensity of each class per sequence (before bias, noise and integer scaling). FLAIR: CSF nulled,
+# Relative intensity of each class per sequence (before bias, noise and integer scaling). FLAIR: CSF nulled
+# (up to a third of WM: the real 3D FLAIR of realdata-dev has ventricles at ~0.39 of WM and GM at 1.17 WM),
 # WM darker than GM, lesions and fat bright. T1w: WM > GM > CSF, fat bright. T2w: CSF brightest. PD: flat.
 # `gm` and `lesion` are ratios to `wm` (FLAIR, T2w, PD) so that the stated order holds whatever is drawn.
 SEQUENCE_INTENSITIES: dict[str, dict[str, Range]] = {
     "FLAIR": {
-        "wm": Range(0.50, 0.62), "gm": Range(1.22, 1.45), "csf": Range(0.04, 0.10), "lesion": Range(1.45, 1.80),
+        "wm": Range(0.50, 0.62), "gm": Range(1.12, 1.45), "csf": Range(0.03, 0.16), "lesion": Range(1.45, 1.80),
         "bone": Range(0.02, 0.05), "marrow": Range(0.55, 0.85), "soft": Range(0.25, 0.40), "fat": Range(0.85, 1.15),
         "skin": Range(0.40, 0.60),
     },
@@ -65,6 +66,15 @@ class AnatomyRanges:
 
     elastic_mm: Range = Range(0.5, 3.0)  # largest smooth elastic displacement
     elastic_spacing_mm: float = 24.0  # control-point spacing of the elastic field
+    # Individual cortex: the ICBM maps average 152 brains, so their sulci are blurred away. Per subject, the tissue
+    # fractions are sharpened (p**k renormalised, k = 1 keeps the average), folded by a fine elastic field, and
+    # given a fine multiplicative texture (real tissue is not flat; attempt 3 of the default models rejected a
+    # real 3D FLAIR that looks nothing like the smooth average: docs/model-card.md).
+    sharpness: Range = Range(1.0, 4.0)
+    fine_elastic_mm: Range = Range(0.3, 1.5)
+    fine_elastic_spacing_mm: float = 4.0
+    texture: Range = Range(0.01, 0.06)  # relative standard deviation of the tissue texture
+    texture_sigma_mm: float = 1.0
     ventricle_mm: Range = Range(0.0, 6.0)  # atrophy-like outward push at the ventricle wall
     lesion_probability: float = 0.4
     lesion_count: tuple[int, int] = (1, 25)
@@ -125,7 +135,10 @@ PARTIAL_VOLUME_SIGMA_VOX = 0.5  # Gaussian point-spread blur after sampling
 BIAS_AMPLITUDE = {1.5: Range(0.05, 0.15), 3.0: Range(0.10, 0.30)}  # half peak-to-peak of log bias field
 BASELINE_SNR = Range(30.0, 50.0)  # foreground median / noise sigma of a grade-0 acquisition
 INTEGER_MAX = Range(800.0, 4000.0)  # value the 99.9th percentile is scaled to
-INTEGER_DTYPES = ("int16", "uint16")
+INTEGER_DTYPES = ("int16", "uint16", "uint8")  # uint8: exported or converted images, as the real 3D FLAIR
+UINT8_MAX = Range(180.0, 250.0)  # 99.9th percentile of uint8 images (headroom below 255)
+ZERO_BACKGROUND_PROBABILITY = 0.35  # air set to exactly 0 (scanner background suppression, converters, defacing)
+BACKGROUND_MARGIN_MM = 3.0  # the zeroed air starts this far out from the head
 
 
 # ---------------------------------------------------------------- artefact grades

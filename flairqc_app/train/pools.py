@@ -45,11 +45,13 @@ class Pools:
         return digest.hexdigest()
 
 
-def _pool(samples: list[Sample], task: str | None) -> Pool:
+def _pool(samples: list[Sample], task: str | None, positives: frozenset[str] = frozenset()) -> Pool:
+    """Keys sorted, with their task labels; keys in `positives` are labelled 1 whatever their own label."""
     ordered = sorted(samples, key=lambda s: s.key)
     if task is None:
         return Pool(tuple(s.key for s in ordered), None)
-    return Pool(tuple(s.key for s in ordered), tuple(int(s.label(task)) for s in ordered))  # type: ignore[arg-type]
+    return Pool(tuple(s.key for s in ordered),
+                tuple(1 if s.key in positives else int(s.label(task)) for s in ordered))  # type: ignore[arg-type]
 
 
 def fold_assignment(samples: list[Sample], task: str, folds: int, seed: int) -> dict[str, int]:
@@ -63,14 +65,26 @@ def fold_assignment(samples: list[Sample], task: str, folds: int, seed: int) -> 
     return splits.kfold_groups({g: f"{'+'.join(sorted(d))}:{y}" for g, (d, y) in strata.items()}, folds, seed)
 
 
-def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: int) -> Pools:
+def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: int,
+               source_as_rejects: bool = False) -> Pools:
+    """The five pools of a fold. With `source_as_rejects` (straight_reject only), the labelled source images of
+    the training folds join the labelled target pool as straight rejects (a T1w saved as FLAIR is one) and the
+    source pool is empty; validation and test stay target images, so thresholds and figures are FLAIR's."""
+    if source_as_rejects and task != "straight_reject":
+        raise ValueError(f"source_as_rejects applies to the straight_reject task, not {task!r}")
     assignment = fold_assignment(samples, task, folds, seed)
     val_groups = {g for g, f in assignment.items() if f == fold}
     train = [s for s in samples if s.split == "trainval" and s.group not in val_groups]
     labelled = [s for s in train if s.label(task) is not None]
+    source = [s for s in labelled if s.domain == "source"]
+    target = [s for s in labelled if s.domain == "target"]
+    if source_as_rejects:
+        source, target, positives = [], target + source, frozenset(s.key for s in source)
+    else:
+        positives = frozenset()
     return Pools(
-        source=_pool([s for s in labelled if s.domain == "source"], task),
-        target=_pool([s for s in labelled if s.domain == "target"], task),
+        source=_pool(source, task),
+        target=_pool(target, task, positives),
         unlabelled=_pool([s for s in train if s.domain == "target" and not s.labelled], None),
         validation=_pool([s for s in samples if s.group in val_groups and s.domain == "target"
                           and s.label(task) is not None], task),

@@ -45,7 +45,7 @@ def code_version() -> str:
 
 def fold_pools(settings: TrainSettings, cache: VolumeCache, fold: int) -> Pools:
     _, task = resolve(settings.method, settings.task)
-    return make_pools(cache.read_samples(), task, fold, settings.folds, settings.seed)
+    return make_pools(cache.read_samples(), task, fold, settings.folds, settings.seed, settings.source_as_rejects)
 
 
 def train_run(settings: TrainSettings, cache_dir: Path, run_dir: Path, folds: list[int] | None = None,

@@ -15,13 +15,15 @@ export OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
 
 [ -f "$cache/samples.tsv" ] || flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$jobs"
 
-# task and method of each model: straight reject target-only (the paper has no SSDA model for it; the synthetic
-# T1w source has no rejects), the six artefact models SSDA (paper section 2.4), each its own model
-models="straight_reject:target-only motion_moderate:ssda motion_severe:ssda noise_moderate:ssda noise_severe:ssda
-contrast_moderate:ssda contrast_severe:ssda"
-printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${1%%:*}; method=${1#*:};
-  flairqc-train train --cache "$2" --config "$3/train.toml" --only-fold 0 --threads 1 --run "$4/runs/$task" \
-    --task "$task" --method "$method" > "$4/train-$task.log" 2>&1' _ {} "$cache" "$here" "$work"
+# task:method[:option] of each model: straight reject target-only (the paper has no SSDA model for it), with the
+# synthetic T1w as further rejects (a T1w saved as FLAIR is one); the six artefact models SSDA (paper section
+# 2.4), each its own model
+models="straight_reject:target-only:--source-as-rejects motion_moderate:ssda motion_severe:ssda noise_moderate:ssda
+noise_severe:ssda contrast_moderate:ssda contrast_severe:ssda"
+printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${4%%:*} rest=${4#*:}; method=${rest%%:*} option=
+  [ "$rest" = "$method" ] || option=${rest#*:}
+  flairqc-train train --cache "$1" --config "$2/train.toml" --only-fold 0 --threads 1 --run "$3/runs/$task" \
+    --task "$task" --method "$method" $option > "$3/train-$task.log" 2>&1' _ "$cache" "$here" "$work" {}
 
 flairqc-train evaluate --runs "$work"/runs/* --name flairqc-default --out "$work/eval"
 rm -rf "$work/models"
