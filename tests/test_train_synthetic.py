@@ -9,7 +9,7 @@ from flairqc_app.config import GRID_ORIGIN_RAS_MM, GRID_SHAPE
 from flairqc_app.synth import SynthConfig, write_dataset
 from flairqc_app.train.cache import VolumeCache, prepare
 from flairqc_app.train.labels import read_labels
-from flairqc_app.train.synthetic import Part, build_cache, to_model_grid
+from flairqc_app.train.synthetic import JOURNAL_NAME, Part, build_cache, to_model_grid
 
 SHAPE = (57, 70, 60)
 
@@ -50,6 +50,29 @@ def test_cache_holds_engine_images_with_their_labels_and_splits(tmp_path: Path) 
         assert volume.shape == SHAPE and float(volume.min()) >= 0.0 and float(volume.max()) <= 1.0
     clean = cache.load(samples["sub-s0000"].key).astype(np.float32)
     assert clean.std() > 0.1  # a head, not an empty grid
+
+
+def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path) -> None:
+    items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
+             for i in p.items()]
+    root = tmp_path / "cache"
+    whole = build_cache(root, items, SHAPE).read_samples()
+    journal = root / JOURNAL_NAME
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 4
+    cache = VolumeCache(root)
+    stamps = {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole}
+    (root / "samples.tsv").unlink()  # killed while rendering the third image, mid-way through its journal line
+    journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
+    assert build_cache(root, items, SHAPE).read_samples() == whole
+    again = {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole}
+    rendered = {p for p in stamps if again[p] != stamps[p]}
+    assert rendered == {s.participant_id for s in whole[2:]}  # only the unfinished images
+    assert build_cache(root, items, SHAPE).read_samples() == whole  # complete: nothing rendered
+    assert {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole} == again
+    other_seed = Part("s", "source", 2, seed=2).items()  # same participants, other images: not reused
+    changed = build_cache(root, other_seed, SHAPE).read_samples()
+    assert {s.key for s in changed}.isdisjoint({s.key for s in whole})
 
 
 @pytest.mark.slow

@@ -12,15 +12,18 @@ Two ways onto the model grid:
   synthetic heads run through the real pipeline (docs/model-card.md), so the shortcut is for comparing
   training methods, not for models to ship.
 
-Used by `flairqc-train synth-cache` (the default models' recipe) and benchmarks/bench_ssda.py.
+Used by `flairqc-train synth-cache` (the default models' recipe) and benchmarks/bench_ssda.py. A long cache
+resumes: every finished image is journalled (synth-journal.jsonl), and a rerun renders only what is missing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ from flairqc_app.train.cache import MODALITY, TEMPLATES, Sample, VolumeCache, pr
 
 log = logging.getLogger(__name__)
 WORLD = "synth-world"  # cache recipe of the shortcut: images resampled by world coordinates, not registered
+JOURNAL_NAME = "synth-journal.jsonl"  # one line per cached image: item id, cache key, engine labels
 
 
 @dataclass(frozen=True)
@@ -103,21 +107,60 @@ def to_sample(item: Item, labels: dict[str, object]) -> Sample:
                   grades={a: _grade(labels[a]) for a in ARTEFACTS} if item.labelled else {}, split=item.split)
 
 
+def item_id(item: Item, grid: str, recipe: str) -> str:
+    """Identity of a cached item: its participant and everything that decides its pixels and labels."""
+    text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), grid, recipe],
+                      sort_keys=True)
+    return f"{item.participant}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def read_journal(path: Path) -> dict[str, tuple[str, dict[str, object]]]:
+    """Finished items (id -> cache key, labels); a line cut short by an interruption is ignored."""
+    done: dict[str, tuple[str, dict[str, object]]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[entry["item"]] = (entry["key"], entry["labels"])
+    return done
+
+
+def _plain(value: object) -> object:
+    return value.item() if hasattr(value, "item") else str(value)  # numpy scalars in the engine's labels
+
+
 def build_cache(root: Path, items: list[Item], shape: tuple[int, int, int], grid: str = "2mm", jobs: int = 1,
                 dtype: str = "float16", preprocess: str | None = None) -> VolumeCache:
-    """Render every item onto the model grid into a new cache at `root`, with samples.tsv and the splits;
-    `preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut)."""
+    """Render every item onto the model grid into the cache at `root`, then write samples.tsv with the splits;
+    `preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut).
+    Items already journalled with their volume in the cache are not rendered again, so an interrupted run
+    resumes where it stopped and a complete one costs nothing."""
     recipe = WORLD if preprocess is None else f"synth-{preprocess}"
     cache = VolumeCache(root, shape, dtype, recipe)
     if cache.recipe != recipe:
         raise ValueError(f"{root} holds a {cache.recipe!r} cache, not a {recipe!r} one: use another directory")
-    jobs_list = [(item.spec, grid, tuple(shape), preprocess) for item in items]
+    ids = [item_id(item, grid, recipe) for item in items]
+    journal = cache.root / JOURNAL_NAME
+    done = {i: entry for i, entry in read_journal(journal).items() if cache.has(entry[0])}
+    todo = [(item, i) for item, i in zip(items, ids) if i not in done]
+    if len(todo) < len(items):
+        log.info("synth-cache: %d of %d images already cached, %d to render", len(items) - len(todo), len(items),
+                 len(todo))
+    jobs_list = [(item.spec, grid, tuple(shape), preprocess) for item, _ in todo]
     tic = time.perf_counter()
-    samples = []
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for done, (item, (volume, labels)) in enumerate(zip(items, pool.map(render, jobs_list, chunksize=4)), 1):
-            samples.append(cache.add_array(to_sample(item, labels), volume))
-            if done % 50 == 0 or done == len(items):
-                log.info("synth-cache: %d/%d images, %.0f s", done, len(items), time.perf_counter() - tic)
-    cache.write_samples(samples)
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool, open(journal, "a+", encoding="utf-8") as log_file:
+        if log_file.tell() > 0:
+            log_file.seek(log_file.tell() - 1)
+            if log_file.read(1) != "\n":
+                log_file.write("\n")  # close a line cut by an interruption, so the next entry stands alone
+        for count, ((item, i), (volume, labels)) in enumerate(zip(todo, pool.map(render, jobs_list, chunksize=1)), 1):
+            key = cache.add_array(to_sample(item, labels), volume).key
+            log_file.write(json.dumps({"item": i, "key": key, "labels": labels}, default=_plain) + "\n")
+            log_file.flush()
+            done[i] = (key, labels)
+            if count % 50 == 0 or count == len(todo):
+                log.info("synth-cache: %d/%d images, %.0f s", count, len(todo), time.perf_counter() - tic)
+    cache.write_samples([replace(to_sample(item, done[i][1]), key=done[i][0]) for item, i in zip(items, ids)])
     return cache
