@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train, evaluate and export flairqc's default models (docs/model-card.md), from the repository root:
 #   bash tools/default-models/train.sh WORK_DIR [JOBS]
-# WORK_DIR receives the synthetic cache (kept and reused when complete), the runs and the test evaluation;
+# WORK_DIR receives the synthetic cache (reused: only missing images are rendered), the runs and the test evaluation;
 # the ONNX models and models.json go to flairqc_app/data/models. JOBS (default 2) parallel workers render
 # the cache and, with one torch thread each, train the seven models side by side. Seeds are fixed
 # (data.toml, train.toml): a rerun gives the same models on the same kind of machine.
@@ -13,13 +13,15 @@ cache=$work/cache
 # one thread per worker: JOBS workers fill JOBS cores
 export OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1
 
-[ -f "$cache/samples.tsv" ] || flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$jobs"
+# renders only the images not cached yet (journalled), so an interrupted or extended cache resumes
+flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$jobs"
 
 # task:method[:option] of each model: straight reject target-only (the paper has no SSDA model for it), with the
 # synthetic T1w as further rejects (a T1w saved as FLAIR is one); the six artefact models SSDA (paper section
 # 2.4), each its own model
 models="straight_reject:target-only:--source-as-rejects motion_moderate:ssda motion_severe:ssda noise_moderate:ssda
 noise_severe:ssda contrast_moderate:ssda contrast_severe:ssda"
+rm -rf "$work/runs"  # every model is trained afresh
 printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${4%%:*} rest=${4#*:}; method=${rest%%:*} option=
   [ "$rest" = "$method" ] || option=${rest#*:}
   flairqc-train train --cache "$1" --config "$2/train.toml" --only-fold 0 --threads 1 --run "$3/runs/$task" \
