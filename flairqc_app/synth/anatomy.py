@@ -143,12 +143,10 @@ def draw_anatomy(rng: np.random.Generator, lesions: bool | None = None,
     lesion_list = tuple((*map(float, model.lesion_sites[i]), ranges.lesion_radius_mm.draw(rng)) for i in picks)
     layers = {name: getattr(ranges, f"{name}_mm").draw(rng) for name in
               ("csf_rim", "inner_table", "diploe", "outer_table", "skin", "subcutaneous_fat")}
-    elastic_mm, ventricle_mm, elastic_seed = ranges.elastic_mm.draw(rng), ranges.ventricle_mm.draw(rng), int(
-        rng.integers(2**31))
-    return Anatomy(elastic_mm=elastic_mm, ventricle_mm=ventricle_mm, layers_mm=layers, lesions=lesion_list,
-                   elastic_seed=elastic_seed, sharpness=ranges.sharpness.draw(rng),
-                   fine_elastic_mm=ranges.fine_elastic_mm.draw(rng), texture=ranges.texture.draw(rng),
-                   fine_seed=int(rng.integers(2**31)))
+    return Anatomy(elastic_mm=ranges.elastic_mm.draw(rng), ventricle_mm=ranges.ventricle_mm.draw(rng),
+                   layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)),
+                   sharpness=ranges.sharpness.draw(rng), fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
+                   texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)))  # draws in this order
 
 
 def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
