@@ -23,7 +23,10 @@ from flairqc_app.synth.anatomy import draw_anatomy, head_model, template_image, 
 from flairqc_app.synth.bids import nifti_gz_bytes
 from flairqc_app.synth.labels import COLUMNS
 from flairqc_app.synth.contrasts import draw_levels
-from flairqc_app.synth.params import BACKGROUND_MARGIN_MM, REJECT_REASONS, TISSUE_LABELS, UINT8_MAX
+from flairqc_app.synth.artefacts import ContrastPlan, reduce_contrast
+from flairqc_app.synth.params import (
+    BACKGROUND_MARGIN_MM, CONTRAST_GRADES, REJECT_REASONS, SEQUENCE_INTENSITIES, TISSUE_LABELS, UINT8_MAX,
+)
 from flairqc_app.synth.plan import plan_dataset, render_spec
 
 FAST = SynthConfig(grid="2mm", lesions=True, zero_background=False)  # air noise measured below
@@ -57,6 +60,17 @@ def test_grey_white_contrast_falls_with_contrast_grade():
     contrasts = [measures.gm_wm_contrast(data(head(contrast=g)), head(contrast=g).tissue) for g in (0, 1, 2)]
     assert contrasts[0] > contrasts[1] > contrasts[2], contrasts
     assert contrasts[2] < 0.35 * contrasts[0], contrasts
+
+
+def test_contrast_grade_2_stays_below_the_flattest_grade_0_across_images():
+    """The most contrasted FLAIR squeezed at the grade-2 maximum keeps a lower GM/WM ratio than the least
+    contrasted untouched FLAIR, so the grade cannot be read off the base contrast of an image."""
+    ranges, grade2 = SEQUENCE_INTENSITIES["FLAIR"], CONTRAST_GRADES[2]
+    wm, csf = ranges["wm"].hi, ranges["csf"].lo
+    levels = {"csf": csf, "wm": wm, "gm": wm * ranges["gm"].hi}
+    plan = ContrastPlan("gm_wm", grade2.residual.hi, 1.0, grade2.outside_residual.hi, None, 0)
+    squeezed = reduce_contrast(np.array([csf, levels["wm"], levels["gm"], 2.0], np.float32), plan, levels)
+    assert squeezed[2] / squeezed[1] < ranges["gm"].lo - 0.05, squeezed
 
 
 def test_csf_suppression_failure_lifts_csf_with_grade():
@@ -207,7 +221,7 @@ def test_apply_artefact_degrades_any_image():
     moved = measures.ghost_ratio(apply_artefact(img, "motion", 2, rng(0)).get_fdata(), clean.tissue)
     assert noisy[0] > noisy[1] and noisy[0] < measures.snr(data(clean), clean.tissue)
     assert flat < 0.5 * measures.gm_wm_contrast(data(clean), clean.tissue)
-    assert moved > 2 * measures.ghost_ratio(data(clean), clean.tissue)
+    assert moved > 1.5 * measures.ghost_ratio(data(clean), clean.tissue)  # ghosts of a dimmer scalp (FLAIR fat 0.4-1.1)
     with pytest.raises(ValueError):
         apply_artefact(img, "blur", 1, rng(0))
 

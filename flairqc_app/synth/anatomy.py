@@ -124,12 +124,14 @@ class Anatomy:
     fine_elastic_mm: float = 0.0
     texture: float = 0.0
     fine_seed: int = 0
+    layer_edge_mm: float = 0.6
 
     def summary(self) -> dict[str, float | int]:
         """Generation parameters for the labels table."""
         return {"elastic_mm": round(self.elastic_mm, 3), "ventricle_mm": round(self.ventricle_mm, 3),
                 "lesion_count": len(self.lesions), "sharpness": round(self.sharpness, 3),
                 "fine_elastic_mm": round(self.fine_elastic_mm, 3), "texture": round(self.texture, 4),
+                "layer_edge_mm": round(self.layer_edge_mm, 3),
                 **{f"{k}_mm": round(v, 3) for k, v in self.layers_mm.items()}}
 
 
@@ -146,7 +148,8 @@ def draw_anatomy(rng: np.random.Generator, lesions: bool | None = None,
     return Anatomy(elastic_mm=ranges.elastic_mm.draw(rng), ventricle_mm=ranges.ventricle_mm.draw(rng),
                    layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)),
                    sharpness=ranges.sharpness.draw(rng), fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
-                   texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)))  # draws in this order
+                   texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)),
+                   layer_edge_mm=ranges.layer_edge_mm.draw(rng))  # draws in this order
 
 
 def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +165,8 @@ def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np
 
 
 def tissue_texture(anatomy: Anatomy, shape: tuple[int, int, int]) -> np.ndarray:
-    """Multiplicative fine texture 1 + t * n, n smooth noise of unit standard deviation (ones when t = 0)."""
+    """Multiplicative fine texture 1 + t * n, n smooth noise of unit standard deviation (ones when t = 0), on the
+    whole grid: brain and scalp alike are not flat."""
     if anatomy.texture <= 0.0:
         return np.ones(shape, np.float32)
     rng = np.random.default_rng([anatomy.fine_seed, 1])
@@ -172,7 +176,7 @@ def tissue_texture(anatomy: Anatomy, shape: tuple[int, int, int]) -> np.ndarray:
 
 def _shell_intensity(model: HeadModel, anatomy: Anatomy, level: dict[str, float]) -> np.ndarray:
     """Layer intensities outside the envelope: skull from the brain side, skin and fat from the scalp side."""
-    lay, edge = anatomy.layers_mm, 0.6
+    lay, edge = anatomy.layers_mm, anatomy.layer_edge_mm
     bounds = np.cumsum([lay["csf_rim"], lay["inner_table"], lay["diploe"], lay["outer_table"]])
     inner_classes = ("csf", "bone", "marrow", "bone", "soft")
     knots, values = [0.0], [level["csf"]]
@@ -203,9 +207,10 @@ def template_image(anatomy: Anatomy, level: dict[str, float], with_labels: bool 
     image = np.zeros(model.shape, np.float32)
     flat = image.reshape(-1)
     gm, wm_fraction, rest = tissue_fractions(model, anatomy.sharpness)
-    texture = tissue_texture(anatomy, model.shape).reshape(-1)[model.brain_idx]
-    flat[model.brain_idx] = (gm * level["gm"] + wm_fraction * level["wm"]) * texture + rest * level["csf"]
-    flat[model.shell_idx] = _shell_intensity(model, anatomy, level)
+    texture = tissue_texture(anatomy, model.shape).reshape(-1)
+    flat[model.brain_idx] = ((gm * level["gm"] + wm_fraction * level["wm"]) * texture[model.brain_idx]
+                             + rest * level["csf"])
+    flat[model.shell_idx] = _shell_intensity(model, anatomy, level) * texture[model.shell_idx]
     low, high = COIL_COVERAGE_MM
     z_mm = model.affine[2, 2] * np.arange(model.shape[2]) + model.affine[2, 3]
     image *= np.interp(z_mm, [low, high], [0.1, 1.0]).astype(np.float32)[None, None, :]

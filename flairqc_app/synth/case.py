@@ -89,8 +89,8 @@ def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range) -> tu
     return scaled, {"dtype": dtype, "intensity_max": round(top, 1)}
 
 
-def _background(data: np.ndarray, clean: np.ndarray, seed: int, config: SynthConfig,
-                params: dict[str, object]) -> np.ndarray:
+def _background(data: np.ndarray, clean: np.ndarray, voxel_mm: tuple[float, float, float], seed: int,
+                config: SynthConfig, params: dict[str, object]) -> np.ndarray:
     """Air kept noisy, or set to exactly 0 beyond BACKGROUND_MARGIN_MM of the object as by scanners' background
     suppression, converters and defacing (the real 3D FLAIR of realdata-dev is 48 % exact zeros). Drawn from
     its own stream, so the other draws of a seed stay what they were."""
@@ -101,7 +101,8 @@ def _background(data: np.ndarray, clean: np.ndarray, seed: int, config: SynthCon
     if not zero:
         return data
     inside = ndimage.binary_fill_holes(foreground_mask(clean))
-    inside = ndimage.binary_dilation(inside, iterations=max(1, int(round(BACKGROUND_MARGIN_MM))))
+    steps = max(1, int(round(BACKGROUND_MARGIN_MM / min(voxel_mm))))  # at least the margin along every axis
+    inside = ndimage.binary_dilation(inside, iterations=steps)
     return np.where(inside, data, 0.0).astype(data.dtype)
 
 
@@ -163,7 +164,7 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
             clean, extra = rejects.phantom(rng, acq)
             data, degrade = _degrade(rng, clean, {"csf": 0.0, "wm": 1.0, "gm": 1.0}, acq, (0, 0, 0), "gm_wm",
                                      scanner.field_t)
-            data = _background(data, clean, seed, config, params)
+            data = _background(data, clean, acq.voxel_mm, seed, config, params)
         elif reject == "noise_only":
             extra, data, degrade = {}, artefacts.add_rician_noise(np.zeros(acq.shape, np.float32), 1.0, rng), {}
         else:
@@ -184,7 +185,7 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
         else:
             data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t)
             params.update(degrade)
-            data = _background(data, clean, seed, config, params)
+            data = _background(data, clean, acq.voxel_mm, seed, config, params)
         if reject == "truncated":
             axis, start, stop, fraction = rejects.truncation(rng, clean, acq)
             params.update(truncation_axis=axis, truncation_fraction=round(fraction, 3))
