@@ -1,10 +1,12 @@
-"""Training-time augmentation keeps the brain and the labels: flips mirror, FOV cuts spare the brain."""
+"""Training-time augmentation keeps the brain and the labels: flips mirror, FOV cuts spare the brain, the gain
+outside the brain leaves the brain as it was."""
 
 import numpy as np
 import pytest
 
 from flairqc_app.train import settings
-from flairqc_app.train.augment import augment_batch, cut_below_brain, protected_brain
+from flairqc_app.train.augment import (GAIN_LEVEL, augment_batch, cut_below_brain, gain_outside_brain, outside_weight,
+                                      protected_brain)
 
 SHAPE = (57, 70, 60)  # the default models' input shape
 
@@ -41,6 +43,35 @@ def test_fov_cut_is_tilted_like_a_real_field_of_view():
         depth = zeroed.sum(axis=1)  # zeroed slices per posterior-anterior position
         slopes.add(int(np.sign(depth[-1] - depth[0])))
     assert slopes >= {-1, 1}
+
+
+def test_outside_gain_leaves_the_brain_and_the_air_and_varies_smoothly_outside():
+    head = np.full(SHAPE, 0.5, np.float32)
+    head[..., :4] = 0.0  # air below the head
+    weight = outside_weight(SHAPE)
+    brain = protected_brain(SHAPE)
+    rng = np.random.default_rng(7)
+    levels = []
+    for _ in range(10):
+        out = gain_outside_brain(head, rng)
+        assert np.array_equal(out[brain], head[brain]) and np.array_equal(out[weight == 0], head[weight == 0])
+        assert not out[..., :4].any()  # zeros stay zeros
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        gain = out[weight == 1] / 0.5
+        assert gain.std() > 0.03  # not a constant factor
+        levels.append(np.median(gain))
+        along = out[:, :, 50][weight[:, :, 50] == 1]  # an axial slice far outside: neighbours alike (smooth)
+        assert np.corrcoef(along[:-1], along[1:])[0, 1] > 0.5
+    assert min(levels) < 1.0 < max(levels) and GAIN_LEVEL[0] / 2 < min(levels)
+
+
+def test_outside_gain_draws_after_the_other_augmentations():
+    batch = np.random.default_rng(0).random((6, 1, *SHAPE), dtype=np.float32)
+    both = augment_batch(batch, ("flip", "outside_gain"), np.random.default_rng(2))
+    flips = augment_batch(batch[:1], ("flip",), np.random.default_rng(2))
+    assert np.array_equal(both[0][protected_brain(SHAPE)[None]], flips[0][protected_brain(SHAPE)[None]])
+    changed = [not np.array_equal(o, b) for o, b in zip(both, batch)]
+    assert any(changed)
 
 
 def test_unknown_augmentation_is_refused():

@@ -190,7 +190,9 @@ def test_cli_train_evaluate_compare(cache, tmp_path):
     common = ["--cache", str(cache.root), "--task", "noise_moderate", "--epochs", "2", "--pretrain-epochs", "1",
               "--folds", "3", "--only-fold", "0", "--batch-size", "4", "--channels", "4", "8", "8", "--hidden", "16",
               "8", "--device", "cpu"]
-    assert cli.main(["train", "--run", str(tmp_path / "ssda"), "--method", "ssda"] + common) == 0
+    assert cli.main(["train", "--run", str(tmp_path / "ssda"), "--method", "ssda", "--augment", "flip,outside_gain"]
+                    + common) == 0
+    assert json.loads((tmp_path / "ssda" / "settings.json").read_text())["augment"] == ["flip", "outside_gain"]
     assert cli.main(["train", "--run", str(tmp_path / "src"), "--method", "source-only"] + common) == 0
     for name in ("ssda", "src"):
         assert cli.main(["evaluate", "--runs", str(tmp_path / name), "--name", name, "--out",

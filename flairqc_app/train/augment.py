@@ -6,6 +6,11 @@
   3D FLAIRs often stop at the lower brainstem (the real one in realdata-dev: a wedge under the cerebellum,
   tilted ~20 degrees), synthetic heads always include the neck; without this, a missing neck looks like the
   engine's `truncated` straight rejects, which cut a quarter of the head or more.
+- `outside_gain`: multiply everything outside the brain (scalp, skull, face, neck) by a smooth random gain.
+  The engine's scalps are smooth concentric layers, a real one is thin and textured, and networks trained on
+  the former read the latter as motion (the real 3D FLAIR of realdata-dev: its brain in a synthetic head gives
+  motion_moderate 0.01, its own head 0.89; docs/model-card.md). The gain is positive and smooth (noise
+  smoothed at sigma 3 mm), so edges, ghosts and noise stay where they are; the brain is untouched.
 
 Images are on the registered model grid (RAS array order: axis 1 runs posterior to anterior, axis 2
 inferior to superior), so the protected region is the template brain there. The draws of one iteration come
@@ -18,14 +23,19 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from scipy import ndimage
 
 from flairqc_app.resample import resize_to
 
-AUGMENTATIONS = ("flip", "fov_cut")
+AUGMENTATIONS = ("flip", "fov_cut", "outside_gain")
 PROBABILITY = 0.5  # of each augmentation, per image
 CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
 PROTECTED_AREA_FRACTION = 0.03  # axial slices whose brain area is below this share of the largest: medulla
+GAIN_BRAIN_MARGIN_VOX = 1  # the gain starts this far outside the template brain (model grid voxels, ~3 mm)
+GAIN_SMOOTHING_VOX = 1.0  # sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
+GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, drawn per image
+GAIN_LEVEL = (0.6, 1.3)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -59,6 +69,27 @@ def cut_below_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=4)
+def outside_weight(shape: tuple[int, int, int]) -> np.ndarray:
+    """0 in the template brain and its margin, rising smoothly to 1 outside: where the gain applies."""
+    from flairqc_app.preprocess import template_brain_mask  # ANTs, imported only when augmenting
+
+    brain = resize_to(template_brain_mask().astype(np.float32), shape) > 0.5
+    kept = ndimage.binary_dilation(brain, iterations=GAIN_BRAIN_MARGIN_VOX)
+    weight = ndimage.gaussian_filter((~kept).astype(np.float32), GAIN_SMOOTHING_VOX)
+    weight[brain] = 0.0
+    return weight
+
+
+def gain_outside_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The volume times a smooth log-normal gain outside the brain, clipped to the [0, 1] input range."""
+    field = ndimage.gaussian_filter(rng.standard_normal(volume.shape).astype(np.float32), GAIN_SMOOTHING_VOX)
+    field /= field.std()
+    gain = rng.uniform(*GAIN_LEVEL) * np.exp(rng.uniform(*GAIN_LOG_SD) * field)
+    weight = outside_weight(volume.shape)
+    return np.clip(volume * (1.0 + weight * (gain - 1.0)), 0.0, 1.0).astype(volume.dtype)
+
+
 def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
     """A batch [N, 1, X, Y, Z] with each named augmentation applied to each image with probability 1/2."""
     if not names:
@@ -69,4 +100,6 @@ def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Gene
             out[i, 0] = out[i, 0, ::-1]
         if "fov_cut" in names and rng.random() < PROBABILITY:
             out[i, 0] = cut_below_brain(out[i, 0], rng)
+        if "outside_gain" in names and rng.random() < PROBABILITY:  # last: runs without it draw as before
+            out[i, 0] = gain_outside_brain(out[i, 0], rng)
     return out

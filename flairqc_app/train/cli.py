@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int)
     t.add_argument("--source-as-rejects", action="store_const", const=True,
                    help="straight_reject: labelled source (T1w) images train as rejects (T1w saved as FLAIR)")
+    t.add_argument("--augment", type=lambda text: tuple(name for name in text.split(",") if name),
+                   metavar="NAME[,NAME...]", help="training-time augmentations, comma-separated ('' for none)")
     t.add_argument("--head", choices=("fc3", "gap"), help="fc3: Conv5_FC3 (paper); gap: compact head")
     t.add_argument("--channels", type=int, nargs="+")
     t.add_argument("--hidden", type=int, nargs="+")
@@ -103,7 +105,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {"task": args.task, "method": args.method, "epochs": args.epochs,
                  "pretrain_epochs": args.pretrain_epochs, "batch_size": args.batch_size, "lr0": args.lr0,
                  "folds": args.folds, "seed": args.seed, "device": args.device, "threads": args.threads,
-                 "source_as_rejects": args.source_as_rejects}
+                 "source_as_rejects": args.source_as_rejects, "augment": args.augment}
     settings = settings_mod.load(args.config, overrides)
     model = {"input_shape": VolumeCache(args.cache).shape, "head": args.head,
              "channels": tuple(args.channels) if args.channels else None,
