@@ -204,11 +204,8 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
 
         outcomes = run_participants(images, settings)
     except ModelError as exc:
-        hint = ""
-        if args.models_dir == config.DEFAULT_MODELS_DIR:
-            hint = ("\nthe default models of this installation are damaged: reinstall flairqc, or pass --models-dir"
-                    if (config.DEFAULT_MODELS_DIR / "models.json").is_file() else
-                    "\nthis release ships no default models yet (docs/model-card.md): pass --models-dir")
+        hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
+                "--models-dir" if args.models_dir == config.DEFAULT_MODELS_DIR else "")
         log.error("%s%s", exc, hint)
         return config.EXIT_FAILURE
     except OSError as exc:

@@ -14,9 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_dataset
 from test_boutiques import DESCRIPTOR, EXPECTED, launch, small_dataset, verdicts
 
 from flairqc_app import __version__
+from flairqc_app.config import DEFAULT_MODELS_DIR, TASKS
+from flairqc_app.infer import read_manifest
+from flairqc_app.synth import SynthConfig, generate_case
+from flairqc_app.tsv import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "podman-local.sh"
@@ -90,6 +95,25 @@ def test_participant_then_group_locked_down(image, tmp_path):
     assert verdicts(out) == EXPECTED
     assert (out / "group_FLAIR.tsv").stat().st_uid == int(UID)
     assert json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]["Version"] == __version__
+
+
+@pytest.mark.slow
+@pytest.mark.container
+@pytest.mark.skipif(not (DEFAULT_MODELS_DIR / "models.json").is_file(), reason="no default models are shipped")
+def test_the_image_grades_with_its_own_default_models(image, tmp_path):
+    """`docker run flairqc /bids /out participant`: nothing mounted but the data, the verdict from the shipped models."""
+    img, _ = generate_case(90_001, config=SynthConfig(grid="1mm"))  # the clean FLAIR of tests/test_default_models.py
+    bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": img})
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    run = podman("run", *LOCKED_DOWN, "-v", f"{bids}:/bids:ro", "-v", f"{out}:/out", image, "/bids", "/out",
+                 "participant")
+    assert run.returncode == 0, run.stderr[-3000:]
+    (row,) = read_table(out / "sub-01" / "anat" / "sub-01_desc-flairqc_FLAIR.tsv")
+    assert (row["status"], row["straight_reject"], row["tier"]) == ("ok", 0, 1)
+    _, specs = read_manifest(DEFAULT_MODELS_DIR)
+    assert row["model_hashes"] == ";".join(f"{task}={specs[task].sha256[:16]}" for task in TASKS)
 
 
 @pytest.mark.slow
