@@ -167,13 +167,18 @@ class ModelSet:
         inputs: dict[tuple[int, ...], np.ndarray] = {}
         probabilities = {}
         for task in TASKS:
-            spec = self.specs[task]
-            if spec.spatial_shape not in inputs:
-                resized = volume if spec.spatial_shape == GRID_SHAPE else resize_to(volume, spec.spatial_shape)
-                inputs[spec.spatial_shape] = resized[np.newaxis, np.newaxis].astype(np.float32)
-            output = self.sessions[task].run([spec.output_name], {spec.input_name: inputs[spec.spatial_shape]})[0]
-            probabilities[task] = positive_probability(spec, np.asarray(output, dtype=np.float64))
+            shape = self.specs[task].spatial_shape
+            if shape not in inputs:
+                inputs[shape] = volume if shape == GRID_SHAPE else resize_to(volume, shape)
+            probabilities[task] = self.probability(task, inputs[shape])
         return probabilities
+
+    def probability(self, task: str, model_input: np.ndarray) -> float:
+        """Positive-class probability of one task for a volume already on that model's input grid."""
+        spec = self.specs[task]
+        batch = np.asarray(model_input, dtype=np.float32)[np.newaxis, np.newaxis]
+        output = self.sessions[task].run([spec.output_name], {spec.input_name: batch})[0]
+        return positive_probability(spec, np.asarray(output, dtype=np.float64))
 
 
 def check_io(spec: ModelSpec, session: ort.InferenceSession) -> None:

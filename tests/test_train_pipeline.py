@@ -186,6 +186,23 @@ def test_exported_models_are_accepted_by_the_bids_app(models_dir):
         assert probabilities[task] == pytest.approx(expected, abs=1e-5)
 
 
+def test_an_exported_model_set_is_evaluated_as_its_runs(models_dir, cache, tmp_path):
+    """The ONNX models, with their manifest's thresholds, score the cache's test split as their torch runs do."""
+    from flairqc_app.train.evaluate import evaluate_models, evaluate_runs
+
+    def scores(rows):  # NaN (no positive in the split) as None, so that equal rows compare equal
+        return {r["task"]: tuple(None if v != v else v for v in (r["n"], r["n_positive"], r["balanced_accuracy"],
+                                                                 r["sensitivity"], r["threshold"])) for r in rows}
+
+    by_runs = scores(evaluate_runs(sorted((models_dir / "runs").iterdir()), tmp_path / "runs", "a", resamples=50))
+    by_models = scores(evaluate_models(models_dir / "models", cache.root, tmp_path / "onnx", "a", resamples=50))
+    assert set(TASKS) <= set(by_models) and by_models == by_runs
+    assert cli.main(["evaluate", "--models-dir", str(models_dir / "models"), "--cache", str(cache.root), "--name",
+                     "a", "--out", str(tmp_path / "cli"), "--resamples", "50"]) == 0
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--models-dir", str(models_dir / "models"), "--name", "a", "--out", str(tmp_path)])
+
+
 def test_cli_train_evaluate_compare(cache, tmp_path):
     common = ["--cache", str(cache.root), "--task", "noise_moderate", "--epochs", "2", "--pretrain-epochs", "1",
               "--folds", "3", "--only-fold", "0", "--batch-size", "4", "--channels", "4", "8", "8", "--hidden", "16",

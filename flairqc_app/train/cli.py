@@ -4,6 +4,7 @@
     flairqc-train synth-cache --recipe data.toml --cache CACHE      (synthetic data, registration skipped)
     flairqc-train train --cache CACHE --run RUN --task motion_severe --method ssda [--config cfg.toml]
     flairqc-train evaluate --runs RUN_A RUN_B ... --name ssda --out EVAL
+    flairqc-train evaluate --models-dir MODELS --cache CACHE --name shipped --out EVAL
     flairqc-train compare EVAL_A EVAL_B --out CMP
     flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]
 """
@@ -74,8 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--only-fold", type=int, nargs="+", dest="only_folds", help="train only these folds")
     t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoints")
 
-    e = sub.add_parser("evaluate", help="test-split metrics of one approach (one run per task)")
-    e.add_argument("--runs", type=Path, nargs="+", required=True)
+    e = sub.add_parser("evaluate", help="test-split metrics of one approach (one run per task, or exported models)")
+    given = e.add_mutually_exclusive_group(required=True)
+    given.add_argument("--runs", type=Path, nargs="+")
+    given.add_argument("--models-dir", type=Path, help="an exported model set (models.json), on --cache's test split")
+    e.add_argument("--cache", type=Path, help="with --models-dir: the cache whose test split is scored")
     e.add_argument("--name", required=True, help="approach name in tables and plots")
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--resamples", type=int, default=1000)
@@ -142,7 +146,8 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "prepare":
@@ -156,9 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         _train(args)
     elif args.command == "evaluate":
-        from flairqc_app.train.evaluate import evaluate_runs
+        from flairqc_app.train.evaluate import evaluate_models, evaluate_runs
 
-        for row in evaluate_runs(args.runs, args.out, args.name, args.resamples, args.seed):
+        if args.models_dir is not None and args.cache is None:
+            parser.error("evaluate --models-dir needs --cache (whose test split is scored)")
+        rows = (evaluate_runs(args.runs, args.out, args.name, args.resamples, args.seed) if args.runs else
+                evaluate_models(args.models_dir, args.cache, args.out, args.name, args.resamples, args.seed))
+        for row in rows:
             print(f"{row['task']}: BA {100 * row['balanced_accuracy']:.2f} "
                   f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}] (n={row['n']})")
     elif args.command == "compare":

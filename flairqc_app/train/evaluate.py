@@ -18,8 +18,10 @@ import numpy as np
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS
 from flairqc_app.grade import artefact_grade, tier_from_grades
 from flairqc_app.train import report
+from flairqc_app.train.cache import VolumeCache
 from flairqc_app.train.labels import TIER_TASK, tier
 from flairqc_app.train.metrics import balanced_accuracy, bootstrap_ci, confusion_matrix, mcnemar
+from flairqc_app.train.pools import test_pool
 
 TIER_TASKS = ("tier3_vs_tier21", "tier2_vs_tier1")
 METRIC_COLUMNS = ("approach", "task", "n", "n_positive", "balanced_accuracy", "ci_low", "ci_high", "sensitivity",
@@ -141,6 +143,12 @@ def evaluate_predictions(all_predictions: list[Predictions], out_dir: Path, titl
     return metrics
 
 
+def test_tiers(cache: VolumeCache) -> dict[str, int]:
+    """True tier of every FLAIR of the test split that has one (not rejected, all grades labelled)."""
+    return {s.key: t for s in cache.read_samples()
+            if s.domain == "target" and s.split == "test" and (t := tier(s.straight_reject, s.grades)) is not None}
+
+
 def evaluate_runs(run_dirs: list[Path], out_dir: Path, approach: str, resamples: int = 1000,
                   seed: int = 0) -> list[dict[str, Any]]:
     """Evaluate the runs of one approach (one run per task), adding the tier tasks when they can be formed."""
@@ -151,14 +159,32 @@ def evaluate_runs(run_dirs: list[Path], out_dir: Path, approach: str, resamples:
         predictions, cache = predict_run(Path(run_dir), approach)
         by_task[predictions.task] = predictions
         curves[predictions.task] = report.selected_curves(Path(run_dir))
-    true_tiers = {}
-    if cache is not None:
-        for s in cache.read_samples():
-            t = tier(s.straight_reject, s.grades)
-            if s.domain == "target" and s.split == "test" and t is not None:
-                true_tiers[s.key] = t
+    true_tiers = test_tiers(cache) if cache is not None else {}
     all_predictions = list(by_task.values()) + tier_predictions(approach, by_task, true_tiers)
     return evaluate_predictions(all_predictions, out_dir, f"flairqc-train evaluation: {approach}", curves,
+                                resamples, seed)
+
+
+def evaluate_models(models_dir: Path, cache_dir: Path, out_dir: Path, approach: str, resamples: int = 1000,
+                    seed: int = 0) -> list[dict[str, Any]]:
+    """Evaluate an exported model set (ONNX, with its manifest's thresholds) on a cache's test split, as the
+    BIDS-App would decide: the shipped default models, or a set whose training runs are gone."""
+    from flairqc_app.infer import load_models
+
+    models = load_models(models_dir, "cpu")
+    cache = VolumeCache(cache_dir)
+    samples = cache.read_samples()
+    by_task: dict[str, Predictions] = {}
+    for task, spec in models.specs.items():
+        if spec.spatial_shape != cache.shape:
+            raise ValueError(f"{task}: the model takes {spec.spatial_shape}, the cache {cache_dir} holds {cache.shape}")
+        test = test_pool(samples, task)
+        positive = np.asarray([models.probability(task, cache.load(key)) for key in test.keys])
+        threshold = models.thresholds[task]
+        by_task[task] = Predictions(approach, task, test.keys, np.asarray(test.labels), positive,
+                                    (positive >= threshold).astype(int), threshold)
+    all_predictions = list(by_task.values()) + tier_predictions(approach, by_task, test_tiers(cache))
+    return evaluate_predictions(all_predictions, out_dir, f"flairqc-train evaluation: {approach}", None,
                                 resamples, seed)
 
 

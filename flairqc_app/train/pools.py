@@ -88,6 +88,11 @@ def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: in
         unlabelled=_pool([s for s in train if s.domain == "target" and not s.labelled], None),
         validation=_pool([s for s in samples if s.group in val_groups and s.domain == "target"
                           and s.label(task) is not None], task),
-        test=_pool([s for s in samples if s.split == "test" and s.domain == "target"
-                    and s.label(task) is not None], task),
+        test=test_pool(samples, task),
     )
+
+
+def test_pool(samples: list[Sample], task: str) -> Pool:
+    """The labelled FLAIR of the held-out test split, the same for every fold."""
+    return _pool([s for s in samples if s.split == "test" and s.domain == "target" and s.label(task) is not None],
+                 task)
