@@ -8,6 +8,7 @@ import pytest
 from flairqc_app.config import GRID_ORIGIN_RAS_MM, GRID_SHAPE
 from flairqc_app.synth import SynthConfig, write_dataset
 from flairqc_app.train.cache import VolumeCache, prepare
+from flairqc_app.train import synthetic
 from flairqc_app.train.labels import read_labels
 from flairqc_app.train.synthetic import JOURNAL_NAME, Part, build_cache, to_model_grid
 
@@ -52,7 +53,7 @@ def test_cache_holds_engine_images_with_their_labels_and_splits(tmp_path: Path) 
     assert clean.std() > 0.1  # a head, not an empty grid
 
 
-def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path) -> None:
+def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path, monkeypatch) -> None:
     items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
              for i in p.items()]
     root = tmp_path / "cache"
@@ -73,6 +74,9 @@ def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path:
     other_seed = Part("s", "source", 2, seed=2).items()  # same participants, other images: not reused
     changed = build_cache(root, other_seed, SHAPE).read_samples()
     assert {s.key for s in changed}.isdisjoint({s.key for s in whole})
+    monkeypatch.setattr(synthetic, "renderer_fingerprint", lambda: "changed engine")  # same plans, other code
+    assert build_cache(root, items, SHAPE).read_samples() == whole  # same pixels here, but all drawn again
+    assert all(cache.path(s.key).stat().st_mtime_ns != again[s.participant_id] for s in whole)
 
 
 @pytest.mark.slow

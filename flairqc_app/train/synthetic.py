@@ -24,6 +24,7 @@ import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -107,10 +108,21 @@ def to_sample(item: Item, labels: dict[str, object]) -> Sample:
                   grades={a: _grade(labels[a]) for a in ARTEFACTS} if item.labelled else {}, split=item.split)
 
 
+@lru_cache(maxsize=1)
+def renderer_fingerprint() -> str:
+    """Hash of the code that turns a plan into pixels (the engine, preprocessing, resampling): a journalled image
+    drawn by other code is not reused (attempt 5 of the default models was, docs/model-card.md)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted((package / "synth").glob("*.py")) + [package / "preprocess.py", package / "resample.py"]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def item_id(item: Item, grid: str, recipe: str) -> str:
     """Identity of a cached item: its participant and everything that decides its pixels and labels."""
-    text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), grid, recipe],
-                      sort_keys=True)
+    text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), grid, recipe,
+                       renderer_fingerprint()], sort_keys=True)
     return f"{item.participant}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
