@@ -7,8 +7,8 @@ import pytest
 
 from flairqc_app.config import GRID_ORIGIN_RAS_MM, GRID_SHAPE
 from flairqc_app.synth import SynthConfig, write_dataset
-from flairqc_app.train.cache import VolumeCache, prepare
 from flairqc_app.train import synthetic
+from flairqc_app.train.cache import VolumeCache, prepare
 from flairqc_app.train.labels import read_labels
 from flairqc_app.train.synthetic import JOURNAL_NAME, Part, build_cache, to_model_grid
 

@@ -18,7 +18,7 @@ import numpy as np
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS
 from flairqc_app.grade import artefact_grade, tier_from_grades
 from flairqc_app.train import report
-from flairqc_app.train.cache import VolumeCache
+from flairqc_app.train.cache import Sample, VolumeCache
 from flairqc_app.train.labels import TIER_TASK, tier
 from flairqc_app.train.metrics import balanced_accuracy, bootstrap_ci, confusion_matrix, mcnemar
 from flairqc_app.train.pools import test_pool
@@ -143,9 +143,9 @@ def evaluate_predictions(all_predictions: list[Predictions], out_dir: Path, titl
     return metrics
 
 
-def test_tiers(cache: VolumeCache) -> dict[str, int]:
+def test_tiers(samples: list[Sample]) -> dict[str, int]:
     """True tier of every FLAIR of the test split that has one (not rejected, all grades labelled)."""
-    return {s.key: t for s in cache.read_samples()
+    return {s.key: t for s in samples
             if s.domain == "target" and s.split == "test" and (t := tier(s.straight_reject, s.grades)) is not None}
 
 
@@ -159,7 +159,7 @@ def evaluate_runs(run_dirs: list[Path], out_dir: Path, approach: str, resamples:
         predictions, cache = predict_run(Path(run_dir), approach)
         by_task[predictions.task] = predictions
         curves[predictions.task] = report.selected_curves(Path(run_dir))
-    true_tiers = test_tiers(cache) if cache is not None else {}
+    true_tiers = test_tiers(cache.read_samples()) if cache is not None else {}
     all_predictions = list(by_task.values()) + tier_predictions(approach, by_task, true_tiers)
     return evaluate_predictions(all_predictions, out_dir, f"flairqc-train evaluation: {approach}", curves,
                                 resamples, seed)
@@ -183,7 +183,7 @@ def evaluate_models(models_dir: Path, cache_dir: Path, out_dir: Path, approach: 
         threshold = models.thresholds[task]
         by_task[task] = Predictions(approach, task, test.keys, np.asarray(test.labels), positive,
                                     (positive >= threshold).astype(int), threshold)
-    all_predictions = list(by_task.values()) + tier_predictions(approach, by_task, test_tiers(cache))
+    all_predictions = list(by_task.values()) + tier_predictions(approach, by_task, test_tiers(samples))
     return evaluate_predictions(all_predictions, out_dir, f"flairqc-train evaluation: {approach}", None,
                                 resamples, seed)
 
