@@ -70,8 +70,13 @@ def test_outside_gain_draws_after_the_other_augmentations():
     both = augment_batch(batch, ("flip", "outside_gain"), np.random.default_rng(2))
     flips = augment_batch(batch[:1], ("flip",), np.random.default_rng(2))
     assert np.array_equal(both[0][protected_brain(SHAPE)[None]], flips[0][protected_brain(SHAPE)[None]])
-    changed = [not np.array_equal(o, b) for o, b in zip(both, batch)]
-    assert any(changed)
+    brain = protected_brain(SHAPE)
+    gained = 0
+    for out, image in zip(both[:, 0], batch[:, 0]):
+        as_drawn = image if np.array_equal(out[brain], image[brain]) else image[::-1]
+        assert np.array_equal(out[brain], as_drawn[brain])  # every brain is the original or its mirror, untouched
+        gained += not np.array_equal(out[~brain], as_drawn[~brain])
+    assert 0 < gained < len(batch)  # the gain is drawn per image, with probability 1/2
 
 
 def test_unknown_augmentation_is_refused():

@@ -203,6 +203,15 @@ def test_an_exported_model_set_is_evaluated_as_its_runs(models_dir, cache, tmp_p
         cli.main(["evaluate", "--models-dir", str(models_dir / "models"), "--name", "a", "--out", str(tmp_path)])
 
 
+def test_a_model_set_is_not_evaluated_on_a_cache_of_another_shape(models_dir, tmp_path):
+    from flairqc_app.train.evaluate import evaluate_models
+
+    other = toy_cache(tmp_path / "cache16", n_source=4, n_target_labelled=6, n_unlabelled=0, size=16, seed=1)
+    with pytest.raises(ValueError, match=r"takes \(24, 24, 24\).*cache16 holds \(16, 16, 16\)"):
+        evaluate_models(models_dir / "models", other.root, tmp_path / "out", "a", resamples=10)
+    assert not (tmp_path / "out").exists()  # nothing written before the refusal
+
+
 def test_cli_train_evaluate_compare(cache, tmp_path):
     common = ["--cache", str(cache.root), "--task", "noise_moderate", "--epochs", "2", "--pretrain-epochs", "1",
               "--folds", "3", "--only-fold", "0", "--batch-size", "4", "--channels", "4", "8", "8", "--hidden", "16",
