@@ -5,7 +5,6 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
-import time
 from collections import Counter
 
 import pytest
@@ -127,10 +126,8 @@ def test_empty_dataset() -> None:
     assert "0 images" in page and embedded(page, "qc-rows")["rows"] == []
 
 
-def test_ten_thousand_rows_stay_small_and_fast() -> None:
-    rows = synthetic_rows(10_000)
-    start = time.perf_counter()
-    page = render_group_report(rows)
-    assert time.perf_counter() - start < 10.0
+def test_ten_thousand_rows_stay_small() -> None:
+    """Its time is measured by benchmarks/bench_pipeline.py (group level), not here: timings flake in CI."""
+    page = render_group_report(synthetic_rows(10_000))
     assert len(page.encode()) < 15_000_000
     assert len(embedded(page, "qc-rows")["rows"]) == 10_000
