@@ -111,7 +111,7 @@ def to_sample(item: Item, labels: dict[str, object]) -> Sample:
 @lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
     """Hash of the code that turns a plan into pixels (the engine, preprocessing, resampling): a journalled image
-    drawn by other code is not reused (attempt 5's training data could not be rendered again: docs/model-card.md)."""
+    drawn by other code is not reused, so a resumed cache holds only images the current code renders."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted((package / "synth").glob("*.py")) + [package / "preprocess.py", package / "resample.py"]:
