@@ -153,6 +153,29 @@ def test_onnx_export_matches_torch(models_dir, cache):
         assert np.max(np.abs(onnx_out - torch_out)) <= 1e-4
 
 
+def test_a_brain_windowed_model_ignores_the_head_and_exports_its_window(cache, tmp_path):
+    """input_region = brain: the network, trained, reloaded and as ONNX, reads the brain + margin only."""
+    from flairqc_app.train.models import BRAIN_WINDOW_MARGIN_MM
+    from flairqc_app.train.template_grid import template_brain
+
+    run = tmp_path / "run"
+    train_run(tiny(task="motion_moderate", method="target-only", epochs=1,
+                   model=TINY_MODEL | {"input_region": "brain"}), cache.root, run, folds=[0])
+    export_run(run, tmp_path / "models")
+    model, _, _ = load_selected(run, torch.device("cpu"))
+    window = template_brain((24, 24, 24), BRAIN_WINDOW_MARGIN_MM)
+    assert np.array_equal(model.features.window.mask[0, 0].numpy() > 0, window)  # saved with the weights
+    assert window[template_brain((24, 24, 24))].all() and 0.2 < window.mean() < 0.6  # brain kept, head cut
+    session = ort.InferenceSession(str(tmp_path / "models" / "motion_moderate.onnx"))
+    x = cache.batch(list(fold_pools(tiny(), cache, 0).test.keys[:2]))
+    rng = np.random.default_rng(0)
+    new_head = np.where(window, x, rng.random(x.shape, dtype=np.float32))
+    new_brain = np.where(window, rng.random(x.shape, dtype=np.float32), x)
+    logits = [session.run(["logits"], {"image": v})[0] for v in (x, new_head, new_brain)]
+    assert np.array_equal(logits[0], logits[1])
+    assert np.max(np.abs(logits[0] - logits[2])) > 1e-3
+
+
 def test_manifest_fields_follow_the_documented_format(models_dir):
     from flairqc_app.infer import sha256_of
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from flairqc_app.resample import resize_to
+from flairqc_app.train.template_grid import template_brain
 
 AUGMENTATIONS = ("flip", "fov_cut", "outside_gain")
 PROBABILITY = 0.5  # of each augmentation, per image
@@ -47,9 +47,7 @@ def check_names(names: tuple[str, ...]) -> None:
 @lru_cache(maxsize=4)
 def protected_brain(shape: tuple[int, int, int]) -> np.ndarray:
     """Template brain on the model grid without the medulla (slices of tiny area): what a cut must spare."""
-    from flairqc_app.preprocess import template_brain_mask  # ANTs, imported only when augmenting
-
-    brain = resize_to(template_brain_mask().astype(np.float32), shape) > 0.5
+    brain = template_brain(shape).copy()
     area = brain.sum(axis=(0, 1))
     brain[..., area < PROTECTED_AREA_FRACTION * area.max()] = False
     return brain
@@ -72,9 +70,7 @@ def cut_below_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 @lru_cache(maxsize=4)
 def outside_weight(shape: tuple[int, int, int]) -> np.ndarray:
     """0 in the template brain and its margin, rising smoothly to 1 outside: where the gain applies."""
-    from flairqc_app.preprocess import template_brain_mask  # ANTs, imported only when augmenting
-
-    brain = resize_to(template_brain_mask().astype(np.float32), shape) > 0.5
+    brain = template_brain(shape)
     kept = ndimage.binary_dilation(brain, iterations=GAIN_BRAIN_MARGIN_VOX)
     weight = ndimage.gaussian_filter((~kept).astype(np.float32), GAIN_SMOOTHING_VOX)
     weight[brain] = 0.0

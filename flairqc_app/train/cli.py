@@ -21,6 +21,7 @@ from pathlib import Path
 from flairqc_app.config import DEFAULT_PREPROC, GRID_SHAPE, PREPROC_RECIPES
 from flairqc_app.train.labels import ALL_TASKS
 from flairqc_app.train.methods import METHOD_CHOICES
+from flairqc_app.train.settings import INPUT_REGIONS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                    metavar="NAME[,NAME...]", help="training-time augmentations, comma-separated ('' for none)")
     t.add_argument("--head", choices=("fc3", "gap"), help="fc3: Conv5_FC3 (paper); gap: compact head")
     t.add_argument("--channels", type=int, nargs="+")
+    t.add_argument("--input-region", choices=INPUT_REGIONS,
+                   help="what the network sees: the whole image (default) or the template brain + 6 mm")
     t.add_argument("--hidden", type=int, nargs="+")
     t.add_argument("--only-fold", type=int, nargs="+", dest="only_folds", help="train only these folds")
     t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoints")
@@ -113,7 +116,7 @@ def _train(args: argparse.Namespace) -> None:
     settings = settings_mod.load(args.config, overrides)
     model = {"input_shape": VolumeCache(args.cache).shape, "head": args.head,
              "channels": tuple(args.channels) if args.channels else None,
-             "hidden": tuple(args.hidden) if args.hidden else None}
+             "hidden": tuple(args.hidden) if args.hidden else None, "input_region": args.input_region}
     settings = replace(settings, model=replace(settings.model, **{k: v for k, v in model.items() if v is not None}))
     selection = train_run(settings, args.cache, args.run, args.only_folds, args.resume)
     print(f"{selection['task']} {selection['method']}: fold {selection['fold']} epoch {selection['epoch']}, "

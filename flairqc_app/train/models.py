@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from flairqc_app.train.settings import ModelSettings
+from flairqc_app.train.template_grid import template_brain
+
+# How far past the template brain a brain-windowed network sees: registration error and the brain's own
+# variation, so no cortex is cut, and little scalp is left (6 mm took the real FLAIR's motion cue away in
+# attempt 5's probe, docs/model-card.md).
+BRAIN_WINDOW_MARGIN_MM = 6.0
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -38,12 +45,29 @@ def feature_grid(input_shape: tuple[int, ...], blocks: int) -> tuple[int, ...]:
     return shape
 
 
+class InputWindow(nn.Module):
+    """The image times a fixed 0/1 mask. The mask is a buffer: saved with the weights and exported to ONNX
+    as a constant, so inference needs no step of its own."""
+
+    def __init__(self, mask: np.ndarray):
+        super().__init__()
+        self.register_buffer("mask", torch.from_numpy(mask.astype(np.float32))[None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
 class FeatureExtractor(nn.Module):
     """F: blocks of Conv3d(3, pad 1) -> BatchNorm3d -> ReLU -> MaxPool3d(2, ceil). With ReLU outputs >= 0,
-    ceil-mode pooling equals zero-padding to an even size, as in ClinicaDL's PadMaxPool3d."""
+    ceil-mode pooling equals zero-padding to an even size, as in ClinicaDL's PadMaxPool3d.
 
-    def __init__(self, channels: tuple[int, ...]):
+    With a `window`, F sees only the brain: for artefacts judged in the brain, where the engine's scalp
+    (smooth layers, unlike a real one) would otherwise teach a cue that real heads trip (docs/model-card.md).
+    """
+
+    def __init__(self, channels: tuple[int, ...], window: np.ndarray | None = None):
         super().__init__()
+        self.window = InputWindow(window) if window is not None else None
         layers: list[nn.Module] = []
         previous = 1
         for c in channels:
@@ -53,7 +77,7 @@ class FeatureExtractor(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(self.window(x) if self.window is not None else x)
 
 
 class Head(nn.Module):
@@ -91,7 +115,9 @@ class SSDANet(nn.Module):
 
     def __init__(self, settings: ModelSettings, n_classes: int, label_heads: tuple[str, ...], domain: bool):
         super().__init__()
-        self.features = FeatureExtractor(settings.channels)
+        window = (template_brain(tuple(settings.input_shape), BRAIN_WINDOW_MARGIN_MM)
+                  if settings.input_region == "brain" else None)
+        self.features = FeatureExtractor(settings.channels, window)
         self.heads = nn.ModuleDict({name: Head(settings, n_classes) for name in label_heads})
         self.domain = Head(settings, 1) if domain else None
 

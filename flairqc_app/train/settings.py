@@ -15,6 +15,8 @@ from typing import Any
 from flairqc_app.config import GRID_SHAPE
 from flairqc_app.train.augment import check_names
 
+INPUT_REGIONS = ("head", "brain")
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -25,6 +27,12 @@ class ModelSettings:
     head: str = "fc3"  # fc3: flatten (paper); gap: global average pooling first (compact, resolution-free)
     hidden: tuple[int, ...] = (1300, 50)
     dropout: float = 0.5
+    # head: the whole registered image; brain: the template brain and a margin, zero elsewhere (models.py)
+    input_region: str = "head"
+
+    def __post_init__(self) -> None:
+        if self.input_region not in INPUT_REGIONS:
+            raise ValueError(f"unknown input_region {self.input_region!r} ({' | '.join(INPUT_REGIONS)})")
 
 
 @dataclass(frozen=True)
