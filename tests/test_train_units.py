@@ -249,3 +249,13 @@ def test_settings_toml_and_overrides(tmp_path):
     roundtrip = tmp_path / "s.json"
     s.save(roundtrip)
     assert settings.load(roundtrip) == s
+
+
+def test_input_region_is_read_from_a_config_and_an_unknown_one_is_refused(tmp_path):
+    path = tmp_path / "cfg.toml"
+    path.write_text('[model]\ninput_region = "brain"\n')
+    assert settings.load(path).model.input_region == "brain"
+    assert settings.TrainSettings().model.input_region == "head"  # the paper's whole image by default
+    path.write_text('[model]\ninput_region = "skull"\n')
+    with pytest.raises(ValueError, match="input_region 'skull'"):
+        settings.load(path)
