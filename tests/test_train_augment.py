@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from flairqc_app.train import settings
-from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, TEXTURE_LOG_SD, add_texture, augment_batch,
+from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, augment_batch,
                                       change_sharpness, cut_below_brain, gain_outside_brain, outside_weight,
                                       protected_brain)
 
@@ -79,31 +79,6 @@ def test_outside_gain_draws_after_the_other_augmentations():
         assert np.array_equal(out[brain], as_drawn[brain])  # every brain is the original or its mirror, untouched
         gained += not np.array_equal(out[~brain], as_drawn[~brain])
     assert 0 < gained < len(batch)  # the gain is drawn per image, with probability 1/2
-
-
-def test_texture_is_fine_multiplicative_and_of_random_strength():
-    head = np.full(SHAPE, 0.5, np.float32)
-    head[..., :4] = 0.0  # air below the head
-    rng = np.random.default_rng(11)
-    strengths = []
-    for _ in range(20):
-        out = add_texture(head, rng)
-        assert not out[..., :4].any()  # zeros stay zeros: no signal is added to the air
-        assert out.min() >= 0.0 and out.max() <= 1.0
-        log_ratio = np.log(out[..., 4:] / 0.5)
-        strengths.append(log_ratio.std())
-        if log_ratio.std() > 0.05:
-            along = log_ratio[:, :, 30].ravel()  # neighbours partly alike: correlated over about a voxel
-            assert 0.2 < np.corrcoef(along[:-1], along[1:])[0, 1] < 0.9
-    assert min(strengths) < 0.05 and 0.15 < max(strengths) <= TEXTURE_LOG_SD[1] * 1.01
-
-
-def test_texture_changes_some_images_only_and_is_seeded():
-    batch = np.random.default_rng(0).random((8, 1, *SHAPE), dtype=np.float32)
-    out = augment_batch(batch, ("texture",), np.random.default_rng(4))
-    changed = [not np.array_equal(o, b) for o, b in zip(out, batch)]
-    assert 0 < sum(changed) < len(batch)  # drawn per image, with probability 1/2
-    assert np.array_equal(augment_batch(batch, ("texture",), np.random.default_rng(4)), out)
 
 
 def detail_sd(volume: np.ndarray) -> float:

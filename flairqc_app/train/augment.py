@@ -11,11 +11,6 @@
   the former read the latter as motion (the real 3D FLAIR of realdata-dev: its brain in a synthetic head gives
   motion_moderate 0.01, its own head 0.89; docs/model-card.md). The gain is positive and smooth (noise
   smoothed at sigma 3 mm), so edges, ghosts and noise stay where they are; the brain is untouched.
-- `texture`: multiply the whole image by a fine random texture (log-normal, correlated over about one model
-  voxel, strength drawn per image). Anatomy's own fine texture (sulcal CSF, vessels, a thin scalp) varies with
-  the person and the scanner, and the engine's heads have less of it than real ones; a motion model that has
-  only seen the engine takes a real head's texture for motion. Motion leaves coherent ghosts along the
-  phase-encode axis, which an uncorrelated texture does not mimic, so the label stands. Zeros stay zeros.
 - `sharpness`: blur or sharpen the whole image by an unsharp mask of random sign and amount. Scanners, their
   reconstruction filters and interpolation make good images more or less sharp, and the engine's layered scalp
   is sharper than a real one: at ~3 mm the real 3D FLAIR's scalp keeps 0.82 of the engine's fine detail,
@@ -37,7 +32,7 @@ from scipy import ndimage
 
 from flairqc_app.train.template_grid import template_brain
 
-AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "texture", "sharpness")
+AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness")
 PROBABILITY = 0.5  # of each augmentation, per image
 CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
@@ -46,11 +41,9 @@ GAIN_BRAIN_MARGIN_VOX = 1  # the gain starts this far outside the template brain
 GAIN_SMOOTHING_VOX = 1.0  # sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
 GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, drawn per image
 GAIN_LEVEL = (0.6, 1.3)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
-TEXTURE_SMOOTHING_VOX = 0.6  # sigma of the texture's smoothing (model grid voxels): correlated over about a voxel
-TEXTURE_LOG_SD = (0.0, 0.25)  # range of the standard deviation of the log texture, drawn per image
 SHARPNESS_SMOOTHING_VOX = 1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
-# amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 leaves the engine's clean scalps the
-# real one's detail, -0.4 that of motion grade 2 (relative high-pass SD, docs/model-card.md, attempt 8)
+# amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
+# real one's fine detail, -0.4 to that of motion grade 2 (relative high-pass SD, docs/model-card.md, attempt 8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
 
 
@@ -93,24 +86,13 @@ def outside_weight(shape: tuple[int, int, int]) -> np.ndarray:
     return weight
 
 
-def unit_field(shape: tuple[int, ...], sigma_vox: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian white noise smoothed at `sigma_vox`, rescaled to unit standard deviation."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma_vox)
-    return field / field.std()
-
-
 def gain_outside_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The volume times a smooth log-normal gain outside the brain, clipped to the [0, 1] input range."""
-    field = unit_field(volume.shape, GAIN_SMOOTHING_VOX, rng)
+    field = ndimage.gaussian_filter(rng.standard_normal(volume.shape).astype(np.float32), GAIN_SMOOTHING_VOX)
+    field /= field.std()
     gain = rng.uniform(*GAIN_LEVEL) * np.exp(rng.uniform(*GAIN_LOG_SD) * field)
     weight = outside_weight(volume.shape)
     return np.clip(volume * (1.0 + weight * (gain - 1.0)), 0.0, 1.0).astype(volume.dtype)
-
-
-def add_texture(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The volume times a fine log-normal texture of random strength, clipped to the [0, 1] input range."""
-    field = unit_field(volume.shape, TEXTURE_SMOOTHING_VOX, rng)
-    return np.clip(volume * np.exp(rng.uniform(*TEXTURE_LOG_SD) * field), 0.0, 1.0).astype(volume.dtype)
 
 
 def change_sharpness(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -131,8 +113,6 @@ def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Gene
             out[i, 0] = cut_below_brain(out[i, 0], rng)
         if "outside_gain" in names and rng.random() < PROBABILITY:  # last: runs without it draw as before
             out[i, 0] = gain_outside_brain(out[i, 0], rng)
-        if "texture" in names and rng.random() < PROBABILITY:  # last of an image's draws, as outside_gain
-            out[i, 0] = add_texture(out[i, 0], rng)
         if "sharpness" in names and rng.random() < PROBABILITY:
-            out[i, 0] = change_sharpness(out[i, 0], rng)
+            out[i, 0] = change_sharpness(out[i, 0], rng)  # last of an image's draws, as outside_gain
     return out
