@@ -95,10 +95,15 @@ def gain_outside_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return np.clip(volume * (1.0 + weight * (gain - 1.0)), 0.0, 1.0).astype(volume.dtype)
 
 
-def change_sharpness(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The volume plus a random multiple of its fine detail (unsharp mask), clipped to the [0, 1] input range."""
+def sharpened(volume: np.ndarray, amount: float) -> np.ndarray:
+    """The volume plus `amount` times its fine detail (unsharp mask; < 0 blurs), clipped to the [0, 1] input range.
+    Also how benchmarks/bench_default_models.py asks whether a model reads sharpness as an artefact."""
     detail = volume - ndimage.gaussian_filter(volume, SHARPNESS_SMOOTHING_VOX)
-    return np.clip(volume + rng.uniform(*SHARPNESS_AMOUNT) * detail, 0.0, 1.0).astype(volume.dtype)
+    return np.clip(volume + amount * detail, 0.0, 1.0).astype(volume.dtype)
+
+
+def change_sharpness(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return sharpened(volume, rng.uniform(*SHARPNESS_AMOUNT))
 
 
 def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
