@@ -13,9 +13,9 @@
   smoothed at sigma 3 mm), so edges, ghosts and noise stay where they are; the brain is untouched.
 - `sharpness`: blur or sharpen the whole image by an unsharp mask of random sign and amount. Scanners, their
   reconstruction filters and interpolation make good images more or less sharp, and the engine's layered scalp
-  is sharper than a real one: at ~3 mm the real 3D FLAIR's scalp keeps 0.82 of the engine's fine detail,
-  about what motion grade 1 leaves of it, and networks trained on the engine read that blur as motion. Across
-  the drawn amounts blur says nothing of the grade, so a motion model must find the ghosts.
+  is sharper than a real one: at ~3 mm the real 3D FLAIR's scalp has 0.83 of the fine detail of the engine's
+  clean scalps, where motion grades 1 and 2 leave 0.72 and 0.67, and networks trained on the engine read that
+  blur as motion. Across the drawn amounts blur says little of the grade, so a motion model must find the ghosts.
 
 Images are on the registered model grid (RAS array order: axis 1 runs posterior to anterior, axis 2
 inferior to superior), so the protected region is the template brain there. The draws of one iteration come
@@ -43,7 +43,7 @@ GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, dr
 GAIN_LEVEL = (0.6, 1.3)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
 SHARPNESS_SMOOTHING_VOX = 1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
-# real one's fine detail, -0.4 to that of motion grade 2 (relative high-pass SD, docs/model-card.md, attempt 8)
+# real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-card.md, attempt 8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
 
 
