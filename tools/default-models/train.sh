@@ -20,7 +20,8 @@ flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$j
 # synthetic T1w as further rejects (a T1w saved as FLAIR is one); the six artefact models SSDA (paper section
 # 2.4), each its own model; the contrast models see only the brain (+ 6 mm), where grey/white contrast is judged,
 # not the engine's scalp (attempt 7, docs/model-card.md). (Attempt 6 trained the motion models with
-# --augment=flip,fov_cut,outside_gain, attempt 7 on the brain window too: neither graded the real FLAIR better.)
+# --augment=flip,fov_cut,outside_gain, attempt 7 on the brain window, attempt 8 with
+# --augment=flip,fov_cut,sharpness: none graded the real FLAIR better.)
 models="straight_reject:target-only:--source-as-rejects motion_moderate:ssda motion_severe:ssda noise_moderate:ssda
 noise_severe:ssda contrast_moderate:ssda:--input-region=brain contrast_severe:ssda:--input-region=brain"
 rm -rf "$work/runs"  # every model is trained afresh
