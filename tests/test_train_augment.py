@@ -1,5 +1,5 @@
 """Training-time augmentation keeps the brain and the labels: flips mirror, FOV cuts spare the brain, the gain
-outside the brain leaves the brain as it was."""
+outside the brain leaves the brain as it was, sharpness changes fine detail only."""
 
 import numpy as np
 import pytest
@@ -99,6 +99,14 @@ def test_sharpness_blurs_or_sharpens_and_keeps_the_smooth_content():
         ratios.append(detail_sd(out) / before)
     assert min(ratios) < 0.65 and max(ratios) > 1.35  # both ways, by up to half the detail
     assert 0.45 < min(ratios) and max(ratios) < 1.55
+
+
+def test_sharpness_is_drawn_per_image_and_seeded():
+    batch = np.random.default_rng(0).random((8, 1, *SHAPE), dtype=np.float32)
+    out = augment_batch(batch, ("sharpness",), np.random.default_rng(4))
+    changed = [not np.array_equal(o, b) for o, b in zip(out, batch)]
+    assert 0 < sum(changed) < len(batch)  # with probability 1/2 per image
+    assert np.array_equal(augment_batch(batch, ("sharpness",), np.random.default_rng(4)), out)
 
 
 def test_unknown_augmentation_is_refused():
