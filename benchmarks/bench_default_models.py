@@ -108,9 +108,10 @@ def print_sharpness(out: Path, models_dir: Path) -> None:
     tasks = [f"{a}_{s}" for a in ARTEFACTS for s in ("moderate", "severe")]
     print("\n| fine detail added | " + " | ".join(f"p_{t} ({models.thresholds[t]:.2f})" for t in tasks) + " |")
     print("|---" * (len(tasks) + 1) + "|")
+    resized = {shape: resize_to(volume, shape) for shape in {models.specs[t].spatial_shape for t in tasks}}
     for amount in SHARPNESS_AMOUNTS:
-        row = [models.probability(t, sharpened(resize_to(volume, models.specs[t].spatial_shape), amount))
-               for t in tasks]
+        inputs = {shape: sharpened(v, amount) for shape, v in resized.items()}  # once per input shape, as predict
+        row = [models.probability(t, inputs[models.specs[t].spatial_shape]) for t in tasks]
         print(f"| {amount:+.1f} | " + " | ".join(f"{p:.2f}" for p in row) + " |")
 
 
