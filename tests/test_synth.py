@@ -25,8 +25,7 @@ from flairqc_app.synth.labels import COLUMNS
 from flairqc_app.synth.contrasts import draw_levels
 from flairqc_app.synth.artefacts import ContrastPlan, reduce_contrast
 from flairqc_app.synth.params import (
-    ANATOMY, BACKGROUND_MARGIN_MM, CONTRAST_GRADES, HEAD_SHELL_MM, REJECT_REASONS, SEQUENCE_INTENSITIES,
-    TISSUE_LABELS, UINT8_MAX,
+    BACKGROUND_MARGIN_MM, CONTRAST_GRADES, REJECT_REASONS, SEQUENCE_INTENSITIES, TISSUE_LABELS, UINT8_MAX,
 )
 from flairqc_app.synth.plan import plan_dataset, render_spec
 
@@ -185,67 +184,6 @@ def test_fine_folding_moves_the_sampled_head_within_its_amplitude():
     shift = np.linalg.norm(folded - flat, axis=0)
     assert shift.max() <= 1.5 + 1e-3 and shift.mean() > 0.2
 
-
-
-THIN_SKULL = {"csf_rim": 1.5, "inner_table": 1.5, "diploe": 2.0, "outer_table": 1.5, "skin": 1.0,
-              "subcutaneous_fat": 2.5}  # 10 mm of layers in the 15 mm shell: room for 4 mm of recession
-
-
-def scalp_image(**changes: float) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
-    """Template-space FLAIR of one subject with a thin skull, flat tissue and the given scalp settings (none by
-    default): its levels, and on the shell voxels the image, the labels and the distance from the brain envelope."""
-    flat = dict(texture=0.0, shell_texture=0.0, layer_wave_mm=0.0, scalp_recession_mm=0.0, layer_edge_mm=0.5)
-    anatomy = replace(draw_anatomy(np.random.default_rng(SUBJECT)), layers_mm=THIN_SKULL, **{**flat, **changes})
-    levels = draw_levels(np.random.default_rng(0), "FLAIR")
-    image, labels, _ = template_image(anatomy, levels, with_labels=True)
-    model = head_model()
-    return levels, image.reshape(-1)[model.shell_idx], labels.reshape(-1)[model.shell_idx], model.shell_env_mm
-
-
-def test_scalp_params_are_drawn_within_their_ranges_and_recession_never_bares_the_skull():
-    receded = []
-    for seed in range(40):
-        a = draw_anatomy(np.random.default_rng(seed))
-        assert ANATOMY.shell_texture.lo <= a.shell_texture <= ANATOMY.shell_texture.hi
-        assert ANATOMY.layer_wave_mm.lo <= a.layer_wave_mm <= ANATOMY.layer_wave_mm.hi
-        slack = HEAD_SHELL_MM - sum(a.layers_mm.values()) - a.layer_edge_mm
-        assert 0.0 <= a.scalp_recession_mm <= max(slack, 0.0) + 1e-9
-        receded.append(a.scalp_recession_mm)
-    assert np.mean(np.array(receded) > 0.5) > 0.3  # most heads with room for it do recede
-
-
-def test_receded_scalp_is_air_in_image_and_labels_and_keeps_fat_over_the_skull():
-    levels, plain, _, _ = scalp_image()
-    _, receded, labels, env_mm = scalp_image(scalp_recession_mm=4.0)
-    air = receded == 0.0
-    assert np.array_equal(air, labels == TISSUE_LABELS["air"])
-    assert (plain == 0.0).mean() == 0.0 and 0.05 < air.mean() < 0.5  # a layer of the head is gone, not the head
-    vertex = (env_mm > 6.0) & (env_mm < HEAD_SHELL_MM)  # above the skull: skin and fat kept over the skull
-    assert np.isclose(receded[vertex].max(), max(levels["fat"], levels["skin"]), rtol=1e-4)
-    assert head_model().shell_depth_mm[air].max() <= 4.0 - 0.5  # only the outer 4 mm recede (0.5 mm ramp)
-
-
-def test_waves_move_the_skull_within_their_amplitude():
-    levels, plain, _, env_mm = scalp_image()
-    _, waved, _, _ = scalp_image(layer_wave_mm=2.0)
-    deep = head_model().shell_depth_mm > 5.0  # away from the outer surface, whose ramp to air crosses bone level
-
-    def bone(image: np.ndarray) -> np.ndarray:  # distance from the brain of the skull tables' plateau voxels
-        return env_mm[deep & np.isclose(image, levels["bone"])]
-
-    assert np.isclose(plain, waved).mean() < 0.9  # the layers moved
-    assert (bone(plain).min(), bone(plain).max()) == pytest.approx((2.0, 6.0), abs=0.1)  # THIN_SKULL's tables
-    assert bone(waved).min() < 2.0 - 0.5 and bone(waved).max() > 6.0 + 0.5
-    assert bone(waved).max() < 6.0 + 4.5 * 1.0  # fields of unit SD times half the largest wave
-
-
-def test_mottling_roughens_the_scalp_fat_by_its_relative_spread():
-    levels, plain, _, _ = scalp_image()
-    _, mottled, _, _ = scalp_image(shell_texture=0.3)
-    fat = np.isclose(plain, levels["fat"])
-    assert fat.sum() > 10_000
-    assert np.std(plain[fat]) / np.mean(plain[fat]) < 1e-5
-    assert 0.2 < np.std(mottled[fat]) / np.mean(mottled[fat]) < 0.4
 
 # ---------------------------------------------------------------- one 1 mm head
 def test_one_millimetre_head_with_artefacts():

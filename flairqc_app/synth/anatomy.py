@@ -8,7 +8,7 @@ costs one np.interp, and per-subject thicknesses vary at no cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -125,17 +125,13 @@ class Anatomy:
     texture: float = 0.0
     fine_seed: int = 0
     layer_edge_mm: float = 0.6
-    shell_texture: float = 0.0
-    layer_wave_mm: float = 0.0
-    scalp_recession_mm: float = 0.0
 
     def summary(self) -> dict[str, float | int]:
         """Generation parameters for the labels table."""
         return {"elastic_mm": round(self.elastic_mm, 3), "ventricle_mm": round(self.ventricle_mm, 3),
                 "lesion_count": len(self.lesions), "sharpness": round(self.sharpness, 3),
                 "fine_elastic_mm": round(self.fine_elastic_mm, 3), "texture": round(self.texture, 4),
-                "layer_edge_mm": round(self.layer_edge_mm, 3), "shell_texture": round(self.shell_texture, 3),
-                "layer_wave_mm": round(self.layer_wave_mm, 3), "scalp_recession_mm": round(self.scalp_recession_mm, 3),
+                "layer_edge_mm": round(self.layer_edge_mm, 3),
                 **{f"{k}_mm": round(v, 3) for k, v in self.layers_mm.items()}}
 
 
@@ -149,18 +145,11 @@ def draw_anatomy(rng: np.random.Generator, lesions: bool | None = None,
     lesion_list = tuple((*map(float, model.lesion_sites[i]), ranges.lesion_radius_mm.draw(rng)) for i in picks)
     layers = {name: getattr(ranges, f"{name}_mm").draw(rng) for name in
               ("csf_rim", "inner_table", "diploe", "outer_table", "skin", "subcutaneous_fat")}
-    anatomy = Anatomy(elastic_mm=ranges.elastic_mm.draw(rng), ventricle_mm=ranges.ventricle_mm.draw(rng),
-                      layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)),
-                      sharpness=ranges.sharpness.draw(rng), fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
-                      texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)),
-                      layer_edge_mm=ranges.layer_edge_mm.draw(rng))  # draws in this order
-    # the scalp's own generator: drawing it leaves every later draw of `rng` (scanner, pose, grades) as it was
-    shell_rng = np.random.default_rng([anatomy.fine_seed, 3])
-    texture, wave, recession = (r.draw(shell_rng) for r in (ranges.shell_texture, ranges.layer_wave_mm,
-                                                            ranges.scalp_recession_mm))
-    slack = HEAD_SHELL_MM - sum(layers.values()) - anatomy.layer_edge_mm  # soft tissue between skull and fat
-    return replace(anatomy, shell_texture=texture, layer_wave_mm=wave,
-                   scalp_recession_mm=min(recession, max(slack, 0.0)))  # skin and fat stay over the skull
+    return Anatomy(elastic_mm=ranges.elastic_mm.draw(rng), ventricle_mm=ranges.ventricle_mm.draw(rng),
+                   layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)),
+                   sharpness=ranges.sharpness.draw(rng), fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
+                   texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)),
+                   layer_edge_mm=ranges.layer_edge_mm.draw(rng))  # draws in this order
 
 
 def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,42 +174,21 @@ def tissue_texture(anatomy: Anatomy, shape: tuple[int, int, int]) -> np.ndarray:
     return 1.0 + (anatomy.texture / max(float(noise.std()), 1e-6)) * noise
 
 
-def _shell_field(rng: np.random.Generator, model: HeadModel, spacing_mm: float) -> np.ndarray:
-    """Smooth noise of unit standard deviation on the shell voxels, its features about `spacing_mm` across."""
-    axes = fields.coarse_axes(model.shape, spacing_mm)
-    field = fields.upsample(fields.smooth_noise(rng, tuple(a.size for a in axes), 1.0), axes, model.shape)
-    values = field.reshape(-1)[model.shell_idx]
-    return values / max(float(values.std()), 1e-6)
-
-
 def _shell_intensity(model: HeadModel, anatomy: Anatomy, level: dict[str, float]) -> np.ndarray:
-    """Layer intensities outside the envelope: skull from the brain side, skin and fat from the scalp side.
-
-    The layer depths wave by up to layer_wave_mm, the outer surface recedes by scalp_recession_mm (air beyond),
-    and the result is mottled by shell_texture: the individual scalp of params.AnatomyRanges."""
+    """Layer intensities outside the envelope: skull from the brain side, skin and fat from the scalp side."""
     lay, edge = anatomy.layers_mm, anatomy.layer_edge_mm
-    rng = np.random.default_rng([anatomy.fine_seed, 4])
     bounds = np.cumsum([lay["csf_rim"], lay["inner_table"], lay["diploe"], lay["outer_table"]])
-    s, f = lay["skin"], lay["skin"] + lay["subcutaneous_fat"]
-    env_mm, depth_mm = model.shell_env_mm, model.shell_depth_mm - anatomy.scalp_recession_mm
-    if anatomy.layer_wave_mm > 0.0:
-        wave = anatomy.layer_wave_mm / 2.0  # unit-SD fields: about 2 SD reach the largest wave
-        env_mm = env_mm + wave * _shell_field(rng, model, ANATOMY.layer_wave_spacing_mm)
-        depth_mm = depth_mm + wave * _shell_field(rng, model, ANATOMY.layer_wave_spacing_mm)
     inner_classes = ("csf", "bone", "marrow", "bone", "soft")
     knots, values = [0.0], [level["csf"]]
     for bound, before, after in zip(bounds, inner_classes, inner_classes[1:]):
         knots += [bound - edge, bound + edge]
         values += [level[before], level[after]]
-    inner = np.interp(env_mm, knots, values)
-    outer = np.interp(depth_mm, [-edge, 0.0, s - edge, s + edge, f - edge, f + edge],
-                      [0.0, level["skin"], level["skin"], level["fat"], level["fat"], level["soft"]])
+    inner = np.interp(model.shell_env_mm, knots, values)
+    s, f = lay["skin"], lay["skin"] + lay["subcutaneous_fat"]
+    outer = np.interp(model.shell_depth_mm, [0.0, s - edge, s + edge, f - edge, f + edge],
+                      [level["skin"], level["skin"], level["fat"], level["fat"], level["soft"]])
     skull_end = bounds[-1] + edge
-    shell = np.where(env_mm < skull_end, inner, outer)
-    if anatomy.shell_texture > 0.0:
-        mottling = 1.0 + anatomy.shell_texture * _shell_field(rng, model, ANATOMY.shell_texture_mm)
-        shell *= np.maximum(mottling, 0.0)
-    return shell.astype(np.float32)
+    return np.where(model.shell_env_mm < skull_end, inner, outer).astype(np.float32)
 
 
 def _ball_weights(centre: np.ndarray, radius: float, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -242,14 +210,11 @@ def template_image(anatomy: Anatomy, level: dict[str, float], with_labels: bool 
     texture = tissue_texture(anatomy, model.shape).reshape(-1)
     flat[model.brain_idx] = ((gm * level["gm"] + wm_fraction * level["wm"]) * texture[model.brain_idx]
                              + rest * level["csf"])
-    shell = _shell_intensity(model, anatomy, level)
-    flat[model.shell_idx] = shell * texture[model.shell_idx]
+    flat[model.shell_idx] = _shell_intensity(model, anatomy, level) * texture[model.shell_idx]
     low, high = COIL_COVERAGE_MM
     z_mm = model.affine[2, 2] * np.arange(model.shape[2]) + model.affine[2, 3]
     image *= np.interp(z_mm, [low, high], [0.1, 1.0]).astype(np.float32)[None, None, :]
     labels = model.labels.copy() if with_labels else None
-    if labels is not None:
-        labels.reshape(-1)[model.shell_idx[shell == 0.0]] = TISSUE_LABELS["air"]  # the receded scalp
     wm = np.zeros(model.shape, np.float32)
     wm.reshape(-1)[model.brain_idx] = wm_fraction
     lesion_ml = 0.0

@@ -180,7 +180,7 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
             if kind == "labels":
                 data = rejects.segmentation_labels(tissue)
             else:
-                flat = replace(anatomy, texture=0.0, shell_texture=0.0)  # a probability map has no tissue texture
+                flat = replace(anatomy, texture=0.0)  # a probability map has no tissue texture
                 data = _acquire_head(flat, rejects.probability_levels(kind), acq, pose, False)[0]
         else:
             data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t)

@@ -79,15 +79,6 @@ class AnatomyRanges:
     texture: Range = Range(0.01, 0.06)  # relative standard deviation of the tissue texture
     texture_sigma_mm: float = 1.0
     layer_edge_mm: Range = Range(0.6, 2.0)  # half-width of the ramps between head layers (real scalp is not crisp)
-    # Individual scalp: a real one is no set of smooth concentric rings. Its layers wave in thickness, its fat and
-    # marrow are mottled (vessels, septa, patchy diploe) and its outline is closer to the skull in some heads than
-    # others (the default models read the real FLAIR's scalp as motion: its scalp in an engine head left them
-    # at motion_moderate 0.89, the engine's scalp around its brain at 0.00-0.35; docs/model-card.md, attempt 9).
-    shell_texture: Range = Range(0.10, 0.40)  # relative standard deviation of the mottling outside the brain
-    shell_texture_mm: float = 2.0  # its grain: white noise on a grid of this spacing, smoothed over one cell
-    layer_wave_mm: Range = Range(0.5, 2.5)  # largest smooth change of every layer depth (skull and scalp side)
-    layer_wave_spacing_mm: float = 6.0  # length scale of the waves
-    scalp_recession_mm: Range = Range(0.0, 5.0)  # outer surface this much closer to the brain, skin and fat kept
     ventricle_mm: Range = Range(0.0, 6.0)  # atrophy-like outward push at the ventricle wall
     lesion_probability: float = 0.4
     lesion_count: tuple[int, int] = (1, 25)
