@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import REALDATA, make_dataset  # noqa: E402
 
-from flairqc_app.config import ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
-from flairqc_app.infer import load_models
+from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
+from flairqc_app.infer import ModelSet, load_models
 from flairqc_app.resample import resize_to
 from flairqc_app.synth import apply_artefact
 from flairqc_app.train.augment import sharpened
@@ -68,6 +68,11 @@ def decision(row: dict) -> tuple:
     return tuple(row.get(k) for k in ("status", "straight_reject", *ARTEFACTS, "tier"))
 
 
+def degrade_real(clean: nib.Nifti1Image, artefact: str, grade: int, draw: int) -> nib.Nifti1Image:
+    """The real FLAIR with one artefact applied; draw `draw` of each grade has its own fixed seed."""
+    return apply_artefact(clean, artefact, grade, np.random.default_rng(1000 * grade + draw))
+
+
 def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str, int]]]:
     """The real images, and the real 3D FLAIR degraded per artefact and grade (subject -> applied)."""
     real = flair_dataset(scratch / "real", {s: nib.load(str(REALDATA / f"{n}.nii.gz")) for s, n in REAL.items()})
@@ -77,7 +82,7 @@ def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str
         for grade in (0, 1, 2):
             for draw in range(draws if grade else 1):
                 subject = f"{artefact}{grade}d{draw}"
-                images[subject] = apply_artefact(clean, artefact, grade, np.random.default_rng(1000 * grade + draw))
+                images[subject] = degrade_real(clean, artefact, grade, draw)
                 applied[subject] = (artefact, grade)
     return real, flair_dataset(scratch / "degraded", images), applied
 
@@ -100,18 +105,22 @@ def print_degraded(rows: dict[str, dict], applied: dict[str, tuple[str, int]]) -
                   f"{[round(r[f'p_{artefact}_severe'], 2) for r in got]} | {[r['tier'] for r in got]} |")
 
 
+def print_task_header(models: ModelSet, first: str) -> None:
+    """Header of a table with one column per artefact task, each named with its manifest threshold."""
+    print(f"\n| {first} | " + " | ".join(f"p_{t} ({models.thresholds[t]:.2f})" for t in ARTEFACT_TASKS) + " |")
+    print("|---" * (len(ARTEFACT_TASKS) + 1) + "|")
+
+
 def print_sharpness(out: Path, models_dir: Path) -> None:
     """Artefact probabilities of the real 3D FLAIR as preprocessed by the app, its fine detail scaled."""
     preprocessed = next(out.glob("sub-flair3d/anat/*_desc-preproc_FLAIR.nii.gz"))
     volume = nib.load(str(preprocessed)).get_fdata(dtype=np.float32)
     models = load_models(models_dir, "cpu", threads=2)
-    tasks = [f"{a}_{s}" for a in ARTEFACTS for s in ("moderate", "severe")]
-    print("\n| fine detail added | " + " | ".join(f"p_{t} ({models.thresholds[t]:.2f})" for t in tasks) + " |")
-    print("|---" * (len(tasks) + 1) + "|")
-    resized = {shape: resize_to(volume, shape) for shape in {models.specs[t].spatial_shape for t in tasks}}
+    print_task_header(models, "fine detail added")
+    resized = {shape: resize_to(volume, shape) for shape in {models.specs[t].spatial_shape for t in ARTEFACT_TASKS}}
     for amount in SHARPNESS_AMOUNTS:
         inputs = {shape: sharpened(v, amount) for shape, v in resized.items()}  # once per input shape, as predict
-        row = [models.probability(t, inputs[models.specs[t].spatial_shape]) for t in tasks]
+        row = [models.probability(t, inputs[models.specs[t].spatial_shape]) for t in ARTEFACT_TASKS]
         print(f"| {amount:+.1f} | " + " | ".join(f"{p:.2f}" for p in row) + " |")
 
 

@@ -5,12 +5,13 @@ looks to it like an artefact. Two probes, on the real 3D FLAIR of ../shared/real
 recipe preprocesses it, answer where, and whether a new engine's heads stand in for the real one before any
 training:
 
-1. Region swap: the real FLAIR with one region (scalp and skull above the skull base, face and neck below it, the
-   whole head outside the brain + 6 mm) taken from a clean synthetic FLAIR of the engine. If an engine region
-   takes a model's reading away, that region of the real head is what the model reads.
-2. Regional sharpening: fine detail added to one region only (`augment.sharpened`), for the real FLAIR and its
-   versions with the engine's motion at grades 1 and 2. A cue that orders motion lowers the good image and
-   leaves the moved ones high.
+1. Region swap: the real FLAIR with one region of the head around the brain (scalp and skull above the skull base,
+   face and neck below it, the whole head outside the brain + 6 mm, the shell 6-15 mm out) taken from a clean
+   synthetic FLAIR of the engine. If an engine region takes a model's reading away, that region of the real head
+   is what the model reads.
+2. Regional sharpening: fine detail added to one region only (`augment.sharpened`), of the head or of the brain,
+   for the real FLAIR and its versions with the engine's motion at grades 1 and 2. A cue that orders motion
+   lowers the good image and leaves the moved ones high.
 
     python benchmarks/bench_real_cues.py [--models-dir DIR] [--donors 3] [--amount 0.6]
 """
@@ -26,19 +27,17 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_default_models import degrade_real, print_task_header  # noqa: E402 (its own folder)
 from conftest import REALDATA  # noqa: E402
 
-from flairqc_app.config import ARTEFACTS, DEFAULT_MODELS_DIR
+from flairqc_app.config import ARTEFACT_TASKS, DEFAULT_MODELS_DIR
 from flairqc_app.infer import ModelSet, load_models
 from flairqc_app.resample import resize_to
-from flairqc_app.synth import SynthConfig, apply_artefact, render_case
+from flairqc_app.synth import SynthConfig, render_case
 from flairqc_app.train.augment import sharpened
 from flairqc_app.train.cache import TEMPLATES, preprocess_for_training
 from flairqc_app.train.template_grid import template_brain
 
-TASKS = [f"{a}_{s}" for a in ARTEFACTS for s in ("moderate", "severe")]
-SWAPPED = ("scalp and skull above the skull base", "face and neck below it", "whole head outside the brain (+6 mm)",
-           "6-15 mm outside the brain")  # head regions; a swap of brain regions would say nothing of the head
 BRAIN_MARGIN_MM = 6.0  # the brain window of the contrast models: what counts as brain here
 
 
@@ -47,33 +46,35 @@ def model_input(img: nib.Nifti1Image, shape: tuple[int, int, int]) -> np.ndarray
     return resize_to(preprocess_for_training(img, TEMPLATES["FLAIR"], "fast").volume, shape)
 
 
-def regions(shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
-    """Template regions on the model grid; the skull base is the lowest axial slice with half the largest brain area."""
-    brain = template_brain(shape)
-    window = template_brain(shape, BRAIN_MARGIN_MM)
-    area = brain.sum(axis=(0, 1))
+def head_regions(shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """Regions of the head around the brain on the model grid, what the swaps replace; the skull base is the lowest
+    axial slice with half the largest brain area."""
+    area = template_brain(shape).sum(axis=(0, 1))
     above = (np.arange(shape[2]) >= int(np.argmax(area > 0.5 * area.max())))[np.newaxis, np.newaxis, :]
+    outside = ~template_brain(shape, BRAIN_MARGIN_MM)
+    return {
+        "scalp and skull above the skull base": outside & above,
+        "face and neck below it": outside & ~above,
+        "whole head outside the brain (+6 mm)": outside,
+        "6-15 mm outside the brain": outside & template_brain(shape, 15.0),
+    }
+
+
+def brain_regions(shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """The brain, its layers and its edge on the model grid, and the whole image: the sharpening's other regions."""
+    brain, window = template_brain(shape), template_brain(shape, BRAIN_MARGIN_MM)
     deep = ndimage.binary_erosion(brain, iterations=2)
     return {
-        "scalp and skull above the skull base": ~window & above,
-        "face and neck below it": ~window & ~above,
-        "whole head outside the brain (+6 mm)": ~window,
         "deep brain (brain less 2 voxels)": deep,
         "cortex band (outer 2 voxels of the brain)": brain & ~deep,
         "brain edge to 6 mm out": window & ~brain,
-        "6-15 mm outside the brain": template_brain(shape, 15.0) & ~window,
         "brain + 6 mm": window,
         "whole image": np.ones(shape, bool),
     }
 
 
 def probabilities(models: ModelSet, volume: np.ndarray) -> list[float]:
-    return [models.probability(task, volume) for task in TASKS]
-
-
-def header(models: ModelSet, first: str) -> None:
-    print(f"\n| {first} | " + " | ".join(f"p_{t} ({models.thresholds[t]:.2f})" for t in TASKS) + " |")
-    print("|---" * (len(TASKS) + 1) + "|")
+    return [models.probability(task, volume) for task in ARTEFACT_TASKS]
 
 
 def span_row(name: str, rows: list[list[float]]) -> str:
@@ -83,31 +84,32 @@ def span_row(name: str, rows: list[list[float]]) -> str:
 
 
 def print_swaps(models: ModelSet, real: np.ndarray, donors: list[np.ndarray]) -> None:
-    header(models, "real FLAIR with the engine's ... (range over donors)")
+    print_task_header(models, "real FLAIR with the engine's ... (range over donors)")
     print("| nothing | " + " | ".join(f"{p:.2f}" for p in probabilities(models, real)) + " |")
     print(span_row("(the donors themselves)", [probabilities(models, donor) for donor in donors]))
-    all_regions = regions(real.shape)
-    for name in SWAPPED:
+    for name, region in head_regions(real.shape).items():
         rows = []
         for donor in donors:
             swapped = real.copy()
-            swapped[all_regions[name]] = donor[all_regions[name]]
+            swapped[region] = donor[region]
             rows.append(probabilities(models, swapped))
         print(span_row(name, rows))
 
 
 def print_sharpening(models: ModelSet, versions: dict[str, np.ndarray], amount: float) -> None:
     """One row per region; each cell: the real FLAIR's probability, then its moved versions' in brackets."""
-    header(models, f"region made sharper ({amount:+.1f}); real (motion 1, motion 2)")
+    print_task_header(models, f"region made sharper ({amount:+.1f}); real (motion 1, motion 2)")
     sharp = {name: sharpened(v, amount) for name, v in versions.items()}
-    for name, region in {"none": np.zeros(versions["real"].shape, bool), **regions(versions["real"].shape)}.items():
+    shape = versions["real"].shape
+    for name, region in {"none": np.zeros(shape, bool), **head_regions(shape), **brain_regions(shape)}.items():
         cells = []
         for name_v, volume in versions.items():
             changed = volume.copy()
             changed[region] = sharp[name_v][region]
             cells.append(probabilities(models, changed))
         print(f"| {name} | " + " | ".join(
-            f"{cells[0][i]:.2f} ({', '.join(f'{c[i]:.2f}' for c in cells[1:])})" for i in range(len(TASKS))) + " |")
+            f"{cells[0][i]:.2f} ({', '.join(f'{c[i]:.2f}' for c in cells[1:])})" for i in range(len(ARTEFACT_TASKS)))
+            + " |")
 
 
 def main() -> int:
@@ -117,15 +119,13 @@ def main() -> int:
     parser.add_argument("--amount", type=float, default=0.6, help="fine detail added by the regional sharpening")
     args = parser.parse_args()
     models = load_models(args.models_dir, "cpu", threads=2)
-    shapes = {models.specs[task].spatial_shape for task in TASKS}
+    shapes = {models.specs[task].spatial_shape for task in ARTEFACT_TASKS}
     if len(shapes) != 1:
         raise SystemExit(f"the probes swap regions on one model grid; this set has input shapes {sorted(shapes)}")
     shape = shapes.pop()
     clean = nib.load(str(REALDATA / "flair3d_head_1mm.nii.gz"))
     versions = {"real": model_input(clean, shape)} | {
-        f"motion {grade}": model_input(apply_artefact(clean, "motion", grade, np.random.default_rng(1000 * grade)),
-                                       shape)
-        for grade in (1, 2)}  # the seeds of bench_default_models' first draw
+        f"motion {grade}": model_input(degrade_real(clean, "motion", grade, draw=0), shape) for grade in (1, 2)}
     donors = [model_input(render_case(seed, "FLAIR", config=SynthConfig(grid="1mm", lesions=False)).image, shape)
               for seed in range(1, args.donors + 1)]
     print_swaps(models, versions["real"], donors)
