@@ -53,6 +53,17 @@ def test_cache_holds_engine_images_with_their_labels_and_splits(tmp_path: Path) 
     assert clean.std() > 0.1  # a head, not an empty grid
 
 
+def test_a_part_names_a_known_split_and_validates_on_labelled_flair_only() -> None:
+    assert {i.split for i in Part("v", "target", 3, seed=5, split="validation").items()} == {"validation"}
+    with pytest.raises(ValueError, match="'v'.*'valid'"):
+        Part("v", "target", 3, seed=5, split="valid")
+    # a validation part of T1w or of unlabelled FLAIR would never reach a validation pool
+    with pytest.raises(ValueError, match="labelled target"):
+        Part("v", "source", 3, seed=5, split="validation")
+    with pytest.raises(ValueError, match="labelled target"):
+        Part("v", "target", 3, seed=5, split="validation", labelled=False)
+
+
 def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path, monkeypatch) -> None:
     items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
              for i in p.items()]

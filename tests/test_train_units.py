@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -154,6 +156,30 @@ def test_no_participant_in_two_splits():
     labelled_target = {s.group for s in samples if s.domain == "target" and s.split == "trainval"
                        and s.label("motion_moderate") is not None}
     assert seen_validation == labelled_target  # every labelled target participant validates once
+
+
+def test_validation_split_validates_every_fold_and_never_trains():
+    samples = _samples()
+    held_out = {s.group for s in samples if s.domain == "target" and s.split == "trainval"
+                and s.label("motion_moderate") is not None}
+    held_out = set(sorted(held_out)[:5])
+    samples = [replace(s, split="validation") if s.group in held_out else s for s in samples]
+    group_of = {s.key: s.group for s in samples}
+    folds = 4
+    fold_only = set()
+    for fold in range(folds):
+        pools = make_pools(samples, "motion_moderate", fold, folds, seed=1)
+        train = {group_of[k] for name in ("source", "target", "unlabelled") for k in getattr(pools, name).keys}
+        val = {group_of[k] for k in pools.validation.keys}
+        assert held_out <= val and not held_out & train and not held_out & {group_of[k] for k in pools.test.keys}
+        labels = dict(zip(pools.validation.keys, pools.validation.labels))
+        assert labels == {**labels, **{s.key: s.label("motion_moderate") for s in samples
+                                       if s.group in held_out and s.labelled}}
+        fold_only |= val - held_out
+        assert not (val - held_out) & train
+    # the cross-validation folds still cover the other labelled target participants once each
+    assert fold_only == {s.group for s in samples if s.domain == "target" and s.split == "trainval"
+                         and s.label("motion_moderate") is not None}
 
 
 def test_source_as_rejects_trains_source_images_as_straight_rejects():

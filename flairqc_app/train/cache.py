@@ -38,6 +38,9 @@ META_NAME = "cache.json"
 DOMAINS = ("source", "target")
 MODALITY = {"source": "T1w", "target": "FLAIR"}  # the domains of SSDA (paper): labelled T1w, FLAIR
 TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to its own template, as at inference
+# trainval: training and cross-validation folds; validation: labelled target images held out of training, in every
+# fold's validation pool (model selection, thresholds); test: the held-out test split, for figures only
+SPLITS = ("trainval", "validation", "test")
 COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_reject", *ARTEFACTS, "split",
            "registration_ncc")
 
@@ -54,7 +57,7 @@ class Sample:
     group: str
     straight_reject: int | None = None
     grades: dict[str, int | None] = field(default_factory=dict)
-    split: str = "trainval"  # trainval | test
+    split: str = "trainval"  # one of SPLITS
     registration_ncc: float | None = None
 
     @property

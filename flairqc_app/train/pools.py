@@ -1,8 +1,9 @@
 """Which cached images feed which stream, for one task and one cross-validation fold.
 
-Folds are made over the groups that carry a label for the task (stratified by domain and label); the
-validation fold's groups are removed from every training pool, unlabelled images included, and the test
-split (fixed at `prepare`) is never in any pool but `test`.
+Folds are made over the trainval groups that carry a label for the task (stratified by domain and label); the
+validation fold's groups are removed from every training pool, unlabelled images included. Images of the
+`validation` split (a held-out labelled target set, cache.SPLITS) join every fold's validation pool and no
+training pool, and the test split is never in any pool but `test`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Pools:
     source: Pool  # labelled T1w, training folds
     target: Pool  # labelled FLAIR, training folds
     unlabelled: Pool  # FLAIR without labels, training groups only
-    validation: Pool  # labelled FLAIR of the validation fold
+    validation: Pool  # labelled FLAIR of the validation fold and of the validation split
     test: Pool  # labelled FLAIR of the held-out test split
 
     def counts(self) -> dict[str, int]:
@@ -86,8 +87,8 @@ def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: in
         source=_pool(source, task),
         target=_pool(target, task, positives),
         unlabelled=_pool([s for s in train if s.domain == "target" and not s.labelled], None),
-        validation=_pool([s for s in samples if s.group in val_groups and s.domain == "target"
-                          and s.label(task) is not None], task),
+        validation=_pool([s for s in samples if (s.group in val_groups or s.split == "validation")
+                          and s.domain == "target" and s.label(task) is not None], task),
         test=test_pool(samples, task),
     )
 

@@ -87,7 +87,8 @@ def load_fold_model(run_dir: Path, fold: int, device: torch.device | None = None
 
 
 def select(run_dir: Path) -> dict[str, Any]:
-    """Pick the fold with the lowest best validation loss; choose its threshold on its validation fold."""
+    """Pick the fold with the lowest best validation loss; choose its threshold on its validation pool (its
+    validation fold and the validation split)."""
     run_dir = Path(run_dir)
     settings = load_settings(run_dir)
     method, task = resolve(settings.method, settings.task)

@@ -36,7 +36,7 @@ from flairqc_app.resample import resize_to
 from flairqc_app.synth import SynthConfig
 from flairqc_app.synth.labels import MISSING
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
-from flairqc_app.train.cache import MODALITY, TEMPLATES, Sample, VolumeCache, preprocess_for_training
+from flairqc_app.train.cache import MODALITY, SPLITS, TEMPLATES, Sample, VolumeCache, preprocess_for_training
 
 log = logging.getLogger(__name__)
 WORLD = "synth-world"  # cache recipe of the shortcut: images resampled by world coordinates, not registered
@@ -51,7 +51,7 @@ class Item:
     domain: str  # source (T1w) | target (FLAIR)
     participant: str
     labelled: bool
-    split: str = "trainval"  # trainval | test
+    split: str = "trainval"  # trainval | validation | test (cache.SPLITS)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,13 @@ class Part:
     split: str = "trainval"
     reject_fraction: float = 0.0
     artefact_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"part {self.prefix!r}: split {self.split!r} is not one of {', '.join(SPLITS)}")
+        if self.split == "validation" and (self.domain != "target" or not self.labelled):
+            raise ValueError(f"part {self.prefix!r}: a validation part must be labelled target images "
+                             "(thresholds and model selection are the target domain's)")
 
     def items(self) -> list[Item]:
         specs = plan_dataset(self.n, self.seed, (MODALITY[self.domain],), self.reject_fraction,
