@@ -137,49 +137,48 @@ def _samples(n_participants: int = 60) -> list[Sample]:
     return assign_test_split(out, 0.2, seed=3)
 
 
+def _fold_groups(samples: list[Sample], fold: int, folds: int = 4):
+    """The motion_moderate pools of a fold, and the participant groups of its training, validation and test pools."""
+    group_of = {s.key: s.group for s in samples}
+    pools = make_pools(samples, "motion_moderate", fold, folds, seed=1)
+    train = {group_of[k] for name in ("source", "target", "unlabelled") for k in getattr(pools, name).keys}
+    return pools, train, {group_of[k] for k in pools.validation.keys}, {group_of[k] for k in pools.test.keys}
+
+
+def _labelled_target_trainval(samples: list[Sample]) -> set[str]:
+    return {s.group for s in samples if s.domain == "target" and s.split == "trainval"
+            and s.label("motion_moderate") is not None}
+
+
 def test_no_participant_in_two_splits():
     samples = _samples()
-    group_of = {s.key: s.group for s in samples}
     test_groups = {s.group for s in samples if s.split == "test"}
     assert test_groups and all(s.split == "test" for s in samples if s.group in test_groups)
-    folds = 4
     seen_validation = set()
-    for fold in range(folds):
-        pools = make_pools(samples, "motion_moderate", fold, folds, seed=1)
-        train = {group_of[k] for name in ("source", "target", "unlabelled") for k in getattr(pools, name).keys}
-        val = {group_of[k] for k in pools.validation.keys}
-        test = {group_of[k] for k in pools.test.keys}
+    for fold in range(4):
+        pools, train, val, test = _fold_groups(samples, fold)
         assert val and train and test
         assert not train & val and not train & test and not val & test
         assert set(pools.validation.labels) == {0, 1}  # stratified: both classes in every fold
         seen_validation |= val
-    labelled_target = {s.group for s in samples if s.domain == "target" and s.split == "trainval"
-                       and s.label("motion_moderate") is not None}
-    assert seen_validation == labelled_target  # every labelled target participant validates once
+    assert seen_validation == _labelled_target_trainval(samples)  # every labelled target participant validates once
 
 
 def test_validation_split_validates_every_fold_and_never_trains():
     samples = _samples()
-    held_out = {s.group for s in samples if s.domain == "target" and s.split == "trainval"
-                and s.label("motion_moderate") is not None}
-    held_out = set(sorted(held_out)[:5])
+    held_out = set(sorted(_labelled_target_trainval(samples))[:5])
     samples = [replace(s, split="validation") if s.group in held_out else s for s in samples]
-    group_of = {s.key: s.group for s in samples}
-    folds = 4
     fold_only = set()
-    for fold in range(folds):
-        pools = make_pools(samples, "motion_moderate", fold, folds, seed=1)
-        train = {group_of[k] for name in ("source", "target", "unlabelled") for k in getattr(pools, name).keys}
-        val = {group_of[k] for k in pools.validation.keys}
-        assert held_out <= val and not held_out & train and not held_out & {group_of[k] for k in pools.test.keys}
+    for fold in range(4):
+        pools, train, val, test = _fold_groups(samples, fold)
+        assert held_out <= val and not held_out & train and not held_out & test
         labels = dict(zip(pools.validation.keys, pools.validation.labels))
         assert labels == {**labels, **{s.key: s.label("motion_moderate") for s in samples
                                        if s.group in held_out and s.labelled}}
         fold_only |= val - held_out
         assert not (val - held_out) & train
     # the cross-validation folds still cover the other labelled target participants once each
-    assert fold_only == {s.group for s in samples if s.domain == "target" and s.split == "trainval"
-                         and s.label("motion_moderate") is not None}
+    assert fold_only == _labelled_target_trainval(samples)
 
 
 def test_source_as_rejects_trains_source_images_as_straight_rejects():
