@@ -64,6 +64,20 @@ def test_a_part_names_a_known_split_and_validates_on_labelled_flair_only() -> No
         Part("v", "target", 3, seed=5, split="validation", labelled=False)
 
 
+def test_a_part_may_carry_one_artefact_alone_in_both_grades() -> None:
+    """Every non-reject image of an only_artefact part has that artefact, grades 1 and 2 in turn, and no other;
+    the straight rejects and the anatomy the planner drew are the same as without the option."""
+    plain = Part("m", "target", 12, seed=6, reject_fraction=0.3).items()
+    items = Part("m", "target", 12, seed=6, reject_fraction=0.3, only_artefact="motion").items()
+    assert [i.spec.reject for i in items] == [i.spec.reject for i in plain]
+    assert [(i.spec.seed, i.spec.subject_seed) for i in items] == [(i.spec.seed, i.spec.subject_seed) for i in plain]
+    kept = [i.spec for i in items if i.spec.reject is None]
+    assert len(kept) >= 4
+    assert [(s.motion, s.noise, s.contrast) for s in kept] == [(1 + s.subject % 2, 0, 0) for s in kept]
+    with pytest.raises(ValueError, match="'m'.*'ghosting'"):
+        Part("m", "target", 2, seed=6, only_artefact="ghosting")
+
+
 def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path, monkeypatch) -> None:
     items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
              for i in p.items()]

@@ -66,10 +66,16 @@ class Part:
     split: str = "trainval"
     reject_fraction: float = 0.0
     artefact_fraction: float = 0.5
+    # every image that is not a straight reject carries this artefact alone, grades 1 and 2 in turn (by subject
+    # index); artefact_fraction is then unused. For a task whose positives the planner's mix leaves too few.
+    only_artefact: str | None = None
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"part {self.prefix!r}: split {self.split!r} is not one of {', '.join(SPLITS)}")
+        if self.only_artefact is not None and self.only_artefact not in ARTEFACTS:
+            raise ValueError(f"part {self.prefix!r}: only_artefact {self.only_artefact!r} is not one of "
+                             f"{', '.join(ARTEFACTS)}")
         if self.split == "validation" and (self.domain != "target" or not self.labelled):
             raise ValueError(f"part {self.prefix!r}: a validation part must be labelled target images "
                              "(thresholds and model selection are the target domain's)")
@@ -77,6 +83,10 @@ class Part:
     def items(self) -> list[Item]:
         specs = plan_dataset(self.n, self.seed, (MODALITY[self.domain],), self.reject_fraction,
                              self.artefact_fraction)
+        if self.only_artefact is not None:
+            specs = [spec if spec.reject is not None else
+                     replace(spec, **{a: (1 + spec.subject % 2) * (a == self.only_artefact) for a in ARTEFACTS})
+                     for spec in specs]
         return [Item(spec, self.domain, f"sub-{self.prefix}{spec.subject:04d}", self.labelled, self.split)
                 for spec in specs]
 
