@@ -134,23 +134,43 @@ class VolumeCache:
         def num(text: str, kind: type) -> int | float | None:
             return None if text == lab.NA else kind(text)
 
+        for r in rows:  # an image of an unknown split would silently be in no pool at all
+            if r["split"] not in SPLITS:
+                raise ValueError(f"{self.root / SAMPLES_NAME}: {r['filename']} has split {r['split']!r}, not one of "
+                                 f"{', '.join(SPLITS)}")
         return [Sample(key=r["key"], domain=r["domain"], filename=r["filename"], participant_id=r["participant_id"],
                        group=r["group"], straight_reject=num(r["straight_reject"], int),
                        grades={a: num(r[a], int) for a in ARTEFACTS}, split=r["split"],
                        registration_ncc=num(r["registration_ncc"], float)) for r in rows]
 
 
+def assign_validation_split(samples: list[Sample], participants: frozenset[str]) -> list[Sample]:
+    """Mark every image of the groups of the named target participants `validation` (unlabelled ones and, with
+    --same-subjects, their T1w included, so training never sees them); each must have a labelled FLAIR."""
+    labelled = {s.participant_id for s in samples if s.domain == "target" and s.labelled}
+    missing = sorted(participants - labelled)
+    if missing:
+        raise ValueError(f"validation participants without a labelled FLAIR in the target dataset: "
+                         f"{', '.join(missing)}")
+    groups = {s.group for s in samples if s.domain == "target" and s.participant_id in participants}
+    return [replace(s, split="validation") if s.group in groups else s for s in samples]
+
+
 def assign_test_split(samples: list[Sample], fraction: float, seed: int) -> list[Sample]:
-    """Mark the held-out test groups (stratified by domain and worst quality class); every image of a test
-    group, unlabelled ones included, is `test`, so training never sees a test participant."""
+    """Mark the held-out test groups (stratified by domain and worst quality class) among the images not already
+    in the validation split; every image of a test group, unlabelled ones included, is `test`, so training never
+    sees a test participant."""
     classes: dict[str, list[str]] = {}
     domains: dict[str, set[str]] = {}
     for s in samples:
+        if s.split == "validation":
+            continue
         classes.setdefault(s.group, []).append(lab.quality_class(s.straight_reject, s.grades))
         domains.setdefault(s.group, set()).add(s.domain)
     strata = {g: f"{'+'.join(sorted(domains[g]))}:{splits.worst(c)}" for g, c in classes.items()}
     test = splits.test_groups(strata, fraction, seed)
-    return [replace(s, split="test" if s.group in test else "trainval") for s in samples]
+    return [s if s.split == "validation" else replace(s, split="test" if s.group in test else "trainval")
+            for s in samples]
 
 
 def dataset_samples(bids_dir: Path, domain: str, same_subjects: bool) -> list[tuple[Sample, Path]]:
@@ -214,8 +234,9 @@ def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
 
 def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[int, int, int], recipe: str,
             jobs: int = 1, test_fraction: float = 0.2, seed: int = 0, same_subjects: bool = False,
-            dtype: str = "float16") -> list[Sample]:
-    """Preprocess (once) and cache every source and target image, then write samples.tsv with the test split.
+            dtype: str = "float16", validation_participants: frozenset[str] = frozenset()) -> list[Sample]:
+    """Preprocess (once) and cache every source and target image, then write samples.tsv with the splits: the
+    named validation participants (held out of training, in every fold's validation pool), then the test split.
 
     T1w images are registered to the T1w template, FLAIR to the FLAIR template, exactly as at inference. An
     image that fails preprocessing is logged and left out; the others are kept.
@@ -243,6 +264,7 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[in
         cache.put(sample.key, volume)
         samples.append(replace(sample, registration_ncc=ncc))
         log.info("prepare: %s (%s) %.1f s, NCC %.3f", sample.filename, sample.domain, seconds, ncc)
-    samples = assign_test_split(sorted(samples, key=lambda s: (s.domain, s.filename)), test_fraction, seed)
+    samples = assign_validation_split(sorted(samples, key=lambda s: (s.domain, s.filename)), validation_participants)
+    samples = assign_test_split(samples, test_fraction, seed)
     cache.write_samples(samples)
     return samples

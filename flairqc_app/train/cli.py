@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--same-subjects", action="store_true",
                    help="participant ids of both datasets are the same people (split them together)")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--validation-participants", type=lambda text: frozenset(t for t in text.split(",") if t),
+                   default=frozenset(), metavar="sub-X[,sub-Y...]",
+                   help="target participants held out of training for model selection and thresholds (every fold)")
 
     s = sub.add_parser("synth-cache", help="draw a cache from the synthetic data engine (no files, no registration; "
                                           "see flairqc_app/train/synthetic.py)")
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         from flairqc_app.train.cache import prepare
 
         samples = prepare(args.source, args.target, args.cache, tuple(args.input_shape), args.recipe, args.jobs,
-                          args.test_fraction, args.seed, args.same_subjects, args.dtype)
+                          args.test_fraction, args.seed, args.same_subjects, args.dtype,
+                          args.validation_participants)
         print(f"{len(samples)} images cached in {args.cache}")
     elif args.command == "synth-cache":
         _synth_cache(args)
