@@ -24,6 +24,11 @@ from flairqc_app.train.methods import METHOD_CHOICES
 from flairqc_app.train.settings import INPUT_REGIONS
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    """Names of a comma-separated option, empty ones dropped ('' gives none)."""
+    return tuple(name for name in text.split(",") if name)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flairqc-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,8 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--same-subjects", action="store_true",
                    help="participant ids of both datasets are the same people (split them together)")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    p.add_argument("--validation-participants", type=lambda text: frozenset(t for t in text.split(",") if t),
-                   default=frozenset(), metavar="sub-X[,sub-Y...]",
+    p.add_argument("--validation-participants", type=_comma_list, default=(), metavar="sub-X[,sub-Y...]",
                    help="target participants held out of training for model selection and thresholds (every fold)")
 
     s = sub.add_parser("synth-cache", help="draw a cache from the synthetic data engine (no files, no registration; "
@@ -71,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int)
     t.add_argument("--source-as-rejects", action="store_const", const=True,
                    help="straight_reject: labelled source (T1w) images train as rejects (T1w saved as FLAIR)")
-    t.add_argument("--augment", type=lambda text: tuple(name for name in text.split(",") if name),
+    t.add_argument("--augment", type=_comma_list,
                    metavar="NAME[,NAME...]", help="training-time augmentations, comma-separated ('' for none)")
     t.add_argument("--head", choices=("fc3", "gap"), help="fc3: Conv5_FC3 (paper); gap: compact head")
     t.add_argument("--channels", type=int, nargs="+")
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
         samples = prepare(args.source, args.target, args.cache, tuple(args.input_shape), args.recipe, args.jobs,
                           args.test_fraction, args.seed, args.same_subjects, args.dtype,
-                          args.validation_participants)
+                          frozenset(args.validation_participants))
         print(f"{len(samples)} images cached in {args.cache}")
     elif args.command == "synth-cache":
         _synth_cache(args)
