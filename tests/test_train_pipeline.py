@@ -316,8 +316,9 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
     others = [s for s in held if s.split != "validation"]
     assert len(others) == 10 and {s.split for s in others} == {"trainval", "test"}
     with pytest.raises(ValueError, match="sub-4, sub-9"):  # sub-4's FLAIR is unlabelled, sub-9 is not there
-        cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "fast",
+        cache_mod.prepare(src, tgt, tmp_path / "other-cache", (6, 6, 6), "fast",
                           validation_participants=frozenset({"sub-1", "sub-4", "sub-9"}))
+    assert len(calls) == 12  # refused before any image is preprocessed
     table = tmp_path / "cache" / "samples.tsv"
     table.write_text(table.read_text().replace("\tvalidation\t", "\tvalidate\t", 1))
     unknown_split = r"samples.tsv: sub-\d/ses-1/anat/sub-\d_ses-1_FLAIR.nii.gz has split 'validate'"

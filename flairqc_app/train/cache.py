@@ -144,14 +144,18 @@ class VolumeCache:
                        registration_ncc=num(r["registration_ncc"], float)) for r in rows]
 
 
-def assign_validation_split(samples: list[Sample], participants: frozenset[str]) -> list[Sample]:
-    """Mark every image of the groups of the named target participants `validation` (unlabelled ones and, with
-    --same-subjects, their T1w included, so training never sees them); each must have a labelled FLAIR."""
+def check_validation_participants(samples: list[Sample], participants: frozenset[str]) -> None:
+    """Each named validation participant must have a labelled FLAIR in the target dataset."""
     labelled = {s.participant_id for s in samples if s.domain == "target" and s.labelled}
     missing = sorted(participants - labelled)
     if missing:
         raise ValueError(f"validation participants without a labelled FLAIR in the target dataset: "
                          f"{', '.join(missing)}")
+
+
+def assign_validation_split(samples: list[Sample], participants: frozenset[str]) -> list[Sample]:
+    """Mark every image of the groups of the named target participants `validation` (unlabelled ones and, with
+    --same-subjects, their T1w included, so training never sees them)."""
     groups = {s.group for s in samples if s.domain == "target" and s.participant_id in participants}
     return [replace(s, split="validation") if s.group in groups else s for s in samples]
 
@@ -246,6 +250,7 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[in
         raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {recipe!r}: use another cache")
     pending = (dataset_samples(source_dir, "source", same_subjects)
                + dataset_samples(target_dir, "target", same_subjects))
+    check_validation_participants([s for s, _ in pending], validation_participants)  # before hours of preprocessing
     previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
     keyed = [(replace(s, key=cache_key(sha256_of(p), recipe, cache.shape)), p) for s, p in pending]
     samples, todo = [], []
