@@ -1,5 +1,6 @@
 """Training-time augmentation keeps the brain and the labels: flips mirror, FOV cuts spare the brain, the gain
-outside the brain leaves the brain as it was, sharpness changes fine detail only."""
+outside the brain leaves the brain as it was, sharpness changes fine detail only, background suppression zeroes
+only the air under its threshold."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from scipy import ndimage
 from flairqc_app.train import settings
 from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, augment_batch,
                                       change_sharpness, cut_below_brain, gain_outside_brain, outside_weight,
-                                      protected_brain)
+                                      protected_brain, suppress_background)
+from flairqc_app.train.template_grid import template_brain
 
 SHAPE = (57, 70, 60)  # the default models' input shape
 
@@ -107,6 +109,41 @@ def test_sharpness_is_drawn_per_image_and_seeded():
     changed = [not np.array_equal(o, b) for o, b in zip(out, batch)]
     assert 0 < sum(changed) < len(batch)  # with probability 1/2 per image
     assert np.array_equal(augment_batch(batch, ("sharpness",), np.random.default_rng(4)), out)
+
+
+def noisy_head_with_a_ghost() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A bright head around the template brain with a dark enclosed pool (a ventricle), noisy air and a ghost in it."""
+    brain = template_brain(SHAPE)
+    head = ndimage.binary_dilation(brain, iterations=3)
+    pool = ndimage.binary_erosion(brain, iterations=6)
+    volume = np.abs(0.02 * np.random.default_rng(9).standard_normal(SHAPE)).astype(np.float32)  # air noise
+    volume[head] = 0.8
+    volume[pool] = 0.01  # darker than the air's noise, but enclosed
+    ghost = np.zeros(SHAPE, bool)
+    ghost[2:8, 30:40, -8:-2] = True  # above the head, as a ghost along the phase-encode axis would be
+    volume[ghost] = 0.2
+    return volume, head | pool, ghost, pool
+
+
+def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed_dark():
+    volume, head, ghost, pool = noisy_head_with_a_ghost()
+    assert pool.any() and not (ghost & ndimage.binary_dilation(head, iterations=2)).any()
+    air = ~head & ~ghost
+    level = 0.08 * volume[template_brain(SHAPE)].mean()  # the dark pool lowers the brain mean: ~0.03
+    out = suppress_background(volume, 0.08)
+    assert (volume[air] > 0).all() and (out[air] == 0).mean() > 0.85
+    under = air & (volume < level)
+    assert np.count_nonzero(out[under]) < 1e-4 * under.sum()  # all of it goes, but voxels walled in by noise
+    assert np.array_equal(out[air & (volume >= level)], volume[air & (volume >= level)])  # noise above it stays
+    assert np.array_equal(out[head], volume[head])  # the head, its dark pool included, untouched
+    assert np.array_equal(out[ghost], volume[ghost])  # the ghost stands out of a black background
+    low = suppress_background(volume, 0.01)  # under most of the noise: little of the air goes
+    assert (low[air] == 0).mean() < 0.5
+    batch = np.stack([volume] * 8)[:, np.newaxis]
+    drawn = augment_batch(batch, ("background_suppression",), np.random.default_rng(6))
+    suppressed = [(o[0][air] == 0).mean() > 0.9 for o in drawn]
+    assert 0 < sum(suppressed) < len(batch)  # with probability 1/2 per image
+    assert np.array_equal(augment_batch(batch, ("background_suppression",), np.random.default_rng(6)), drawn)
 
 
 def test_unknown_augmentation_is_refused():

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from flairqc_app.train.template_grid import template_brain
 
-AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness")
+AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression")
 PROBABILITY = 0.5  # of each augmentation, per image
 CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
@@ -45,6 +45,9 @@ SHARPNESS_SMOOTHING_VOX = 1.0  # sigma of the blur whose residual is the fine de
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
 # real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-card.md, attempt 8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
+# range of the suppression threshold, as a fraction of the mean over the template brain: from just above the engine's
+# air noise to where most real motion-1 ghosts fade
+SUPPRESSION_THRESHOLD = (0.03, 0.08)
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -106,6 +109,16 @@ def change_sharpness(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return sharpened(volume, rng.uniform(*SHARPNESS_AMOUNT))
 
 
+def suppress_background(volume: np.ndarray, threshold: float) -> np.ndarray:
+    """The volume with its air below `threshold` (a fraction of the template-brain mean) set to 0: every voxel
+    under the threshold that is not enclosed by voxels at or above it."""
+    level = threshold * float(volume[template_brain(volume.shape)].mean())
+    air = ~ndimage.binary_fill_holes(volume >= level)
+    out = volume.copy()
+    out[air] = 0.0
+    return out
+
+
 def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
     """A batch [N, 1, X, Y, Z] with each named augmentation applied to each image with probability 1/2."""
     if not names:
@@ -116,6 +129,8 @@ def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Gene
             out[i, 0] = out[i, 0, ::-1]
         if "fov_cut" in names and rng.random() < PROBABILITY:
             out[i, 0] = cut_below_brain(out[i, 0], rng)
+        if "background_suppression" in names and rng.random() < PROBABILITY:  # at the scanner, before the rest
+            out[i, 0] = suppress_background(out[i, 0], rng.uniform(*SUPPRESSION_THRESHOLD))
         if "outside_gain" in names and rng.random() < PROBABILITY:  # last: runs without it draw as before
             out[i, 0] = gain_outside_brain(out[i, 0], rng)
         if "sharpness" in names and rng.random() < PROBABILITY:
