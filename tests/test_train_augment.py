@@ -112,7 +112,7 @@ def test_sharpness_is_drawn_per_image_and_seeded():
 
 
 def noisy_head_with_a_ghost() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A bright head around the template brain with a dark enclosed pool (a ventricle), noisy air and a ghost in it."""
+    """A bright head around the template brain with a dark pool inside it (a ventricle), noisy air and a ghost in it."""
     brain = template_brain(SHAPE)
     head = ndimage.binary_dilation(brain, iterations=3)
     pool = ndimage.binary_erosion(brain, iterations=6)
@@ -122,7 +122,7 @@ def noisy_head_with_a_ghost() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     ghost = np.zeros(SHAPE, bool)
     ghost[2:8, 30:40, -8:-2] = True  # above the head, as a ghost along the phase-encode axis would be
     volume[ghost] = 0.2
-    return volume, head | pool, ghost, pool
+    return volume, head, ghost, pool
 
 
 def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed_dark():
