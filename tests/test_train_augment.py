@@ -1,13 +1,13 @@
 """Training-time augmentation keeps the brain and the labels: flips mirror, FOV cuts spare the brain, the gain
 outside the brain leaves the brain as it was, sharpness changes fine detail only, background suppression zeroes
-only the air under its threshold."""
+only the air under its threshold, a head swap replaces the head around a kept brain with another image's."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from flairqc_app.train import settings
-from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, augment_batch,
+from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, SWAP_BRAIN_MARGIN_MM, augment_batch,
                                       change_sharpness, cut_below_brain, gain_outside_brain, outside_weight,
                                       protected_brain, suppress_background)
 from flairqc_app.train.template_grid import template_brain
@@ -144,6 +144,25 @@ def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed
     suppressed = [(o[0][air] == 0).mean() > 0.9 for o in drawn]
     assert 0 < sum(suppressed) < len(batch)  # with probability 1/2 per image
     assert np.array_equal(augment_batch(batch, ("background_suppression",), np.random.default_rng(6)), drawn)
+
+
+def test_head_swap_gives_an_image_another_images_head_and_keeps_its_brain():
+    n = 10
+    batch = np.stack([np.full(SHAPE, i + 1.0, np.float32) for i in range(n)])[:, np.newaxis]  # image i is all i + 1
+    kept = template_brain(SHAPE, SWAP_BRAIN_MARGIN_MM)
+    assert template_brain(SHAPE).sum() < kept.sum() < 0.6 * kept.size
+    out = augment_batch(batch, ("head_swap",), np.random.default_rng(4))
+    donors = []
+    for i, image in enumerate(out[:, 0]):
+        assert (image[kept] == i + 1).all()  # the brain and its margin are the image's own
+        head = np.unique(image[~kept])
+        assert len(head) == 1  # one donor gives the whole head
+        donors.append(int(head[0]) - 1)
+    swapped = [d != i for i, d in enumerate(donors)]
+    assert 0 < sum(swapped) < n  # with probability 1/2 per image, never from itself
+    assert len({d for d, s in zip(donors, swapped) if s}) > 1  # donors drawn, not one image for all
+    assert np.array_equal(augment_batch(batch, ("head_swap",), np.random.default_rng(4)), out)  # seeded
+    assert np.array_equal(augment_batch(batch[:1], ("head_swap",), np.random.default_rng(4)), batch[:1])  # alone
 
 
 def test_unknown_augmentation_is_refused():

@@ -16,6 +16,12 @@
   is sharper than a real one: at ~3 mm the real 3D FLAIR's scalp has 0.83 of the fine detail of the engine's
   clean scalps, where motion grades 1 and 2 leave 0.72 and 0.67, and networks trained on the engine read that
   blur as motion. Across the drawn amounts blur says little of the grade, so a motion model must find the ghosts.
+- `background_suppression`: zero the air under a random threshold, as scanners that suppress the background do.
+- `head_swap`: give an image the head (everything outside the brain + 6 mm: scalp, skull, face, neck, air) of
+  another image of its mini-batch, whose labels are drawn independently of its own. The label is then carried by
+  the brain alone. The engine's heads are a few smooth layers unlike any real one, and networks trained on them
+  latched onto the head in some initialisations and not others (attempt 13, docs/model-card.md: with the engine's
+  6-15 mm shell in place of the real one, the real 3D FLAIR's motion reading fell from 0.58-0.95 to 0.02-0.21).
 
 Images are on the registered model grid (RAS array order: axis 1 runs posterior to anterior, axis 2
 inferior to superior), so the protected region is the template brain there. The draws of one iteration come
@@ -32,7 +38,7 @@ from scipy import ndimage
 
 from flairqc_app.train.template_grid import template_brain
 
-AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression")
+AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression", "head_swap")
 PROBABILITY = 0.5  # of each augmentation, per image
 CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
@@ -48,6 +54,8 @@ SHARPNESS_AMOUNT = (-0.5, 0.5)
 # range of the suppression threshold, as a fraction of the mean over the template brain: from just above the engine's
 # air noise to where most real motion-1 ghosts fade
 SUPPRESSION_THRESHOLD = (0.03, 0.08)
+# what an image keeps of its own in a head swap: the brain and this margin, as the brain window of train/models.py
+SWAP_BRAIN_MARGIN_MM = 6.0
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -119,11 +127,26 @@ def suppress_background(volume: np.ndarray, threshold: float) -> np.ndarray:
     return out
 
 
+def swap_heads(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The batch [N, 1, X, Y, Z] where each image, with probability 1/2, has the head of another image drawn from
+    the batch (itself excluded) around its own brain + margin."""
+    n = batch.shape[0]
+    out = batch.copy()
+    if n < 2:
+        return out
+    head = ~template_brain(batch.shape[2:], SWAP_BRAIN_MARGIN_MM)
+    for i in range(n):
+        if rng.random() < PROBABILITY:
+            donor = (i + rng.integers(1, n)) % n
+            out[i, 0][head] = batch[donor, 0][head]
+    return out
+
+
 def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
     """A batch [N, 1, X, Y, Z] with each named augmentation applied to each image with probability 1/2."""
     if not names:
         return batch
-    out = batch.copy()
+    out = swap_heads(batch, rng) if "head_swap" in names else batch.copy()  # first: donors as rendered
     for i in range(out.shape[0]):
         if "flip" in names and rng.random() < PROBABILITY:
             out[i, 0] = out[i, 0, ::-1]
