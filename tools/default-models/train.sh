@@ -33,6 +33,6 @@ printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${4%%:*} rest=${4#*:};
 flairqc-train evaluate --runs "$work"/runs/* --name flairqc-default --out "$work/eval"
 rm -rf "$work/models"
 flairqc-train export --runs "$work"/runs/* --models-dir "$work/models" --metrics "$work/eval" \
-    --name flairqc-default --model-version 1.4.0 --manifest-version 1.4.0 \
+    --name flairqc-default --model-version 1.5.0 --manifest-version 1.5.0 \
     --description "flairqc default models: trained on synthetic data only (docs/model-card.md)"
 rm -rf flairqc_app/data/models && cp -r "$work/models" flairqc_app/data/models
