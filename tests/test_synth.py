@@ -19,9 +19,7 @@ import pytest
 
 from flairqc_app.synth import SynthConfig, apply_artefact, generate_case, iter_cases, render_case
 from flairqc_app.synth import cli, geometry, measures
-from flairqc_app.synth.anatomy import (
-    _layer_profile, draw_anatomy, head_model, template_image, tissue_fractions, with_sulci,
-)
+from flairqc_app.synth.anatomy import draw_anatomy, head_model, template_image, tissue_fractions
 from flairqc_app.synth.bids import nifti_gz_bytes
 from flairqc_app.synth.labels import COLUMNS
 from flairqc_app.synth.contrasts import draw_levels
@@ -55,9 +53,7 @@ def tissue_median(case, name: str) -> float:
 def test_snr_estimate_falls_with_noise_grade():
     snrs = [measures.snr(data(head(noise=g)), head(noise=g).tissue) for g in (0, 1, 2)]
     assert snrs[0] > snrs[1] > snrs[2], snrs
-    # grades are drawn on the foreground median, which the dim FLAIR scalp lowers: measured on the tissue of this
-    # head, grade 1 is 19 and grade 2 4.8 (SNR 8-14 and 2-3.5 as drawn)
-    assert snrs[0] > 20 and 5 < snrs[1] < 21 and snrs[2] < 5.5, snrs
+    assert snrs[0] > 20 and 5 < snrs[1] < 16 and snrs[2] < 4.5, snrs
 
 
 def test_grey_white_contrast_falls_with_contrast_grade():
@@ -86,7 +82,7 @@ def test_csf_suppression_failure_lifts_csf_with_grade():
 def test_ghost_energy_rises_with_motion_grade():
     ghosts = [measures.ghost_ratio(data(head(motion=g)), head(motion=g).tissue) for g in (0, 1, 2)]
     assert ghosts[0] < ghosts[1] < ghosts[2], ghosts
-    assert ghosts[2] > 1.7 * ghosts[0], ghosts  # 1.9 measured: a dim FLAIR scalp ghosts less into the air
+    assert ghosts[2] > 2 * ghosts[0], ghosts
 
 
 # ---------------------------------------------------------------- sequence contrasts
@@ -173,32 +169,10 @@ def test_texture_roughens_white_matter():
     wm_mask = head_model().labels == TISSUE_LABELS["wm"]
 
     def spread(texture: float) -> float:
-        wm = template_image(replace(anatomy, texture=texture, sulci=0.0), levels)[0][wm_mask]  # texture alone
+        wm = template_image(replace(anatomy, texture=texture), levels)[0][wm_mask]
         return float(np.std(wm) / np.median(wm))
 
     assert spread(0.05) > 1.5 * spread(0.0)
-
-
-def test_sulci_turn_a_share_of_the_outer_cortex_into_csf_and_spare_the_deep_brain():
-    model = head_model()
-    anatomy = draw_anatomy(np.random.default_rng(SUBJECT))
-    plain = tissue_fractions(model, anatomy.sharpness)
-    gm, wm, csf = with_sulci(plain, replace(anatomy, sulci=1.0), model)
-    assert np.allclose(gm + wm + csf, plain[0] + plain[1] + plain[2], atol=1e-5)  # CSF takes what GM and WM give
-    outer, deep = model.brain_depth_mm < 8.0, model.brain_depth_mm > 20.0
-    gained = csf[outer] - plain[2][outer]
-    assert 0.03 < float(gained.mean()) < 0.3, gained.mean()  # a share of the cortex, not all of it
-    assert float(np.mean(gained > 0.5)) > 0.02  # sheets with mostly CSF at their centre
-    assert np.array_equal(csf[deep], plain[2][deep]) and np.array_equal(gm[deep], plain[0][deep])
-    assert with_sulci(plain, replace(anatomy, sulci=0.0), model) is plain
-
-
-def test_head_layers_keep_their_level_when_ramps_are_wider_than_the_layer():
-    level = {"csf": 0.1, "bone": 0.0, "marrow": 0.5, "soft": 0.3}
-    thickness = [1.0, 1.2, 3.0, 1.2, np.inf]  # tables thinner than twice the 2 mm ramp half-width
-    centres = np.array([0.5, 1.6, 3.7, 5.8, 12.0])  # middle of each layer, far into the last
-    profile = _layer_profile(centres, thickness, ("csf", "bone", "marrow", "bone", "soft"), level, 2.0)
-    assert np.allclose(profile, [0.1, 0.0, 0.5, 0.0, 0.3]), profile
 
 
 def test_fine_folding_moves_the_sampled_head_within_its_amplitude():

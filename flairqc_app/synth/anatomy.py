@@ -28,7 +28,6 @@ class HeadModel:
     gm: np.ndarray  # probabilities on `brain_idx` voxels only (flat), float32
     wm: np.ndarray
     brain_idx: np.ndarray  # flat indices of voxels inside the smooth brain envelope
-    brain_depth_mm: np.ndarray  # depth below the envelope, on brain_idx (where sulci reach)
     shell_idx: np.ndarray  # flat indices of head voxels outside the envelope
     shell_env_mm: np.ndarray  # distance from the envelope, on shell_idx
     shell_depth_mm: np.ndarray  # depth below the scalp surface, on shell_idx
@@ -107,7 +106,6 @@ def head_model() -> HeadModel:
     shell_idx = np.flatnonzero(flat_head & ~flat_env)
     return HeadModel(
         affine=affine, gm=gm.ravel()[brain_idx], wm=wm.ravel()[brain_idx], brain_idx=brain_idx,
-        brain_depth_mm=inner_mm.ravel()[brain_idx],
         shell_idx=shell_idx, shell_env_mm=env_mm.ravel()[shell_idx], shell_depth_mm=depth_mm.ravel()[shell_idx],
         labels=labels, ventricle_push=push.astype(np.float32), push_axes=push_axes, lesion_sites=sites,
     )
@@ -127,14 +125,12 @@ class Anatomy:
     texture: float = 0.0
     fine_seed: int = 0
     layer_edge_mm: float = 0.6
-    sulci: float = 0.0
 
     def summary(self) -> dict[str, float | int]:
         """Generation parameters for the labels table."""
         return {"elastic_mm": round(self.elastic_mm, 3), "ventricle_mm": round(self.ventricle_mm, 3),
                 "lesion_count": len(self.lesions), "sharpness": round(self.sharpness, 3),
                 "fine_elastic_mm": round(self.fine_elastic_mm, 3), "texture": round(self.texture, 4),
-                "sulci": round(self.sulci, 3),
                 "layer_edge_mm": round(self.layer_edge_mm, 3),
                 **{f"{k}_mm": round(v, 3) for k, v in self.layers_mm.items()}}
 
@@ -153,7 +149,7 @@ def draw_anatomy(rng: np.random.Generator, lesions: bool | None = None,
                    layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)),
                    sharpness=ranges.sharpness.draw(rng), fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
                    texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)),
-                   layer_edge_mm=ranges.layer_edge_mm.draw(rng), sulci=ranges.sulci.draw(rng))  # draws in this order
+                   layer_edge_mm=ranges.layer_edge_mm.draw(rng))  # draws in this order
 
 
 def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,22 +164,6 @@ def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np
     return powered[0] / total, powered[1] / total, powered[2] / total
 
 
-def with_sulci(fractions: tuple[np.ndarray, np.ndarray, np.ndarray], anatomy: Anatomy, model: HeadModel,
-               ranges: AnatomyRanges = ANATOMY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GM and WM give way to CSF on sulcal sheets (params.AnatomyRanges): the zero-level sheets of a smooth
-    random field fold like sulci, and at 3 mm they speckle the cortex as in a real brain."""
-    if anatomy.sulci <= 0.0:
-        return fractions
-    rng = np.random.default_rng([anatomy.fine_seed, 2])
-    field = ndimage.gaussian_filter(rng.standard_normal(model.shape).astype(np.float32), ranges.sulcus_scale_mm)
-    field = field.reshape(-1)[model.brain_idx]
-    sheet = np.clip(1.0 - np.abs(field) / (ranges.sulcus_width * max(float(field.std()), 1e-6)), 0.0, 1.0)
-    reach = np.clip((ranges.sulcus_depth_mm - model.brain_depth_mm) / ranges.sulcus_fade_mm, 0.0, 1.0)
-    csf_share = (anatomy.sulci * sheet * reach).astype(np.float32)
-    gm, wm, csf = fractions
-    return gm * (1.0 - csf_share), wm * (1.0 - csf_share), csf + (gm + wm) * csf_share
-
-
 def tissue_texture(anatomy: Anatomy, shape: tuple[int, int, int]) -> np.ndarray:
     """Multiplicative fine texture 1 + t * n, n smooth noise of unit standard deviation (ones when t = 0), on the
     whole grid: brain and scalp alike are not flat."""
@@ -194,32 +174,21 @@ def tissue_texture(anatomy: Anatomy, shape: tuple[int, int, int]) -> np.ndarray:
     return 1.0 + (anatomy.texture / max(float(noise.std()), 1e-6)) * noise
 
 
-def _layer_ramps(thickness_mm: list[float], edge_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Boundaries between stacked layers (the last one unbounded) and the half-width of the ramp at each: at most
-    `edge_mm` and half of either neighbouring layer, so that ramps never cross and every layer keeps its level."""
-    bounds = np.cumsum(thickness_mm[:-1])
-    half = np.minimum(edge_mm, np.minimum(thickness_mm[:-1], thickness_mm[1:]) / 2.0)
-    return bounds, half
-
-
-def _layer_profile(distance_mm: np.ndarray, thickness_mm: list[float], classes: tuple[str, ...],
-                   level: dict[str, float], edge_mm: float) -> np.ndarray:
-    """Intensity of stacked layers at a distance: each layer's level, linear ramps across the boundaries."""
-    bounds, half = _layer_ramps(thickness_mm, edge_mm)
-    knots = np.concatenate([[0.0], np.ravel(np.column_stack([bounds - half, bounds + half]))])
-    values = [level[classes[0]]] + [level[c] for pair in zip(classes, classes[1:]) for c in pair]
-    return np.interp(distance_mm, knots, values)
-
-
 def _shell_intensity(model: HeadModel, anatomy: Anatomy, level: dict[str, float]) -> np.ndarray:
     """Layer intensities outside the envelope: skull from the brain side, skin and fat from the scalp side."""
     lay, edge = anatomy.layers_mm, anatomy.layer_edge_mm
-    skull = [lay["csf_rim"], lay["inner_table"], lay["diploe"], lay["outer_table"], np.inf]
-    inner = _layer_profile(model.shell_env_mm, skull, ("csf", "bone", "marrow", "bone", "soft"), level, edge)
-    outer = _layer_profile(model.shell_depth_mm, [lay["skin"], lay["subcutaneous_fat"], np.inf],
-                           ("skin", "fat", "soft"), level, edge)
-    bounds, half = _layer_ramps(skull, edge)
-    return np.where(model.shell_env_mm < bounds[-1] + half[-1], inner, outer).astype(np.float32)
+    bounds = np.cumsum([lay["csf_rim"], lay["inner_table"], lay["diploe"], lay["outer_table"]])
+    inner_classes = ("csf", "bone", "marrow", "bone", "soft")
+    knots, values = [0.0], [level["csf"]]
+    for bound, before, after in zip(bounds, inner_classes, inner_classes[1:]):
+        knots += [bound - edge, bound + edge]
+        values += [level[before], level[after]]
+    inner = np.interp(model.shell_env_mm, knots, values)
+    s, f = lay["skin"], lay["skin"] + lay["subcutaneous_fat"]
+    outer = np.interp(model.shell_depth_mm, [0.0, s - edge, s + edge, f - edge, f + edge],
+                      [level["skin"], level["skin"], level["fat"], level["fat"], level["soft"]])
+    skull_end = bounds[-1] + edge
+    return np.where(model.shell_env_mm < skull_end, inner, outer).astype(np.float32)
 
 
 def _ball_weights(centre: np.ndarray, radius: float, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -237,7 +206,7 @@ def template_image(anatomy: Anatomy, level: dict[str, float], with_labels: bool 
     model = head_model()
     image = np.zeros(model.shape, np.float32)
     flat = image.reshape(-1)
-    gm, wm_fraction, rest = with_sulci(tissue_fractions(model, anatomy.sharpness), anatomy, model)
+    gm, wm_fraction, rest = tissue_fractions(model, anatomy.sharpness)
     texture = tissue_texture(anatomy, model.shape).reshape(-1)
     flat[model.brain_idx] = ((gm * level["gm"] + wm_fraction * level["wm"]) * texture[model.brain_idx]
                              + rest * level["csf"])

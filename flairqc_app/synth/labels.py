@@ -14,7 +14,7 @@ LABEL_COLUMNS = ("modality", "straight_reject", "reject_reason", "motion", "nois
 GEN_PARAMETERS = (
     "seed", "subject_seed", "sequence", "grid", "plane", "voxel_mm", "shape", "mr_acquisition_type", "orientation",
     "rot_x_deg", "rot_y_deg", "rot_z_deg", "scale_x", "scale_y", "scale_z", "trans_x_mm", "trans_y_mm", "trans_z_mm",
-    "elastic_mm", "ventricle_mm", "lesion_count", "lesion_ml", "sharpness", "fine_elastic_mm", "texture", "sulci",
+    "elastic_mm", "ventricle_mm", "lesion_count", "lesion_ml", "sharpness", "fine_elastic_mm", "texture",
     "layer_edge_mm", "csf_rim_mm", "inner_table_mm", "diploe_mm", "outer_table_mm", "skin_mm", "subcutaneous_fat_mm",
     "level_csf", "level_gm", "level_wm", "level_lesion", "level_fat",
     "bias_amplitude", "snr", "noise_sigma",

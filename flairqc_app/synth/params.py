@@ -35,12 +35,11 @@ TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  
 # `gm` and `lesion` are ratios to `wm` (FLAIR, T2w, PD) so that the stated order holds whatever is drawn.
 # FLAIR scalp (fat, marrow, skin) reaches down to WM level: the real 3D FLAIR's scalp peaks at 0.70 of the
 # [0, 1] registered scale where bright fat at 1.5-2x WM saturated it (attempt 4 read the real, dimmer and
-# softer scalp as motion blur: docs/model-card.md). Its skull is one dark band and its fat a plateau under GM:
-# FLAIR marrow stays dim and fat below GM (attempt 10 read a bright diploe ring as "no motion").
+# softer scalp as motion blur: docs/model-card.md).
 SEQUENCE_INTENSITIES: dict[str, dict[str, Range]] = {
     "FLAIR": {
         "wm": Range(0.50, 0.62), "gm": Range(1.12, 1.45), "csf": Range(0.03, 0.16), "lesion": Range(1.45, 1.80),
-        "bone": Range(0.02, 0.05), "marrow": Range(0.08, 0.45), "soft": Range(0.20, 0.40), "fat": Range(0.25, 0.65),
+        "bone": Range(0.02, 0.05), "marrow": Range(0.30, 0.85), "soft": Range(0.20, 0.40), "fat": Range(0.40, 1.10),
         "skin": Range(0.30, 0.60),
     },
     "T1w": {
@@ -79,26 +78,17 @@ class AnatomyRanges:
     fine_elastic_spacing_mm: float = 4.0
     texture: Range = Range(0.01, 0.06)  # relative standard deviation of the tissue texture
     texture_sigma_mm: float = 1.0
-    # Sulci: the template's cortex at 3 mm is smooth where a real one is speckled by sulcal CSF. Sheets where a smooth
-    # random field (Gaussian, sigma sulcus_scale_mm, unit standard deviation) crosses zero, |n| < sulcus_width,
-    # carry CSF up to `sulci` at their centre, full from the brain envelope to sulcus_depth_mm - sulcus_fade_mm
-    # deep, fading to none at sulcus_depth_mm.
-    sulci: Range = Range(0.5, 1.0)
-    sulcus_scale_mm: float = 2.4
-    sulcus_width: float = 0.25
-    sulcus_depth_mm: float = 20.0
-    sulcus_fade_mm: float = 8.0
     layer_edge_mm: Range = Range(0.6, 2.0)  # half-width of the ramps between head layers (real scalp is not crisp)
     ventricle_mm: Range = Range(0.0, 6.0)  # atrophy-like outward push at the ventricle wall
     lesion_probability: float = 0.4
     lesion_count: tuple[int, int] = (1, 25)
     lesion_radius_mm: Range = Range(1.5, 6.0)
-    csf_rim_mm: Range = Range(0.3, 1.5)  # extra-axial CSF between brain envelope and skull (sulci add their own)
+    csf_rim_mm: Range = Range(1.0, 3.0)  # extra-axial CSF between brain envelope and skull
     inner_table_mm: Range = Range(1.2, 2.2)
     diploe_mm: Range = Range(1.5, 4.0)
     outer_table_mm: Range = Range(1.2, 2.2)
     skin_mm: Range = Range(0.8, 1.5)
-    subcutaneous_fat_mm: Range = Range(2.0, 5.0)
+    subcutaneous_fat_mm: Range = Range(1.5, 4.5)
 
 
 ANATOMY = AnatomyRanges()

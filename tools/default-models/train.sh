@@ -19,12 +19,11 @@ flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$j
 # task:method[:option] of each model: straight reject target-only (the paper has no SSDA model for it), with the
 # synthetic T1w as further rejects (a T1w saved as FLAIR is one); the six artefact models SSDA (paper section
 # 2.4), each its own model; the contrast models see only the brain (+ 6 mm), where grey/white contrast is judged,
-# not the engine's scalp (attempt 7, docs/model-card.md); the motion models see each image's brain (+ 6 mm) in the
-# head of another image of the mini-batch half of the time (head_swap), so their label is carried by the brain, not
-# by the engine's heads (attempt 14). (Attempt 6 trained the motion models with --augment=flip,fov_cut,outside_gain,
-# attempt 7 on the brain window, attempt 8 with --augment=flip,fov_cut,sharpness: none graded the real FLAIR better.)
-models="straight_reject:target-only:--source-as-rejects motion_moderate:ssda:--augment=flip,fov_cut,head_swap
-motion_severe:ssda:--augment=flip,fov_cut,head_swap noise_moderate:ssda noise_severe:ssda contrast_moderate:ssda:--input-region=brain contrast_severe:ssda:--input-region=brain"
+# not the engine's scalp (attempt 7, docs/model-card.md). (Attempt 6 trained the motion models with
+# --augment=flip,fov_cut,outside_gain, attempt 7 on the brain window, attempt 8 with
+# --augment=flip,fov_cut,sharpness: none graded the real FLAIR better.)
+models="straight_reject:target-only:--source-as-rejects motion_moderate:ssda motion_severe:ssda noise_moderate:ssda
+noise_severe:ssda contrast_moderate:ssda:--input-region=brain contrast_severe:ssda:--input-region=brain"
 rm -rf "$work/runs"  # every model is trained afresh
 printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${4%%:*} rest=${4#*:}; method=${rest%%:*} option=
   [ "$rest" = "$method" ] || option=${rest#*:}
@@ -34,6 +33,6 @@ printf '%s\n' $models | xargs -P "$jobs" -I{} sh -c 'task=${4%%:*} rest=${4#*:};
 flairqc-train evaluate --runs "$work"/runs/* --name flairqc-default --out "$work/eval"
 rm -rf "$work/models"
 flairqc-train export --runs "$work"/runs/* --models-dir "$work/models" --metrics "$work/eval" \
-    --name flairqc-default --model-version 1.6.0 --manifest-version 1.6.0 \
+    --name flairqc-default --model-version 1.1.0 --manifest-version 1.1.0 \
     --description "flairqc default models: trained on synthetic data only (docs/model-card.md)"
 rm -rf flairqc_app/data/models && cp -r "$work/models" flairqc_app/data/models
