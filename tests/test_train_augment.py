@@ -7,10 +7,10 @@ import pytest
 from scipy import ndimage
 
 from flairqc_app.train import settings
-from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, SWAP_BRAIN_MARGIN_MM, augment_batch,
+from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, augment_batch,
                                       change_sharpness, cut_below_brain, gain_outside_brain, outside_weight,
                                       protected_brain, suppress_background)
-from flairqc_app.train.template_grid import template_brain
+from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
 SHAPE = (57, 70, 60)  # the default models' input shape
 
@@ -149,7 +149,7 @@ def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed
 def test_head_swap_gives_an_image_another_images_head_and_keeps_its_brain():
     n = 10
     batch = np.stack([np.full(SHAPE, i + 1.0, np.float32) for i in range(n)])[:, np.newaxis]  # image i is all i + 1
-    kept = template_brain(SHAPE, SWAP_BRAIN_MARGIN_MM)
+    kept = template_brain(SHAPE, BRAIN_WINDOW_MARGIN_MM)
     assert template_brain(SHAPE).sum() < kept.sum() < 0.6 * kept.size
     out = augment_batch(batch, ("head_swap",), np.random.default_rng(4))
     donors = []

@@ -155,7 +155,7 @@ def test_onnx_export_matches_torch(models_dir, cache):
 
 def test_a_brain_windowed_model_ignores_the_head_and_exports_its_window(cache, tmp_path):
     """input_region = brain: the network, trained, reloaded and as ONNX, reads the brain + margin only."""
-    from flairqc_app.train.models import BRAIN_WINDOW_MARGIN_MM
+    from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM
     from flairqc_app.train.template_grid import template_brain
 
     run = tmp_path / "run"

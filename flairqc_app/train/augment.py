@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from flairqc_app.train.template_grid import template_brain
+from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
 AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression", "head_swap")
 PROBABILITY = 0.5  # of each augmentation, per image
@@ -54,8 +54,6 @@ SHARPNESS_AMOUNT = (-0.5, 0.5)
 # range of the suppression threshold, as a fraction of the mean over the template brain: from just above the engine's
 # air noise to where most real motion-1 ghosts fade
 SUPPRESSION_THRESHOLD = (0.03, 0.08)
-# what an image keeps of its own in a head swap: the brain and this margin, as the brain window of train/models.py
-SWAP_BRAIN_MARGIN_MM = 6.0
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -134,7 +132,7 @@ def swap_heads(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = batch.copy()
     if n < 2:
         return out
-    head = ~template_brain(batch.shape[2:], SWAP_BRAIN_MARGIN_MM)
+    head = ~template_brain(batch.shape[2:], BRAIN_WINDOW_MARGIN_MM)
     for i in range(n):
         if rng.random() < PROBABILITY:
             donor = (i + rng.integers(1, n)) % n

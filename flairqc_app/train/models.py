@@ -13,12 +13,7 @@ import torch
 from torch import nn
 
 from flairqc_app.train.settings import ModelSettings
-from flairqc_app.train.template_grid import template_brain
-
-# How far past the template brain a brain-windowed network sees: registration error and the brain's own
-# variation, so no cortex is cut, and little scalp is left (6 mm took the real FLAIR's motion cue away in
-# attempt 5's probe, docs/model-card.md).
-BRAIN_WINDOW_MARGIN_MM = 6.0
+from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
 
 class _ReverseGradient(torch.autograd.Function):

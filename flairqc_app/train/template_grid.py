@@ -14,6 +14,12 @@ from scipy import ndimage
 from flairqc_app.resample import resize_to
 
 
+# How far past the template brain a brain-windowed network sees, and what a head swap leaves an image of its own:
+# registration error and the brain's own variation, so no cortex is cut, and little scalp is left (6 mm took the
+# real FLAIR's motion cue away in attempt 5's probe, docs/model-card.md).
+BRAIN_WINDOW_MARGIN_MM = 6.0
+
+
 @lru_cache(maxsize=8)
 def template_brain(shape: tuple[int, int, int], margin_mm: float = 0.0) -> np.ndarray:
     """The template brain grown by `margin_mm` (on the 1 mm grid, before resizing), on a grid of `shape`."""
