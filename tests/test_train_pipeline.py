@@ -143,7 +143,7 @@ def test_onnx_export_matches_torch(models_dir, cache):
     for task in TASKS:
         entry = manifest["models"][task]
         assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
-        model, _, _ = load_selected(models_dir / "runs" / task, torch.device("cpu"))
+        model = load_selected(models_dir / "runs" / task, torch.device("cpu")).model
         x = cache.batch(list(fold_pools(tiny(task=task), cache, 0).test.keys[:3]))
         session = ort.InferenceSession(str(models_dir / "models" / entry["file"]))
         onnx_out = session.run(["logits"], {"image": x})[0]  # batch of 3: the batch axis is dynamic
@@ -162,7 +162,7 @@ def test_a_brain_windowed_model_ignores_the_head_and_exports_its_window(cache, t
     train_run(tiny(task="motion_moderate", method="target-only", epochs=1,
                    model=TINY_MODEL | {"input_region": "brain"}), cache.root, run, folds=[0])
     export_run(run, tmp_path / "models")
-    model, _, _ = load_selected(run, torch.device("cpu"))
+    model = load_selected(run, torch.device("cpu")).model
     window = template_brain((24, 24, 24), BRAIN_WINDOW_MARGIN_MM)
     assert np.array_equal(model.features.window.mask[0, 0].numpy() > 0, window)  # saved with the weights
     assert window[template_brain((24, 24, 24))].all() and 0.2 < window.mean() < 0.6  # brain kept, head cut
@@ -203,7 +203,7 @@ def test_exported_models_are_accepted_by_the_bids_app(models_dir):
     assert set(probabilities) == set(TASKS)
     small = resize_to(volume, (24, 24, 24))[None, None]
     for task in TASKS:
-        model, _, _ = load_selected(models_dir / "runs" / task, torch.device("cpu"))
+        model = load_selected(models_dir / "runs" / task, torch.device("cpu")).model
         with torch.no_grad():
             expected = torch.softmax(model(torch.from_numpy(small)), 1)[0, 1].item()
         assert probabilities[task] == pytest.approx(expected, abs=1e-5)

@@ -3,16 +3,16 @@
     flairqc-train prepare --source T1W_BIDS --target FLAIR_BIDS --cache CACHE [--input-shape 85 104 90]
     flairqc-train synth-cache --recipe data.toml --cache CACHE      (synthetic data, registration skipped)
     flairqc-train train --cache CACHE --run RUN --task motion_severe --method ssda [--config cfg.toml]
-    flairqc-train evaluate --runs RUN_A RUN_B ... --name ssda --out EVAL
+    flairqc-train ensemble --runs RUN_A RUN_B ... --out ENSEMBLE      (mean probability of their trained folds)
+    flairqc-train evaluate --runs RUN_A RUN_B ... --name ssda --out EVAL    (runs or ensembles, one per task)
     flairqc-train evaluate --models-dir MODELS --cache CACHE --name shipped --out EVAL
     flairqc-train compare EVAL_A EVAL_B --out CMP
-    flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]
+    flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]    (runs or ensembles)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from dataclasses import replace
@@ -85,9 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--only-fold", type=int, nargs="+", dest="only_folds", help="train only these folds")
     t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoints")
 
+    n = sub.add_parser("ensemble", help="one model of the trained folds of runs of one task: their mean "
+                                        "probability, threshold on the images none of them trained on")
+    n.add_argument("--runs", type=Path, nargs="+", required=True, help="runs of one task on one cache")
+    n.add_argument("--out", type=Path, required=True, help="ensemble directory (evaluate and export take it)")
+
     e = sub.add_parser("evaluate", help="test-split metrics of one approach (one run per task, or exported models)")
     given = e.add_mutually_exclusive_group(required=True)
-    given.add_argument("--runs", type=Path, nargs="+")
+    given.add_argument("--runs", type=Path, nargs="+", help="run or ensemble directories, one per task")
     given.add_argument("--models-dir", type=Path, help="an exported model set (models.json), on --cache's test split")
     e.add_argument("--cache", type=Path, help="with --models-dir: the cache whose test split is scored")
     e.add_argument("--name", required=True, help="approach name in tables and plots")
@@ -101,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True)
 
     x = sub.add_parser("export", help="ONNX of F + C_T and its models.json entry, for flairqc --models-dir")
-    x.add_argument("--runs", type=Path, nargs="+", required=True)
+    x.add_argument("--runs", type=Path, nargs="+", required=True, help="run or ensemble directories")
     x.add_argument("--models-dir", type=Path, required=True)
     x.add_argument("--model-version", default="1.0.0")
     x.add_argument("--metrics", type=Path, help="an `evaluate` output dir: its test metrics go in the provenance")
@@ -130,6 +135,14 @@ def _train(args: argparse.Namespace) -> None:
           f"validation loss {selection['val_loss']:.4f}, threshold {selection['threshold']:.3f}")
 
 
+def _ensemble(args: argparse.Namespace) -> None:
+    from flairqc_app.train.ensemble import build
+
+    record = build(args.runs, args.out)
+    print(f"{record['task']}: ensemble of {len(record['members'])} trained folds, threshold {record['threshold']:.3f} "
+          f"(validation BA {record['val_ba_at_threshold']:.3f} on {record['validation']['n']} images)")
+
+
 def _synth_cache(args: argparse.Namespace) -> None:
     import tomllib
 
@@ -143,12 +156,13 @@ def _synth_cache(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    from flairqc_app.train.ensemble import read_record
     from flairqc_app.train.evaluate import read_tsv
     from flairqc_app.train.export import export_run
 
     test_metrics = {r["task"]: r for r in read_tsv(args.metrics / "metrics.tsv")} if args.metrics else {}
     for run in args.runs:
-        task = json.loads((run / "selection.json").read_text())["task"]
+        task = read_record(run)["task"]
         entry = export_run(run, args.models_dir, args.model_version, metrics=test_metrics.get(task),
                            name=args.name, version=args.manifest_version, description=args.description)
         print(f"{task}: {entry['file']} threshold {entry['threshold']:.3f}, ONNX max |diff| "
@@ -171,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         _synth_cache(args)
     elif args.command == "train":
         _train(args)
+    elif args.command == "ensemble":
+        _ensemble(args)
     elif args.command == "evaluate":
         from flairqc_app.train.evaluate import evaluate_models, evaluate_runs
 

@@ -45,22 +45,22 @@ class Predictions:
 
 
 def predict_run(run_dir: Path, approach: str) -> tuple[Predictions, Any]:
-    """Predictions of a run's selected model (F + C_T) on its target test split, and the run's cache."""
-    from flairqc_app.train.loop import pick_device, predict_logits, softmax  # torch only when runs are read
-    from flairqc_app.train.runner import fold_pools, load_selected, load_settings
+    """Predictions of a run's selected model (F + C_T), or of an ensemble, on its target test split, and the
+    cache."""
+    from flairqc_app.train.ensemble import load_trained  # torch only when runs are read
+    from flairqc_app.train.loop import predict_logits, softmax
 
-    settings = load_settings(run_dir)
-    device = pick_device(settings.device)
-    model, selection, cache = load_selected(run_dir, device)
-    test = fold_pools(settings, cache, selection["fold"]).test
-    probs = softmax(predict_logits(model, cache, test.keys, device, settings.batch_size))
+    trained = load_trained(run_dir)
+    test = trained.test
+    probs = softmax(predict_logits(trained.model, trained.cache, test.keys, trained.device, trained.batch_size))
     labels = np.asarray(test.labels)
-    if selection["task"] == TIER_TASK:
-        return Predictions(approach, TIER_TASK, test.keys, labels, np.full(len(labels), np.nan), probs.argmax(1)), cache
-    threshold = float(selection["threshold"])
+    if trained.task == TIER_TASK:
+        return (Predictions(approach, TIER_TASK, test.keys, labels, np.full(len(labels), np.nan), probs.argmax(1)),
+                trained.cache)
+    threshold = float(trained.record["threshold"])
     positive = probs[:, 1]
-    return Predictions(approach, selection["task"], test.keys, labels, positive, (positive >= threshold).astype(int),
-                       threshold), cache
+    return Predictions(approach, trained.task, test.keys, labels, positive, (positive >= threshold).astype(int),
+                       threshold), trained.cache
 
 
 def tier_predictions(approach: str, by_task: dict[str, Predictions], true_tiers: dict[str, int]) -> list[Predictions]:

@@ -1,5 +1,6 @@
-"""Export a run's selected F + C_T to ONNX and add its entry to a models directory's models.json
-(docs/models-manifest.md), so that `flairqc --models-dir DIR` uses it with no other step.
+"""Export a run's selected F + C_T, or an ensemble of trained folds (train/ensemble.py), to ONNX and add its
+entry to a models directory's models.json (docs/models-manifest.md), so that `flairqc --models-dir DIR` uses it
+with no other step.
 
 The ONNX graph is checked against torch on real cached inputs (validation and test volumes) with a batch
 larger than one, which also proves the dynamic batch axis; the max absolute difference is stored in the
@@ -21,7 +22,7 @@ import torch
 from flairqc_app import atomic
 from flairqc_app.config import TASKS, TEMPLATE_SPACE
 from flairqc_app.infer import MANIFEST_NAME, NORMALISATION, SUPPORTED_FORMAT, sha256_of
-from flairqc_app.train.runner import fold_pools, load_selected, load_settings
+from flairqc_app.train.ensemble import load_trained
 
 log = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -60,21 +61,33 @@ def read_or_new_manifest(models_dir: Path, name: str, version: str, description:
             "models": {}}
 
 
+def selection_provenance(record: dict[str, Any]) -> dict[str, Any]:
+    """What made the model: a run's selected fold and epoch, or an ensemble's members."""
+    if "members" in record:
+        return {"ensemble": {"members": record["members"], "validation": record["validation"]},
+                "settings": record["settings"]}
+    return {"selected_fold": record["fold"], "selected_epoch": record["epoch"], "settings": record["settings"]}
+
+
+def fold_metrics(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each trained fold's best validation figures (a run; an ensemble's members are in its provenance)."""
+    return [{k: f[k] for k in ("fold", "best_val_loss", "best_epoch", "best_val_ba")} for f in record.get("folds", ())]
+
+
 def export_run(run_dir: Path, models_dir: Path, model_version: str = "1.0.0", check_inputs: int = 4,
                tolerance: float = 1e-4, metrics: dict[str, Any] | None = None, name: str = "flairqc-site",
                version: str = "1.0.0", description: str = "trained with flairqc-train") -> dict[str, Any]:
-    """Write <task>.onnx into models_dir and merge its entry into models.json; returns the entry."""
+    """Write <task>.onnx of a run (or an ensemble directory) into models_dir and merge its entry into
+    models.json; returns the entry."""
     models_dir = Path(models_dir)
-    cpu = torch.device("cpu")
-    model, selection, cache = load_selected(run_dir, cpu)
-    task = selection["task"]
+    trained = load_trained(run_dir, torch.device("cpu"))
+    task, record, model = trained.task, trained.record, trained.model
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not a BIDS-App task ({', '.join(TASKS)}); it is evaluated, not exported")
-    pools = fold_pools(load_settings(run_dir), cache, selection["fold"])
-    keys = (pools.validation.keys + pools.test.keys)[:max(2, check_inputs)]
+    keys = (trained.validation.keys + trained.test.keys)[:max(2, check_inputs)]
     if len(keys) < 2:
         raise ValueError("export needs at least 2 cached target volumes to check the ONNX graph")
-    inputs = cache.batch(list(keys))
+    inputs = trained.cache.batch(list(keys))
     onnx_path = models_dir / f"{task}.onnx"
     to_onnx(model, inputs, onnx_path)
     difference = onnx_max_abs_difference(model, onnx_path, inputs)
@@ -85,16 +98,14 @@ def export_run(run_dir: Path, models_dir: Path, model_version: str = "1.0.0", ch
     entry = {
         "file": onnx_path.name, "sha256": sha256_of(onnx_path), "version": model_version,
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "output_type": "logits", "positive_index": 1,
-        "input_shape": [1, 1, *cache.shape], "normalisation": NORMALISATION, "space": TEMPLATE_SPACE,
-        "threshold": float(selection["threshold"]),
+        "input_shape": [1, 1, *trained.cache.shape], "normalisation": NORMALISATION, "space": TEMPLATE_SPACE,
+        "threshold": float(record["threshold"]),
         "provenance": {
-            "trained_by": "flairqc-train", "method": selection["method"], "code_version": selection["code_version"],
-            "created": selection["created"], "data_sha256": selection["data_sha256"],
-            "preprocessing_recipe": selection["cache_recipe"], "selected_fold": selection["fold"],
-            "selected_epoch": selection["epoch"], "settings": selection["settings"],
-            "metrics": {"validation_loss": selection["val_loss"], "validation_ba": selection["val_ba_at_threshold"],
-                        "folds": [{k: f[k] for k in ("fold", "best_val_loss", "best_epoch", "best_val_ba")}
-                                  for f in selection["folds"]], **({"test": metrics} if metrics else {})},
+            "trained_by": "flairqc-train", "method": record["method"], "code_version": record["code_version"],
+            "created": record["created"], "data_sha256": record["data_sha256"],
+            "preprocessing_recipe": record["cache_recipe"], **selection_provenance(record),
+            "metrics": {"validation_loss": record["val_loss"], "validation_ba": record["val_ba_at_threshold"],
+                        "folds": fold_metrics(record), **({"test": metrics} if metrics else {})},
             "onnx_check": {"inputs": len(keys), "max_abs_difference": difference, "opset": OPSET},
         },
     }

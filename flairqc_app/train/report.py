@@ -25,8 +25,11 @@ def _num(value: Any) -> float:
 
 
 def selected_curves(run_dir: Path) -> list[dict[str, str]]:
-    """curves.tsv rows of a run's selected fold."""
-    fold = json.loads((Path(run_dir) / "selection.json").read_text())["fold"]
+    """curves.tsv rows of a run's selected fold; none for an ensemble (its members have their own)."""
+    selection = Path(run_dir) / "selection.json"
+    if not selection.is_file():
+        return []
+    fold = json.loads(selection.read_text())["fold"]
     with open(Path(run_dir) / f"fold-{fold}" / "curves.tsv", encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,13 @@ from flairqc_app.train.loop import build_network, pick_device, predict_logits, s
 from flairqc_app.train.methods import resolve
 from flairqc_app.train.metrics import best_threshold
 from flairqc_app.train.models import TargetClassifier
-from flairqc_app.train.pools import Pools, make_pools
+from flairqc_app.train.pools import Pool, Pools, make_pools
 from flairqc_app.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 SETTINGS_NAME = "settings.json"
 SELECTION_NAME = "selection.json"
+CACHE_POINTER = "cache.txt"  # the cache a run (or an ensemble) was made on
 
 
 def code_version() -> str:
@@ -60,7 +61,7 @@ def train_run(settings: TrainSettings, cache_dir: Path, run_dir: Path, folds: li
         settings = saved
     else:
         settings.save(run_dir / SETTINGS_NAME)
-    (run_dir / "cache.txt").write_text(str(Path(cache_dir).resolve()) + "\n", encoding="utf-8")
+    (run_dir / CACHE_POINTER).write_text(str(Path(cache_dir).resolve()) + "\n", encoding="utf-8")
     cache = VolumeCache(cache_dir)
     if cache.shape != tuple(settings.model.input_shape):
         raise ValueError(f"cache {cache_dir} holds {list(cache.shape)} volumes, the model expects "
@@ -70,6 +71,10 @@ def train_run(settings: TrainSettings, cache_dir: Path, run_dir: Path, folds: li
         log.info("fold %d pools: %s", fold, pools.counts())
         train_fold(settings, cache, pools, fold, run_dir / f"fold-{fold}", resume=resume)
     return select(run_dir)
+
+
+def run_cache(run_dir: Path) -> VolumeCache:
+    return VolumeCache(Path((Path(run_dir) / CACHE_POINTER).read_text(encoding="utf-8").strip()))
 
 
 def load_settings(run_dir: Path) -> TrainSettings:
@@ -96,7 +101,7 @@ def select(run_dir: Path) -> dict[str, Any]:
     if not outcomes:
         raise FileNotFoundError(f"{run_dir}: no trained fold")
     chosen = min(outcomes, key=lambda o: o["best_val_loss"])
-    cache = VolumeCache(Path((run_dir / "cache.txt").read_text().strip()))
+    cache = run_cache(run_dir)
     pools = fold_pools(settings, cache, chosen["fold"])
     device = pick_device(settings.device)
     probabilities = softmax(predict_logits(load_fold_model(run_dir, chosen["fold"], device), cache,
@@ -114,10 +119,31 @@ def select(run_dir: Path) -> dict[str, Any]:
     return selection
 
 
-def load_selected(run_dir: Path, device: torch.device | None = None
-                  ) -> tuple[TargetClassifier, dict[str, Any], VolumeCache]:
-    """The selected model of a run, its selection record and its cache."""
+@dataclass(frozen=True)
+class Selected:
+    """A trained model ready to score cached images: a run's selected fold, or an ensemble of trained folds
+    (train/ensemble.py). Evaluation and export take either."""
+
+    model: torch.nn.Module  # images -> logits [N, K]
+    record: dict[str, Any]  # selection.json of a run, ensemble.json of an ensemble
+    cache: VolumeCache
+    validation: Pool  # labelled FLAIR it did not train on: where its threshold was chosen
+    test: Pool
+    device: torch.device
+    batch_size: int
+
+    @property
+    def task(self) -> str:
+        return str(self.record["task"])
+
+
+def load_selected(run_dir: Path, device: torch.device | None = None) -> Selected:
+    """The selected model of a run, with its selection record, cache and pools."""
     run_dir = Path(run_dir)
+    settings = load_settings(run_dir)
+    device = device or pick_device(settings.device)
     selection = json.loads((run_dir / SELECTION_NAME).read_text(encoding="utf-8"))
-    cache = VolumeCache(Path((run_dir / "cache.txt").read_text().strip()))
-    return load_fold_model(run_dir, selection["fold"], device), selection, cache
+    cache = run_cache(run_dir)
+    pools = fold_pools(settings, cache, selection["fold"])
+    return Selected(load_fold_model(run_dir, selection["fold"], device), selection, cache, pools.validation,
+                    pools.test, device, settings.batch_size)

@@ -49,19 +49,20 @@ def draw_grades(rng: np.random.Generator) -> dict[str, int]:
 
 
 def toy_cache(root: Path, n_source: int = 40, n_target_labelled: int = 30, n_unlabelled: int = 30,
-              size: int = 24, test_fraction: float = 0.3, seed: int = 0) -> VolumeCache:
+              size: int = 24, test_fraction: float = 0.3, seed: int = 0, n_validation: int = 0) -> VolumeCache:
     """A cache of toy volumes with samples.tsv and a test split; every third target participant also has an
-    unlabelled second image (so grouping by participant is exercised)."""
+    unlabelled second image (so grouping by participant is exercised). `n_validation` more labelled FLAIR form
+    the validation split (held out of every fold's training)."""
     rng = np.random.default_rng(seed)
     cache = VolumeCache(root, (size, size, size))
     samples = []
 
-    def add(domain: str, participant: str, labelled: bool, name: str) -> None:
+    def add(domain: str, participant: str, labelled: bool, name: str, split: str = "trainval") -> None:
         grades = draw_grades(rng)
         volume = toy_volume(rng, domain, grades, size)
         sample = Sample(key="", domain=domain, filename=f"{participant}/anat/{participant}_{name}.nii.gz",
                         participant_id=participant, group=f"{domain}:{participant}",
-                        straight_reject=0 if labelled else None, grades=grades if labelled else {})
+                        straight_reject=0 if labelled else None, grades=grades if labelled else {}, split=split)
         samples.append(cache.add_array(sample, volume))
 
     for i in range(n_source):
@@ -72,6 +73,8 @@ def toy_cache(root: Path, n_source: int = 40, n_target_labelled: int = 30, n_unl
             add("target", f"sub-t{i:03d}", False, "run-2_FLAIR")
     for i in range(n_unlabelled):
         add("target", f"sub-u{i:03d}", False, "FLAIR")
+    for i in range(n_validation):
+        add("target", f"sub-v{i:03d}", True, "FLAIR", "validation")
     samples = assign_test_split(samples, test_fraction, seed)
     cache.write_samples(samples)
     return cache
