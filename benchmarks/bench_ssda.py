@@ -36,7 +36,8 @@ def plan(args: argparse.Namespace) -> list[Item]:
     rng = np.random.default_rng(args.seed)
     artefact = args.task.split("_")[0]
     blocks = [("source", "s", True, "trainval", args.n_source), ("target", "t", True, "trainval", args.n_labelled),
-              ("target", "x", True, "test", args.n_test), ("target", "u", False, "trainval", args.n_unlabelled)]
+              ("target", "x", True, "test", args.n_test), ("target", "u", False, "trainval", args.n_unlabelled),
+              ("target", "v", True, "validation", args.n_validation)]
     items = []
     for domain, prefix, labelled, split, count in blocks:
         for i in range(count):
@@ -51,7 +52,7 @@ def plan(args: argparse.Namespace) -> list[Item]:
 def cached(args: argparse.Namespace) -> VolumeCache:
     """The benchmark's cache, rebuilt only when the plan changes."""
     fingerprint = json.dumps({k: getattr(args, k) for k in ("task", "n_source", "n_labelled", "n_unlabelled",
-                                                            "n_test", "shape", "seed")})
+                                                            "n_test", "n_validation", "shape", "seed")})
     stamp = args.out / "cache" / "bench.json"
     if stamp.is_file() and stamp.read_text() == fingerprint:
         return VolumeCache(args.out / "cache")
@@ -60,31 +61,41 @@ def cached(args: argparse.Namespace) -> VolumeCache:
     return cache
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic data and training sizes (shared with bench_ensemble.py)."""
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--task", default="motion_moderate")
     parser.add_argument("--n-source", type=int, default=60)
     parser.add_argument("--n-labelled", type=int, default=30)
     parser.add_argument("--n-unlabelled", type=int, default=40)
     parser.add_argument("--n-test", type=int, default=50)
+    parser.add_argument("--n-validation", type=int, default=0, help="labelled FLAIR held out of every fold")
     parser.add_argument("--shape", type=int, nargs=3, default=[36, 44, 38], help="model input (~4.7 mm)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--train-folds", type=int, default=1, help="folds actually trained (time)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+
+
+def train_settings(args: argparse.Namespace) -> settings_mod.TrainSettings:
+    return settings_mod.from_dict({
+        "task": args.task, "epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs, "folds": args.folds,
+        "batch_size": 10, "lr0": 1e-3, "seed": args.seed, "device": "auto",
+        "model": {"input_shape": list(args.shape), "channels": [8, 16, 32, 32, 64], "head": "gap",
+                  "hidden": [64, 32], "dropout": 0.2}})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--train-folds", type=int, default=1, help="folds actually trained (time)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tic = time.perf_counter()
     cache = cached(args)
     data_seconds = time.perf_counter() - tic
-    settings = settings_mod.from_dict({
-        "task": args.task, "epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs, "folds": args.folds,
-        "batch_size": 10, "lr0": 1e-3, "seed": args.seed, "device": "auto",
-        "model": {"input_shape": list(args.shape), "channels": [8, 16, 32, 32, 64], "head": "gap",
-                  "hidden": [64, 32], "dropout": 0.2}})
+    settings = train_settings(args)
     predictions, timings = {}, {}
     for method in METHODS:
         tic = time.perf_counter()
