@@ -68,9 +68,11 @@ def decision(row: dict) -> tuple:
     return tuple(row.get(k) for k in ("status", "straight_reject", *ARTEFACTS, "tier"))
 
 
-def degrade_real(clean: nib.Nifti1Image, artefact: str, grade: int, draw: int) -> nib.Nifti1Image:
+def degrade_real(clean: nib.Nifti1Image, artefact: str, grade: int, draw: int,
+                 motion_grading: str = "displacement") -> nib.Nifti1Image:
     """The real FLAIR with one artefact applied; draw `draw` of each grade has its own fixed seed."""
-    return apply_artefact(clean, artefact, grade, np.random.default_rng(1000 * grade + draw))
+    return apply_artefact(clean, artefact, grade, np.random.default_rng(1000 * grade + draw),
+                          motion_grading=motion_grading)
 
 
 def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str, int]]]:

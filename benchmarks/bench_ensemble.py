@@ -5,11 +5,13 @@ bench_ssda.py's synthetic data plus a validation part, then makes disjoint ensem
 runs and for ensembles it reports the test balanced accuracy (each at its own threshold), how often two of them
 decide differently on the same test image, and how they read images unlike their training data: the real 3D FLAIR
 of ../shared/realdata-dev as the BIDS-App preprocesses it (fast recipe), clean and with the engine's artefact of the
-task at grades 1 and 2. bench_ssda's data skip N4 and registration (flairqc_app/train/synthetic.py), so the real
-images are further from these models' training data than from the default models': a stress test of the
-run-to-run spread, not figures of the default models.
+task at grades 1 and 2, and the CI guard's clean FLAIR and grade-2 image of the artefact through the same
+preprocessing. bench_ssda's data skip N4 and registration (flairqc_app/train/synthetic.py), so the probe images
+are further from these models' training data than from the default models': a stress test of the run-to-run
+spread, not figures of the default models. `--motion-grading visible` grades the motion of the data and of the
+probes by what shows (docs/synthetic-data.md).
 
-    python benchmarks/bench_ensemble.py --out /tmp/bench-ensemble      # defaults: about 30 min on 2 CPU cores
+    python benchmarks/bench_ensemble.py --out /tmp/bench-ensemble      # defaults: about 6 min on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import torch
 from bench_default_models import REAL, REALDATA, degrade_real  # noqa: E402 (its own folder)
 from bench_real_cues import model_input  # noqa: E402
 from bench_ssda import add_data_arguments, cached, train_settings  # noqa: E402
+from bench_motion_grades import GUARD_SEED  # noqa: E402
 
+from flairqc_app.synth import SynthConfig, generate_case
 from flairqc_app.train.ensemble import build, load_trained
 from flairqc_app.train.evaluate import predict_run
 from flairqc_app.train.metrics import balanced_accuracy
@@ -47,9 +51,15 @@ class Reading:
     probes: dict[str, float]
 
 
-def probe_images(artefact: str, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+def probe_images(artefact: str, shape: tuple[int, int, int], motion_grading: str) -> dict[str, np.ndarray]:
+    """The real 3D FLAIR, clean and with the task's artefact, and the CI guard's clean FLAIR and its grade-2 image
+    of the artefact (tests/test_default_models.py), all through the BIDS-App's preprocessing."""
     clean = nib.load(str(REALDATA / f"{REAL['flair3d']}.nii.gz"))
-    images = {"real FLAIR": clean} | {f"real + {artefact} {g}": degrade_real(clean, artefact, g, 0) for g in (1, 2)}
+    images = {"real FLAIR": clean} | {f"real + {artefact} {g}": degrade_real(clean, artefact, g, 0, motion_grading)
+                                      for g in (1, 2)}
+    config = SynthConfig(grid="1mm", motion_grading=motion_grading)
+    images |= {"guard clean": generate_case(GUARD_SEED, config=config)[0],
+               f"guard {artefact} 2": generate_case(GUARD_SEED, config=config, **{artefact: 2})[0]}
     return {name: model_input(image, shape).astype(np.float32) for name, image in images.items()}
 
 
@@ -94,7 +104,7 @@ def main() -> None:
     tic = time.perf_counter()
     cache = cached(args)
     data_seconds = time.perf_counter() - tic
-    probes = probe_images(args.task.split("_")[0], tuple(args.shape))
+    probes = probe_images(args.task.split("_")[0], tuple(args.shape), args.motion_grading)
     settings = train_settings(args)
     singles, train_seconds = [], []
     for seed in range(args.seeds):
@@ -111,7 +121,8 @@ def main() -> None:
         ensembles.append(reading(f"ensemble of seeds {', '.join(map(str, seeds))}", directory, probes))
 
     print(f"task {args.task}: {args.seeds} runs (SSDA, fold 0 of {args.folds}, {args.pretrain_epochs}+{args.epochs} "
-          f"epochs, input {args.shape}), ensembles of {args.size}; data: bench_ssda's shortcut ({args.n_source} T1w, "
+          f"epochs, input {args.shape}), ensembles of {args.size}; motion graded by {args.motion_grading} (data and "
+          f"probes); data: bench_ssda's shortcut ({args.n_source} T1w, "
           f"{args.n_labelled} + {args.n_unlabelled} FLAIR, {args.n_validation} validation, {args.n_test} test), "
           f"{data_seconds:.0f} s; training median {statistics.median(train_seconds):.0f} s per run")
     print("\n| model | threshold | test BA % | " + " | ".join(probes) + " |")

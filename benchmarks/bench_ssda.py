@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from flairqc_app.config import ARTEFACTS
+from flairqc_app.synth.params import MOTION_GRADINGS
 from flairqc_app.synth.plan import CaseSpec
 from flairqc_app.train import settings as settings_mod
 from flairqc_app.train.cache import VolumeCache
@@ -52,11 +53,13 @@ def plan(args: argparse.Namespace) -> list[Item]:
 def cached(args: argparse.Namespace) -> VolumeCache:
     """The benchmark's cache, rebuilt only when the plan changes."""
     fingerprint = json.dumps({k: getattr(args, k) for k in ("task", "n_source", "n_labelled", "n_unlabelled",
-                                                            "n_test", "n_validation", "shape", "seed")})
+                                                            "n_test", "n_validation", "shape", "seed",
+                                                            "motion_grading")})
     stamp = args.out / "cache" / "bench.json"
     if stamp.is_file() and stamp.read_text() == fingerprint:
         return VolumeCache(args.out / "cache")
-    cache = build_cache(args.out / "cache", plan(args), tuple(args.shape), "2mm", args.jobs, "float32")
+    cache = build_cache(args.out / "cache", plan(args), tuple(args.shape), "2mm", args.jobs, "float32",
+                        motion_grading=args.motion_grading)
     stamp.write_text(fingerprint)
     return cache
 
@@ -71,6 +74,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--n-validation", type=int, default=0, help="labelled FLAIR held out of every fold")
     parser.add_argument("--shape", type=int, nargs=3, default=[36, 44, 38], help="model input (~4.7 mm)")
+    parser.add_argument("--motion-grading", choices=MOTION_GRADINGS, default="displacement",
+                        help="how a motion plan earns its grade (docs/synthetic-data.md)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--folds", type=int, default=3)

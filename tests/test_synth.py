@@ -18,14 +18,15 @@ import numpy as np
 import pytest
 
 from flairqc_app.synth import SynthConfig, apply_artefact, generate_case, iter_cases, render_case
-from flairqc_app.synth import cli, geometry, measures
+from flairqc_app.synth import artefacts, cli, geometry, measures
 from flairqc_app.synth.anatomy import draw_anatomy, head_model, template_image, tissue_fractions
 from flairqc_app.synth.bids import nifti_gz_bytes
 from flairqc_app.synth.labels import COLUMNS
 from flairqc_app.synth.contrasts import draw_levels
 from flairqc_app.synth.artefacts import ContrastPlan, reduce_contrast
 from flairqc_app.synth.params import (
-    BACKGROUND_MARGIN_MM, CONTRAST_GRADES, REJECT_REASONS, SEQUENCE_INTENSITIES, TISSUE_LABELS, UINT8_MAX,
+    BACKGROUND_MARGIN_MM, CONTRAST_GRADES, MOTION_GRADES, REJECT_REASONS, SEQUENCE_INTENSITIES, TISSUE_LABELS,
+    UINT8_MAX,
 )
 from flairqc_app.synth.plan import plan_dataset, render_spec
 
@@ -86,6 +87,35 @@ def test_ghost_energy_rises_with_motion_grade():
 
 
 # ---------------------------------------------------------------- sequence contrasts
+def test_motion_visibility_counts_ghosts_not_the_pose_registration_undoes():
+    still = data(head())
+    voxel = tuple(float(z) for z in head().image.header.get_zooms()[:3])
+    move = ((0.0, 0.0, 0.0),), ((0.0, 6.0, 0.0),)  # one moved pose: 6 mm along the phase-encode axis
+
+    def shown(times, poses):
+        plan = artefacts.MotionPlan(times, poses, *move)
+        moved = artefacts.corrupt_motion(still, plan, voxel)
+        return artefacts.motion_visibility(still, moved, plan, voxel), float(np.abs(np.abs(moved) - still).mean())
+
+    shifted, shifted_difference = shown((0.02,), (0, 1))  # moved at once and held: a shifted head, little else
+    half, _ = shown((0.5,), (0, 1))  # half of k-space (one side of the centre) from each pose: ghosts
+    assert shifted < 0.03 and half > 3 * shifted
+    assert shifted_difference > 4 * shown((0.98,), (0, 1))[1]  # a plain difference would call the shift motion
+
+
+@pytest.mark.parametrize("grade", [1, 2])
+def test_visible_motion_grading_keeps_what_shows_within_the_grade(grade):
+    band = MOTION_GRADES[grade].visible
+    visible = replace(FAST, motion_grading="visible")
+    shown = [float(render_case(seed, motion=grade, config=visible).labels["gen_motion_visible"])
+             for seed in (90_001, 3, 4)]
+    assert all(band.lo <= v <= band.hi for v in shown), shown
+    by_size = render_case(3, motion=grade, config=FAST).labels  # displacement grading records what shows too
+    assert float(by_size["gen_motion_visible"]) > 0.0 and by_size["gen_motion_times"]
+    with pytest.raises(ValueError, match="motion grading must be one of displacement, visible, not 'size'"):
+        replace(FAST, motion_grading="size")
+
+
 def test_flair_nulls_csf_and_shows_bright_lesions():
     case = head()
     csf, wm, gm, lesion = (tissue_median(case, k) for k in ("csf", "wm", "gm", "lesion"))

@@ -78,6 +78,17 @@ def test_a_part_may_carry_one_artefact_alone_in_both_grades() -> None:
         Part("m", "target", 2, seed=6, only_artefact="ghosting")
 
 
+def test_switching_the_motion_grading_renders_only_images_with_motion_again() -> None:
+    """Images without motion are the same under either grading (no plan is drawn), so they keep their cache
+    identity; every image with motion gets a new one."""
+    items = Part("m", "target", 12, seed=6, reject_fraction=0.3).items()
+    ids = {g: [synthetic.item_id(i, SynthConfig(motion_grading=g), "world") for i in items]
+           for g in ("displacement", "visible")}
+    moved = [i.spec.motion > 0 for i in items]
+    assert 0 < sum(moved) < len(items)
+    assert [a != b for a, b in zip(ids["displacement"], ids["visible"])] == moved
+
+
 def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path, monkeypatch) -> None:
     items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
              for i in p.items()]

@@ -16,7 +16,8 @@ from scipy import fft, ndimage
 from flairqc_app.synth import fields
 from flairqc_app.synth.geometry import rotation_matrix
 from flairqc_app.synth.measures import foreground_mask, reference_signal
-from flairqc_app.synth.params import CONTRAST_GRADES, MOTION_GRADES, NOISE_GRADES
+from flairqc_app.synth.params import (CONTRAST_GRADES, MOTION_GRADES, MOTION_GRADINGS, MOTION_VISIBLE_DRAWS,
+                                      NOISE_GRADES)
 
 ARTEFACT_NAMES = ("motion", "noise", "contrast")
 
@@ -110,6 +111,46 @@ def corrupt_motion(volume: np.ndarray, plan: MotionPlan, voxel_mm: tuple[float, 
     return fft.ifft(kspace, axis=plan.axis, workers=-1).astype(np.complex64)
 
 
+def centre_pose(volume: np.ndarray, plan: MotionPlan, voxel_mm: tuple[float, float, float]) -> np.ndarray:
+    """The volume in the pose held when the k-space centre was acquired: the image a still head in that pose
+    gives, and what registration brings back to the template."""
+    pose = plan.segment_poses[int(np.searchsorted(np.asarray(plan.times), 0.5))]
+    if pose == 0:
+        return volume
+    return _moved(volume, np.asarray(voxel_mm, float), plan.rotations_deg[pose - 1], plan.translations_mm[pose - 1])
+
+
+def motion_visibility(volume: np.ndarray, moved: np.ndarray, plan: MotionPlan,
+                      voxel_mm: tuple[float, float, float]) -> float:
+    """What shows of the motion: mean |moved image - head still in the centre pose| over that head, divided by
+    the head's mean. A pose change that registration undoes does not count; ghosts and blur do."""
+    still = centre_pose(volume, plan, voxel_mm)
+    head = still > 0.2 * np.percentile(still, 99)
+    return float(np.abs(np.abs(moved) - still)[head].mean() / still[head].mean())
+
+
+def draw_moved(volume: np.ndarray, grade: int, rng: np.random.Generator, voxel_mm: tuple[float, float, float],
+               grading: str = "displacement") -> tuple[np.ndarray, dict[str, float | int | str]]:
+    """The volume with motion of the grade (complex), and the plan's summary with what shows of it.
+
+    grading "displacement": the first plan drawn (the grade sets the size of the moves). "visible": plans are
+    drawn until one shows within the grade's visible band (MotionGrade.visible), so a grade-2 image cannot look
+    like a grade 1 because the pose at the k-space centre took most lines.
+    """
+    if grading not in MOTION_GRADINGS:
+        raise ValueError(f"motion grading must be one of {', '.join(MOTION_GRADINGS)}, not {grading!r}")
+    band = MOTION_GRADES[grade].visible
+    for _ in range(MOTION_VISIBLE_DRAWS if grading == "visible" else 1):
+        plan = draw_motion(rng, grade)
+        assert plan is not None, "grade 0 has no motion to draw"
+        moved = corrupt_motion(volume, plan, voxel_mm)
+        visible = motion_visibility(volume, moved, plan, voxel_mm)
+        if grading == "displacement" or band.lo <= visible <= band.hi:
+            return moved, {**plan.summary(), "motion_visible": round(visible, 4)}
+    raise RuntimeError(f"no motion plan of grade {grade} showed within {band.lo}-{band.hi} in "
+                       f"{MOTION_VISIBLE_DRAWS} draws")
+
+
 # ---------------------------------------------------------------- noise
 def draw_snr(rng: np.random.Generator, grade: int) -> float:
     return NOISE_GRADES[grade].snr.draw(rng)
@@ -199,7 +240,7 @@ def reduce_contrast(volume: np.ndarray, plan: ContrastPlan, levels: dict[str, fl
 
 # ---------------------------------------------------------------- any image
 def apply_artefact(img: nib.Nifti1Image, artefact: str, grade: int, rng: np.random.Generator,
-                   mode: str = "gm_wm") -> nib.Nifti1Image:
+                   mode: str = "gm_wm", motion_grading: str = "displacement") -> nib.Nifti1Image:
     """Degrade any image (e.g. a real 3D FLAIR) with one artefact at grade 0/1/2; returns float32 NIfTI.
 
     - motion: rigid moves of the grade's size across k-space segments; the phase-encode axis is array axis 1
@@ -208,7 +249,8 @@ def apply_artefact(img: nib.Nifti1Image, artefact: str, grade: int, rng: np.rand
       image's own noise adds in quadrature, so grade 1/2 on an already noisy scan is at least that grade.
     - contrast: GM/WM squeeze (and with mode "csf"/"both" a CSF lift), with tissue levels estimated by
       3-means on the central head assuming FLAIR order (CSF < WM < GM).
-    Grade 0 returns the image unchanged (as float32). Same rng state, same output.
+    Grade 0 returns the image unchanged (as float32). Same rng state, same output. `motion_grading` as in
+    `draw_moved`.
     """
     if artefact not in ARTEFACT_NAMES:
         raise ValueError(f"artefact must be one of {ARTEFACT_NAMES}, not {artefact!r}")
@@ -216,8 +258,8 @@ def apply_artefact(img: nib.Nifti1Image, artefact: str, grade: int, rng: np.rand
         raise ValueError(f"grade must be 0, 1 or 2, not {grade!r}")
     data = np.asarray(img.dataobj, dtype=np.float32)
     if grade > 0 and artefact == "motion":
-        plan = draw_motion(rng, grade)
-        data = np.abs(corrupt_motion(data, plan, tuple(float(z) for z in img.header.get_zooms()[:3])))
+        voxel_mm = tuple(float(z) for z in img.header.get_zooms()[:3])
+        data = np.abs(draw_moved(data, grade, rng, voxel_mm, motion_grading)[0])  # type: ignore[arg-type]
     elif grade > 0 and artefact == "noise":
         data = add_rician_noise(data, reference_signal(data) / draw_snr(rng, grade), rng)
     elif grade > 0:

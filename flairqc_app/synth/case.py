@@ -20,7 +20,7 @@ from flairqc_app.synth.labels import MISSING, gen_fields
 from flairqc_app.synth.measures import foreground_mask, reference_signal
 from flairqc_app.synth.params import (
     BACKGROUND_MARGIN_MM, BIAS_AMPLITUDE, CONTRAST_MODE_WEIGHTS, CONTRAST_MODES, INTEGER_DTYPES, INTEGER_MAX,
-    PARTIAL_VOLUME_SIGMA_VOX, REJECT_REASONS, UINT8_MAX, ZERO_BACKGROUND_PROBABILITY, Range,
+    MOTION_GRADINGS, PARTIAL_VOLUME_SIGMA_VOX, REJECT_REASONS, UINT8_MAX, ZERO_BACKGROUND_PROBABILITY, Range,
 )
 from flairqc_app.synth.sidecar import draw_scanner, sidecar
 
@@ -39,6 +39,8 @@ class SynthConfig:
     straight rejects "acquisition_2d" when made by the dataset planner). lesions: force white-matter lesions
     on/off (None: drawn). reorient: store arrays in a random axis order. integer: int16/uint16/uint8 like scanners
     and converters. zero_background: air set to exactly 0 (None: drawn, ZERO_BACKGROUND_PROBABILITY).
+    motion_grading: "displacement" (the grade sets the size of the moves) or "visible" (plans are redrawn until
+    what shows lies in the grade's band; artefacts.draw_moved).
     """
 
     grid: str = "1mm"
@@ -46,6 +48,11 @@ class SynthConfig:
     reorient: bool = True
     integer: bool = True
     zero_background: bool | None = None
+    motion_grading: str = "displacement"
+
+    def __post_init__(self) -> None:
+        if self.motion_grading not in MOTION_GRADINGS:
+            raise ValueError(f"motion grading must be one of {', '.join(MOTION_GRADINGS)}, not {self.motion_grading!r}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,8 @@ def _background(data: np.ndarray, clean: np.ndarray, voxel_mm: tuple[float, floa
 
 
 def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, float], acq: geometry.Acquisition,
-             grades: tuple[int, int, int], contrast_mode: str, field_t: float) -> tuple[np.ndarray, dict[str, object]]:
+             grades: tuple[int, int, int], contrast_mode: str, field_t: float,
+             motion_grading: str = "displacement") -> tuple[np.ndarray, dict[str, object]]:
     """Contrast failure, bias, motion, Rician noise on a clean float image; returns magnitude and parameters."""
     motion, noise, contrast = grades
     params: dict[str, object] = {}
@@ -119,10 +127,10 @@ def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, floa
     clean = clean * fields.bias_field(rng, clean.shape, amplitude)
     params["bias_amplitude"] = round(amplitude, 4)
     reference = reference_signal(clean)
-    motion_plan = artefacts.draw_motion(rng, motion)
-    signal = artefacts.corrupt_motion(clean, motion_plan, acq.voxel_mm) if motion_plan else clean
-    if motion_plan:
-        params.update(motion_plan.summary())
+    signal = clean
+    if motion:
+        signal, summary = artefacts.draw_moved(clean, motion, rng, acq.voxel_mm, motion_grading)
+        params.update(summary)
     snr = artefacts.draw_snr(rng, noise)
     sigma = reference / snr if reference > 0 else 1.0
     params.update(snr=round(snr, 3), noise_sigma=round(sigma, 6))
@@ -183,7 +191,8 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
                 flat = replace(anatomy, texture=0.0)  # a probability map has no tissue texture
                 data = _acquire_head(flat, rejects.probability_levels(kind), acq, pose, False)[0]
         else:
-            data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t)
+            data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t,
+                                     config.motion_grading)
             params.update(degrade)
             data = _background(data, clean, acq.voxel_mm, seed, config, params)
         if reject == "truncated":

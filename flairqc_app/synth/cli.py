@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from flairqc_app.synth.bids import write_dataset
 from flairqc_app.synth.case import MODALITIES, SynthConfig
-from flairqc_app.synth.params import GRIDS
+from flairqc_app.synth.params import GRIDS, MOTION_GRADINGS
 
 
 def _fraction(text: str) -> float:
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "2d thick-slice (every FLAIR becomes a straight reject acquisition_2d)")
     parser.add_argument("--lesions", choices=("random", "always", "never"), default="random",
                         help="white-matter hyperintense lesions per subject (default: random, 40%% of subjects)")
+    parser.add_argument("--motion-grading", choices=MOTION_GRADINGS, default="displacement",
+                        help="displacement: the grade sets the size of the moves; visible: plans are redrawn until "
+                             "what shows lies in the grade's band (docs/synthetic-data.md)")
     parser.add_argument("--nprocs", type=int, default=1, help="worker processes (default 1; each holds ~1.5 GB)")
     parser.add_argument("--quiet", action="store_true", help="no per-image progress lines")
     return parser
@@ -57,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("flairqc-synth: --n-subjects and --nprocs must be at least 1", file=sys.stderr)
         return 64
     lesions = {"random": None, "always": True, "never": False}[args.lesions]
+    config = SynthConfig(grid=args.grid, lesions=lesions, motion_grading=args.motion_grading)
     start = time.perf_counter()
     root = write_dataset(args.out_dir, args.n_subjects, args.seed, args.modalities, args.straight_reject_fraction,
-                         args.artefact_fraction, SynthConfig(grid=args.grid, lesions=lesions), args.nprocs,
-                         progress=not args.quiet)
+                         args.artefact_fraction, config, args.nprocs, progress=not args.quiet)
     print(f"flairqc-synth: wrote {root} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 

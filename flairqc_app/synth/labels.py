@@ -18,7 +18,7 @@ GEN_PARAMETERS = (
     "layer_edge_mm", "csf_rim_mm", "inner_table_mm", "diploe_mm", "outer_table_mm", "skin_mm", "subcutaneous_fat_mm",
     "level_csf", "level_gm", "level_wm", "level_lesion", "level_fat",
     "bias_amplitude", "snr", "noise_sigma",
-    "motion_poses", "motion_switches", "motion_times", "motion_max_rot_deg", "motion_max_trans_mm",
+    "motion_poses", "motion_switches", "motion_times", "motion_max_rot_deg", "motion_max_trans_mm", "motion_visible",
     "contrast_mode", "contrast_residual", "contrast_region_fraction", "contrast_outside_residual", "csf_to_wm",
     "truncation_axis", "truncation_fraction", "segmentation_kind",
     "phantom_diameter_mm", "phantom_length_mm", "phantom_rods", "phantom_spheres", "near_empty_spots",

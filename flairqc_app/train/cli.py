@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth-cache", help="draw a cache from the synthetic data engine (no files, no registration; "
                                           "see flairqc_app/train/synthetic.py)")
     s.add_argument("--recipe", type=Path, required=True,
-                   help="TOML: input_shape, grid, dtype, preprocess (a recipe name, or absent for the shortcut) and "
-                        "[[parts]] (e.g. tools/default-models/data.toml)")
+                   help="TOML: input_shape, grid, dtype, preprocess (a recipe name, or absent for the shortcut), "
+                        "motion_grading (displacement | visible) and [[parts]] (e.g. tools/default-models/data.toml)")
     s.add_argument("--cache", type=Path, required=True)
     s.add_argument("--jobs", type=int, default=1)
 
@@ -151,7 +151,8 @@ def _synth_cache(args: argparse.Namespace) -> None:
     recipe = tomllib.loads(args.recipe.read_text(encoding="utf-8"))
     items = [item for part in recipe["parts"] for item in Part(**part).items()]
     cache = build_cache(args.cache, items, tuple(recipe["input_shape"]), recipe.get("grid", "2mm"), args.jobs,
-                        recipe.get("dtype", "float16"), recipe.get("preprocess"))
+                        recipe.get("dtype", "float16"), recipe.get("preprocess"),
+                        recipe.get("motion_grading", "displacement"))
     print(f"{len(items)} synthetic images cached in {cache.root}")
 
 

@@ -102,10 +102,11 @@ def to_model_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, i
     return clip_and_scale(out, PREPROC_RECIPES[DEFAULT_PREPROC].clip_percentiles)
 
 
-def render(job: tuple[CaseSpec, str, tuple[int, int, int], str | None]) -> tuple[np.ndarray, dict[str, object]]:
+def render(job: tuple[CaseSpec, SynthConfig, tuple[int, int, int], str | None]
+           ) -> tuple[np.ndarray, dict[str, object]]:
     """One image on the model grid, with its labels (worker process)."""
-    spec, grid, shape, recipe = job
-    case = render_spec(spec, SynthConfig(grid=grid))
+    spec, config, shape, recipe = job
+    case = render_spec(spec, config)
     if recipe is None:
         data = np.asarray(case.image.dataobj, dtype=np.float32)
         return to_model_grid(data[..., 0] if data.ndim == 4 else data, case.image.affine, shape), case.labels
@@ -136,10 +137,13 @@ def renderer_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def item_id(item: Item, grid: str, recipe: str) -> str:
-    """Identity of a cached item: its participant and everything that decides its pixels and labels."""
-    text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), grid, recipe,
-                       renderer_fingerprint()], sort_keys=True)
+def item_id(item: Item, config: SynthConfig, recipe: str) -> str:
+    """Identity of a cached item: its participant and everything that decides its pixels and labels (the motion
+    grading only for images with motion, so a cache switched to another grading renders only those again)."""
+    graded = item.spec.motion > 0 and config.motion_grading != "displacement"
+    options = [config.grid] + ([config.motion_grading] if graded else [])
+    text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), *options,
+                       recipe, renderer_fingerprint()], sort_keys=True)
     return f"{item.participant}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -161,23 +165,26 @@ def _plain(value: object) -> object:
 
 
 def build_cache(root: Path, items: list[Item], shape: tuple[int, int, int], grid: str = "2mm", jobs: int = 1,
-                dtype: str = "float16", preprocess: str | None = None) -> VolumeCache:
+                dtype: str = "float16", preprocess: str | None = None,
+                motion_grading: str = "displacement") -> VolumeCache:
     """Render every item onto the model grid into the cache at `root`, then write samples.tsv with the splits;
-    `preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut).
+    `preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut);
+    `motion_grading` how a motion plan earns its grade (SynthConfig).
     Items already journalled with their volume in the cache are not rendered again, so an interrupted run
     resumes where it stopped and a complete one costs nothing."""
     recipe = WORLD if preprocess is None else f"synth-{preprocess}"
     cache = VolumeCache(root, shape, dtype, recipe)
     if cache.recipe != recipe:
         raise ValueError(f"{root} holds a {cache.recipe!r} cache, not a {recipe!r} one: use another directory")
-    ids = [item_id(item, grid, recipe) for item in items]
+    config = SynthConfig(grid=grid, motion_grading=motion_grading)
+    ids = [item_id(item, config, recipe) for item in items]
     journal = cache.root / JOURNAL_NAME
     done = {i: entry for i, entry in read_journal(journal).items() if cache.has(entry[0])}
     todo = [(item, i) for item, i in zip(items, ids) if i not in done]
     if len(todo) < len(items):
         log.info("synth-cache: %d of %d images already cached, %d to render", len(items) - len(todo), len(items),
                  len(todo))
-    jobs_list = [(item.spec, grid, tuple(shape), preprocess) for item, _ in todo]
+    jobs_list = [(item.spec, config, tuple(shape), preprocess) for item, _ in todo]
     tic = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool, open(journal, "a+", encoding="utf-8") as log_file:
         if log_file.tell() > 0:
