@@ -5,10 +5,10 @@ bench_ssda.py's synthetic data plus a validation part, then makes disjoint ensem
 runs and for ensembles it reports the test balanced accuracy (each at its own threshold), how often two of them
 decide differently on the same test image, and how they read images unlike their training data: the real 3D FLAIR
 of ../shared/realdata-dev as the BIDS-App preprocesses it (fast recipe), clean and with the engine's artefact of the
-task at grades 1 and 2, and the CI guard's clean FLAIR and grade-2 image of the artefact through the same
-preprocessing. bench_ssda's data skip N4 and registration (flairqc_app/train/synthetic.py), so the probe images
-are further from these models' training data than from the default models': a stress test of the run-to-run
-spread, not figures of the default models. `--motion-grading visible` grades the motion of the data and of the
+task at grades 1 and 2, and the CI guard's clean FLAIR and its images of the artefact at grades 1 and 2 through
+the same preprocessing (bench_run_probes.py). bench_ssda's data skip N4 and registration (flairqc_app/train/
+synthetic.py), so the probe images are further from these models' training data than from the default models': a
+stress test of the run-to-run spread, not figures of the default models. `--motion-grading visible` grades the motion of the data and of the
 probes by what shows (docs/synthetic-data.md).
 
     python benchmarks/bench_ensemble.py --out /tmp/bench-ensemble      # defaults: about 6 min on 2 CPU cores
@@ -24,16 +24,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
-from bench_default_models import REAL, REALDATA, degrade_real  # noqa: E402 (its own folder)
-from bench_real_cues import model_input  # noqa: E402
+from bench_run_probes import probabilities, probe_images  # noqa: E402 (its own folder)
 from bench_ssda import add_data_arguments, cached, train_settings  # noqa: E402
-from bench_motion_grades import GUARD_SEED  # noqa: E402
 
-from flairqc_app.synth import SynthConfig, generate_case
 from flairqc_app.train.ensemble import build, load_trained
 from flairqc_app.train.evaluate import predict_run
 from flairqc_app.train.metrics import balanced_accuracy
@@ -51,26 +47,11 @@ class Reading:
     probes: dict[str, float]
 
 
-def probe_images(artefact: str, shape: tuple[int, int, int], motion_grading: str) -> dict[str, np.ndarray]:
-    """The real 3D FLAIR, clean and with the task's artefact, and the CI guard's clean FLAIR and its grade-2 image
-    of the artefact (tests/test_default_models.py), all through the BIDS-App's preprocessing."""
-    clean = nib.load(str(REALDATA / f"{REAL['flair3d']}.nii.gz"))
-    images = {"real FLAIR": clean} | {f"real + {artefact} {g}": degrade_real(clean, artefact, g, 0, motion_grading)
-                                      for g in (1, 2)}
-    config = SynthConfig(grid="1mm", motion_grading=motion_grading)
-    images |= {"guard clean": generate_case(GUARD_SEED, config=config)[0],
-               f"guard {artefact} 2": generate_case(GUARD_SEED, config=config, **{artefact: 2})[0]}
-    return {name: model_input(image, shape).astype(np.float32) for name, image in images.items()}
-
-
-@torch.no_grad()
 def reading(name: str, model_dir: Path, probes: dict[str, np.ndarray]) -> Reading:
     predictions = predict_run(model_dir, name)[0]
     trained = load_trained(model_dir, torch.device("cpu"))
-    probabilities = {probe: torch.softmax(trained.model(torch.from_numpy(x[None, None])), 1)[0, 1].item()
-                     for probe, x in probes.items()}
     return Reading(name, predictions.threshold, balanced_accuracy(predictions.labels, predictions.prediction),
-                   predictions.prediction, probabilities)
+                   predictions.prediction, probabilities(trained.model, probes))
 
 
 def disagreement(readings: list[Reading]) -> float:

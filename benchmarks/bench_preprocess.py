@@ -38,7 +38,6 @@ POSES = [((6, -4, 10), (8.0, -6.0, 5.0), 1.04), ((-10, 5, -6), (-12.0, 10.0, -8.
 def measure(job: dict) -> dict:
     """Run in a subprocess: one preprocessing, its timings, errors and peak memory."""
     import nibabel as nib
-    import numpy as np
 
     from flairqc_app import config
     from flairqc_app.alignment import alignment_error, brain_points, map_points, move_image, world_map
