@@ -8,8 +8,8 @@ of ../shared/realdata-dev as the BIDS-App preprocesses it (fast recipe), clean a
 task at grades 1 and 2, and the CI guard's clean FLAIR and its images of the artefact at grades 1 and 2 through
 the same preprocessing (bench_run_probes.py). bench_ssda's data skip N4 and registration (flairqc_app/train/
 synthetic.py), so the probe images are further from these models' training data than from the default models': a
-stress test of the run-to-run spread, not figures of the default models. `--motion-grading visible` grades the motion of the data and of the
-probes by what shows (docs/synthetic-data.md).
+stress test of the run-to-run spread, not figures of the default models. `--motion-grading visible` grades the
+motion of the data and of the probes by what shows (docs/synthetic-data.md).
 
     python benchmarks/bench_ensemble.py --out /tmp/bench-ensemble      # defaults: about 6 min on 2 CPU cores
 """

@@ -5,7 +5,8 @@ real 3D FLAIR of ../shared/realdata-dev, clean, with the engine's artefact of th
 (--draws each) and with the other artefacts at grade 2; and the CI guard's synthetic FLAIR (tests/
 test_default_models.py), clean and with the artefact at grades 1 and 2. Every image goes through the BIDS-App's
 preprocessing (fast recipe) and is resized to the runs' input; each probability is printed with the run's own
-threshold ('+': at or over it). Probes are preprocessed once per --probe-cache file.
+threshold ('+': at or over it). Probes are preprocessed once per --probe-cache file, which records what they
+were made for (artefact, input shape, grading, draws) and is refused for other runs or options.
 
     python benchmarks/bench_run_probes.py --runs RUN_OR_ENSEMBLE ... [--draws 2] [--motion-grading visible]
 """
@@ -13,6 +14,7 @@ threshold ('+': at or over it). Probes are preprocessed once per --probe-cache f
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -27,6 +29,8 @@ from flairqc_app.config import ARTEFACTS
 from flairqc_app.synth import SynthConfig, generate_case
 from flairqc_app.synth.params import MOTION_GRADINGS
 from flairqc_app.train.ensemble import load_trained
+
+MADE_FOR = "made_for"  # key of the probe cache's record of what its probes were made for
 
 
 def probe_images(artefact: str, shape: tuple[int, int, int], motion_grading: str, draws: int = 1,
@@ -64,12 +68,19 @@ def main() -> None:
     if len(tasks) != 1:
         parser.error(f"the runs are of several tasks: {', '.join(sorted(tasks))}")
     artefact = tasks.pop().split("_")[0]
+    shape = tuple(trained[0].cache.shape)
+    made_for = json.dumps({"artefact": artefact, "shape": shape, "motion_grading": args.motion_grading,
+                           "draws": args.draws})
     if args.probe_cache and args.probe_cache.is_file():
         probes = dict(np.load(args.probe_cache))
+        kept_for = str(probes.pop(MADE_FOR, ""))
+        if kept_for != made_for:
+            parser.error(f"{args.probe_cache} holds probes made for {kept_for or 'unknown settings'}, not for "
+                         f"{made_for}: give another --probe-cache file")
     else:
-        probes = probe_images(artefact, tuple(trained[0].cache.shape), args.motion_grading, args.draws, others=True)
+        probes = probe_images(artefact, shape, args.motion_grading, args.draws, others=True)
         if args.probe_cache:
-            np.savez(args.probe_cache, **probes)
+            np.savez(args.probe_cache, **probes, **{MADE_FOR: np.array(made_for)})
     print(f"task {trained[0].task}; artefacts applied with motion graded by {args.motion_grading}\n")
     print("| run | threshold | " + " | ".join(probes) + " |\n|---|---|" + "---|" * len(probes))
     for path, t in zip(args.runs, trained):

@@ -129,6 +129,13 @@ def motion_visibility(volume: np.ndarray, moved: np.ndarray, plan: MotionPlan,
     return float(np.abs(np.abs(moved) - still)[head].mean() / still[head].mean())
 
 
+def check_motion_grading(grading: str) -> str:
+    """The grading, if it is one the engine knows (MOTION_GRADINGS); a clear error otherwise."""
+    if grading not in MOTION_GRADINGS:
+        raise ValueError(f"motion grading must be one of {', '.join(MOTION_GRADINGS)}, not {grading!r}")
+    return grading
+
+
 def draw_moved(volume: np.ndarray, grade: int, rng: np.random.Generator, voxel_mm: tuple[float, float, float],
                grading: str = "displacement") -> tuple[np.ndarray, dict[str, float | int | str]]:
     """The volume with motion of the grade (complex), and the plan's summary with what shows of it.
@@ -137,10 +144,8 @@ def draw_moved(volume: np.ndarray, grade: int, rng: np.random.Generator, voxel_m
     drawn until one shows within the grade's visible band (MotionGrade.visible), so a grade-2 image cannot look
     like a grade 1 because the pose at the k-space centre took most lines.
     """
-    if grading not in MOTION_GRADINGS:
-        raise ValueError(f"motion grading must be one of {', '.join(MOTION_GRADINGS)}, not {grading!r}")
     band = MOTION_GRADES[grade].visible
-    for _ in range(MOTION_VISIBLE_DRAWS if grading == "visible" else 1):
+    for _ in range(MOTION_VISIBLE_DRAWS if check_motion_grading(grading) == "visible" else 1):
         plan = draw_motion(rng, grade)
         assert plan is not None, "grade 0 has no motion to draw"
         moved = corrupt_motion(volume, plan, voxel_mm)

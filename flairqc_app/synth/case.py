@@ -20,7 +20,7 @@ from flairqc_app.synth.labels import MISSING, gen_fields
 from flairqc_app.synth.measures import foreground_mask, reference_signal
 from flairqc_app.synth.params import (
     BACKGROUND_MARGIN_MM, BIAS_AMPLITUDE, CONTRAST_MODE_WEIGHTS, CONTRAST_MODES, INTEGER_DTYPES, INTEGER_MAX,
-    MOTION_GRADINGS, PARTIAL_VOLUME_SIGMA_VOX, REJECT_REASONS, UINT8_MAX, ZERO_BACKGROUND_PROBABILITY, Range,
+    PARTIAL_VOLUME_SIGMA_VOX, REJECT_REASONS, UINT8_MAX, ZERO_BACKGROUND_PROBABILITY, Range,
 )
 from flairqc_app.synth.sidecar import draw_scanner, sidecar
 
@@ -51,8 +51,7 @@ class SynthConfig:
     motion_grading: str = "displacement"
 
     def __post_init__(self) -> None:
-        if self.motion_grading not in MOTION_GRADINGS:
-            raise ValueError(f"motion grading must be one of {', '.join(MOTION_GRADINGS)}, not {self.motion_grading!r}")
+        artefacts.check_motion_grading(self.motion_grading)
 
 
 @dataclass(frozen=True)
