@@ -18,7 +18,7 @@ from flairqc_app.resample import resize_to  # noqa: E402
 from flairqc_app.train import cli, loop, schedules  # noqa: E402
 from flairqc_app.train import settings as settings_mod  # noqa: E402
 from flairqc_app.train.cache import VolumeCache  # noqa: E402
-from flairqc_app.train.ensemble import build, load_trained  # noqa: E402
+from flairqc_app.train.ensemble import CombinedProbability, build, load_trained  # noqa: E402
 from flairqc_app.train.export import export_run  # noqa: E402
 from flairqc_app.train.loop import make_streams, train_step  # noqa: E402
 from flairqc_app.train.methods import METHODS  # noqa: E402
@@ -422,6 +422,52 @@ def test_an_ensemble_is_evaluated_and_exported_as_one_model(runs, validated_cach
     by_models = scores(evaluate_models(tmp_path / "models", cache.root, tmp_path / "eval-onnx", "ens", resamples=50))
     assert set(TASKS) <= set(by_runs) and by_models == by_runs
     assert by_runs["noise_moderate"][2] == entry["threshold"]
+
+
+class FixedReading(torch.nn.Module):
+    """A member that reads every image with the same class-1 probability."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.logits = torch.log(torch.tensor([[1 - p, p]]))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(image), 2)
+
+
+@pytest.mark.parametrize("readings, mean, median", [((0.02, 0.03, 0.04, 0.99), 0.27, 0.035),
+                                                    ((0.02, 0.04, 0.99), 0.35, 0.04)])
+def test_the_median_of_an_ensemble_does_not_follow_one_member(readings, mean, median):
+    image = torch.zeros(2, 1, 4, 4, 4)
+    for combine, expected in (("mean", mean), ("median", median)):
+        model = CombinedProbability([FixedReading(p) for p in readings], combine)
+        with torch.no_grad():
+            probabilities = torch.softmax(model(image), 1).numpy()
+        np.testing.assert_allclose(probabilities, [[1 - expected, expected]] * 2, atol=1e-6)
+
+
+def test_a_median_ensemble_is_chosen_scored_and_exported_as_its_median(runs, validated_cache, tmp_path):
+    cache = validated_cache
+    assert cli.main(["ensemble", "--runs", str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "ens"),
+                     "--combine", "median"]) == 0
+    trained = load_trained(tmp_path / "ens", torch.device("cpu"))
+    assert trained.record["combine"] == "median"
+    members = [(runs / "a", 0), (runs / "a", 1), (runs / "a", 2), (runs / "b", 0)]
+    median = np.median(member_probabilities(members, cache, trained.validation.keys), axis=0)  # 4: middle two
+    expected_threshold, _ = best_threshold(np.asarray(trained.validation.labels), median[:, 1])
+    assert trained.record["threshold"] == pytest.approx(expected_threshold, abs=1e-6)
+
+    keys = trained.test.keys[:5]
+    singles = member_probabilities(members, cache, keys)
+    with torch.no_grad():
+        ensemble = torch.softmax(trained.model(torch.from_numpy(cache.batch(list(keys)))), 1).numpy()
+    np.testing.assert_allclose(ensemble, np.median(singles, axis=0), atol=1e-6)
+    assert np.abs(np.median(singles, axis=0) - singles.mean(axis=0)).max() > 1e-4  # the median is not the mean here
+    export_run(tmp_path / "ens", tmp_path / "models")  # the ONNX graph is checked against the torch model
+    entry = json.loads((tmp_path / "models" / "models.json").read_text())["models"]["noise_moderate"]
+    assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
+    with pytest.raises(ValueError, match="combine 'vote' is not one of mean, median"):
+        build([runs / "a", runs / "b"], tmp_path / "vote", combine="vote")
 
 
 def test_an_exported_ensemble_of_brain_windowed_members_holds_its_mask_once(validated_cache, tmp_path):

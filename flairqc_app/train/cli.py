@@ -3,7 +3,7 @@
     flairqc-train prepare --source T1W_BIDS --target FLAIR_BIDS --cache CACHE [--input-shape 85 104 90]
     flairqc-train synth-cache --recipe data.toml --cache CACHE      (synthetic data, registration skipped)
     flairqc-train train --cache CACHE --run RUN --task motion_severe --method ssda [--config cfg.toml]
-    flairqc-train ensemble --runs RUN_A RUN_B ... --out ENSEMBLE      (mean probability of their trained folds)
+    flairqc-train ensemble --runs RUN_A RUN_B ... --out ENSEMBLE [--combine median]   (mean or median probability)
     flairqc-train evaluate --runs RUN_A RUN_B ... --name ssda --out EVAL    (runs or ensembles, one per task)
     flairqc-train evaluate --models-dir MODELS --cache CACHE --name shipped --out EVAL
     flairqc-train compare EVAL_A EVAL_B --out CMP
@@ -21,7 +21,7 @@ from pathlib import Path
 from flairqc_app.config import DEFAULT_PREPROC, GRID_SHAPE, PREPROC_RECIPES
 from flairqc_app.train.labels import ALL_TASKS
 from flairqc_app.train.methods import METHOD_CHOICES
-from flairqc_app.train.settings import INPUT_REGIONS
+from flairqc_app.train.settings import COMBINATIONS, INPUT_REGIONS
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "probability, threshold on the images none of them trained on")
     n.add_argument("--runs", type=Path, nargs="+", required=True, help="runs of one task on one cache")
     n.add_argument("--out", type=Path, required=True, help="ensemble directory (evaluate and export take it)")
+    n.add_argument("--combine", choices=COMBINATIONS, default="mean",
+                   help="how the members' probabilities are combined (median: not led by one member)")
 
     e = sub.add_parser("evaluate", help="test-split metrics of one approach (one run per task, or exported models)")
     given = e.add_mutually_exclusive_group(required=True)
@@ -138,8 +140,8 @@ def _train(args: argparse.Namespace) -> None:
 def _ensemble(args: argparse.Namespace) -> None:
     from flairqc_app.train.ensemble import build
 
-    record = build(args.runs, args.out)
-    print(f"{record['task']}: ensemble of {len(record['members'])} trained folds, threshold {record['threshold']:.3f} "
+    record = build(args.runs, args.out, combine=args.combine)
+    print(f"{record['task']}: {args.combine} of {len(record['members'])} trained folds, threshold {record['threshold']:.3f} "
           f"(validation BA {record['val_ba_at_threshold']:.3f} on {record['validation']['n']} images)")
 
 

@@ -1,14 +1,14 @@
-"""Ensembles: the mean class probabilities of several trained models of one task (the folds of a run, runs
-trained with other seeds), scored, evaluated and exported to ONNX as one model.
+"""Ensembles: the mean (or median) class probabilities of several trained models of one task (the folds of a run,
+runs trained with other seeds), scored, evaluated and exported to ONNX as one model.
 
 Why: the reading of an image far from the training data (a real FLAIR, for models trained on synthetic ones)
 can depend on the run as much as on the data (docs/model-card.md, attempt 13); the mean over runs depends on
-it less. The ensemble's threshold is chosen as a run's is (maximal balanced accuracy), on the labelled FLAIR
+it less, and the median does not follow one member that reads such an image apart from the others (attempt 15). The ensemble's threshold is chosen as a run's is (maximal balanced accuracy), on the labelled FLAIR
 that no member trained on: the images in every member's validation pool (the validation split, and images
 that fell in the validation fold of every member). Its members' own thresholds are not used.
 
 Ensemble directory: ensemble.json (the record: task, members, threshold, validation figures) and cache.txt.
-The exported graph outputs the log of the mean probabilities: logits to every consumer, since
+The exported graph outputs the log of the combined probabilities: logits to every consumer, since
 softmax(log p) = p, so the BIDS-App and `evaluate` read it as they read one run.
 """
 
@@ -35,6 +35,7 @@ from flairqc_app.train.pools import Pool, test_pool
 from flairqc_app.train.runner import (CACHE_POINTER, SELECTION_NAME, Selected, code_version, fold_pools,
                                       load_fold_model, load_selected, load_settings, run_cache)
 from flairqc_app.train.methods import resolve
+from flairqc_app.train.settings import COMBINATIONS
 
 ENSEMBLE_NAME = "ensemble.json"
 
@@ -45,22 +46,32 @@ class Member:
     fold: int
 
 
-class MeanProbability(nn.Module):
-    """Log of the members' mean softmax: logits of the averaged probabilities. (Members that see the brain
-    window hold equal masks; the ONNX exporter stores equal constants once.)"""
+class CombinedProbability(nn.Module):
+    """Log of the members' combined softmax: logits of the mean or median probabilities (the median of an even
+    number of members is the mean of the middle two; renormalised over the classes, which for two classes it
+    already is). Members that see the brain window hold equal masks; the ONNX exporter stores equal constants
+    once."""
 
-    def __init__(self, members: list[TargetClassifier]):
+    def __init__(self, members: list[TargetClassifier], combine: str = "mean"):
         super().__init__()
+        if combine not in COMBINATIONS:
+            raise ValueError(f"combine {combine!r} is not one of {', '.join(COMBINATIONS)}")
         self.members = nn.ModuleList(members)
+        self.combine = combine
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         log_probabilities = torch.stack([torch.log_softmax(m(image), dim=1) for m in self.members])
-        return torch.logsumexp(log_probabilities, dim=0) - math.log(len(self.members))
+        if self.combine == "mean":
+            return torch.logsumexp(log_probabilities, dim=0) - math.log(len(self.members))
+        ordered = torch.sort(log_probabilities.exp(), dim=0).values
+        n = len(self.members)
+        median = ordered[(n - 1) // 2: n // 2 + 1].mean(dim=0)
+        return torch.log(median / median.sum(dim=1, keepdim=True))
 
 
-def load_members(members: list[Member], device: torch.device) -> MeanProbability:
+def load_members(members: list[Member], device: torch.device, combine: str = "mean") -> CombinedProbability:
     """The ensemble's network, in eval mode as a whole (export restores the mode it finds, members included)."""
-    return MeanProbability([load_fold_model(m.run_dir, m.fold, device) for m in members]).eval()
+    return CombinedProbability([load_fold_model(m.run_dir, m.fold, device) for m in members], combine).eval()
 
 
 def trained_members(run_dirs: list[Path]) -> list[Member]:
@@ -88,9 +99,11 @@ def _shared_and_own(settings: list[dict[str, Any]]) -> tuple[dict[str, Any], lis
     return shared, [{k: v for k, v in s.items() if k not in shared} for s in settings]
 
 
-def build(run_dirs: list[Path], out_dir: Path, device: torch.device | None = None) -> dict[str, Any]:
-    """Make an ensemble of every trained fold of the runs: check they fit together, choose its threshold on
-    their common validation images, write ensemble.json and cache.txt into out_dir; return the record."""
+def build(run_dirs: list[Path], out_dir: Path, device: torch.device | None = None,
+          combine: str = "mean") -> dict[str, Any]:
+    """Make an ensemble of every trained fold of the runs, their probabilities combined by `combine`: check they
+    fit together, choose its threshold on their common validation images, write ensemble.json and cache.txt into
+    out_dir; return the record."""
     members = trained_members(run_dirs)
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least two trained folds; {', '.join(map(str, run_dirs))} "
@@ -110,7 +123,7 @@ def build(run_dirs: list[Path], out_dir: Path, device: torch.device | None = Non
     if not validation.keys:
         raise ValueError(f"no labelled FLAIR is held out of every member's training for {task}: add a validation "
                          "part to the data (docs/training.md, Splits) to choose the ensemble's threshold on")
-    model = load_members(members, device)
+    model = load_members(members, device, combine)
     batch_size = settings[members[0].run_dir].batch_size
     probabilities = softmax(predict_logits(model, cache, validation.keys, device, batch_size))
     y = np.asarray(validation.labels)
@@ -120,7 +133,7 @@ def build(run_dirs: list[Path], out_dir: Path, device: torch.device | None = Non
     shared, own = _shared_and_own([asdict(settings[m.run_dir]) for m in members])
     data_hashes = [p.data_sha256() for p in pools]
     record = {
-        "task": task, "method": "+".join(sorted({resolve(s.method, s.task)[0].name for s in settings.values()})),
+        "task": task, "combine": combine, "method": "+".join(sorted({resolve(s.method, s.task)[0].name for s in settings.values()})),
         "members": [{"run": str(m.run_dir.resolve()), "fold": m.fold, "epoch": o["best_epoch"],
                      "val_loss": o["best_val_loss"], "data_sha256": h, "settings": own_settings}
                     for m, o, h, own_settings in zip(members, outcomes, data_hashes, own)],
@@ -163,6 +176,6 @@ def load_trained(path: Path, device: torch.device | None = None) -> Selected:
     device = device or pick_device(first.device)
     cache = run_cache(path)
     pools = [fold_pools(load_settings(m.run_dir), cache, m.fold) for m in members]
-    model = load_members(members, device)
+    model = load_members(members, device, record.get("combine", "mean"))  # ensembles made before "combine": mean
     return Selected(model, record, cache, common_validation([p.validation for p in pools]),
                     test_pool(cache.read_samples(), record["task"]), device, first.batch_size)
