@@ -470,6 +470,19 @@ def test_a_median_ensemble_is_chosen_scored_and_exported_as_its_median(runs, val
         build([runs / "a", runs / "b"], tmp_path / "vote", combine="vote")
 
 
+def test_a_model_replaced_in_a_set_may_give_the_set_a_new_version(runs, tmp_path):
+    models = tmp_path / "models"
+    export_run(runs / "a", models, name="site-set")
+    assert json.loads((models / "models.json").read_text())["version"] == "1.0.0"
+    assert cli.main(["export", "--runs", str(runs / "b"), "--models-dir", str(models), "--manifest-version", "1.1.0",
+                     "--name", "ignored"]) == 0
+    manifest = json.loads((models / "models.json").read_text())
+    assert (manifest["name"], manifest["version"]) == ("site-set", "1.1.0")
+    assert manifest["models"]["noise_moderate"]["provenance"]["settings"]["seed"] == 1  # run b's model now
+    export_run(runs / "a", models)  # no version given: the set keeps its own
+    assert json.loads((models / "models.json").read_text())["version"] == "1.1.0"
+
+
 def test_an_exported_ensemble_of_brain_windowed_members_holds_its_mask_once(validated_cache, tmp_path):
     cache = validated_cache
     windowed = quick(task="motion_moderate", model=TINY_MODEL | {"input_region": "brain"})

@@ -113,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--model-version", default="1.0.0")
     x.add_argument("--metrics", type=Path, help="an `evaluate` output dir: its test metrics go in the provenance")
     x.add_argument("--name", default="flairqc-site", help="manifest name (new manifests only)")
-    x.add_argument("--manifest-version", default="1.0.0")
+    x.add_argument("--manifest-version", help="the set's version (a new manifest: 1.0.0 if not given; an existing "
+                                              "one: replaced if given)")
     x.add_argument("--description", default="trained with flairqc-train")
     return parser
 

@@ -50,15 +50,17 @@ def onnx_max_abs_difference(model: torch.nn.Module, path: Path, inputs: np.ndarr
     return float(np.max(np.abs(onnx_out - torch_out)))
 
 
-def read_or_new_manifest(models_dir: Path, name: str, version: str, description: str) -> dict[str, Any]:
+def read_or_new_manifest(models_dir: Path, name: str, version: str | None, description: str) -> dict[str, Any]:
+    """The set's manifest, or a new one (version 1.0.0 unless given). A version given for an existing manifest
+    replaces its own: a set whose models are replaced one by one is a new version of the set."""
     path = models_dir / MANIFEST_NAME
     if path.is_file():
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("format_version") != SUPPORTED_FORMAT:
             raise ValueError(f"{path}: format_version {manifest.get('format_version')}, expected {SUPPORTED_FORMAT}")
-        return manifest
-    return {"format_version": SUPPORTED_FORMAT, "name": name, "version": version, "description": description,
-            "models": {}}
+        return manifest | ({"version": version} if version else {})
+    return {"format_version": SUPPORTED_FORMAT, "name": name, "version": version or "1.0.0",
+            "description": description, "models": {}}
 
 
 def selection_provenance(record: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def fold_metrics(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def export_run(run_dir: Path, models_dir: Path, model_version: str = "1.0.0", check_inputs: int = 4,
                tolerance: float = 1e-4, metrics: dict[str, Any] | None = None, name: str = "flairqc-site",
-               version: str = "1.0.0", description: str = "trained with flairqc-train") -> dict[str, Any]:
+               version: str | None = None, description: str = "trained with flairqc-train") -> dict[str, Any]:
     """Write <task>.onnx of a run (or an ensemble directory) into models_dir and merge its entry into
     models.json; returns the entry."""
     models_dir = Path(models_dir)
