@@ -403,6 +403,7 @@ def test_an_ensemble_is_evaluated_and_exported_as_one_model(runs, validated_cach
     entry = json.loads((tmp_path / "models" / "models.json").read_text())["models"]["noise_moderate"]
     ensemble = entry["provenance"]["ensemble"]
     assert [(m["fold"], m["settings"]["seed"]) for m in ensemble["members"]] == [(0, 0), (1, 0), (2, 0), (0, 1)]
+    assert ensemble["combine"] == "mean"
     assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
 
     volume = np.random.default_rng(0).random(GRID_SHAPE, dtype=np.float32)  # as the BIDS-App preprocesses
@@ -466,6 +467,7 @@ def test_a_median_ensemble_is_chosen_scored_and_exported_as_its_median(runs, val
     export_run(tmp_path / "ens", tmp_path / "models")  # the ONNX graph is checked against the torch model
     entry = json.loads((tmp_path / "models" / "models.json").read_text())["models"]["noise_moderate"]
     assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
+    assert entry["provenance"]["ensemble"]["combine"] == "median"  # the manifest says how the members combine
     with pytest.raises(ValueError, match="combine 'vote' is not one of mean, median"):
         build([runs / "a", runs / "b"], tmp_path / "vote", combine="vote")
 

@@ -142,8 +142,9 @@ def _ensemble(args: argparse.Namespace) -> None:
     from flairqc_app.train.ensemble import build
 
     record = build(args.runs, args.out, combine=args.combine)
-    print(f"{record['task']}: {args.combine} of {len(record['members'])} trained folds, threshold {record['threshold']:.3f} "
-          f"(validation BA {record['val_ba_at_threshold']:.3f} on {record['validation']['n']} images)")
+    print(f"{record['task']}: {args.combine} of {len(record['members'])} trained folds, "
+          f"threshold {record['threshold']:.3f} (validation BA {record['val_ba_at_threshold']:.3f} "
+          f"on {record['validation']['n']} images)")
 
 
 def _synth_cache(args: argparse.Namespace) -> None:

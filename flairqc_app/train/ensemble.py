@@ -3,8 +3,9 @@ runs trained with other seeds), scored, evaluated and exported to ONNX as one mo
 
 Why: the reading of an image far from the training data (a real FLAIR, for models trained on synthetic ones)
 can depend on the run as much as on the data (docs/model-card.md, attempt 13); the mean over runs depends on
-it less, and the median does not follow one member that reads such an image apart from the others (attempt 15). The ensemble's threshold is chosen as a run's is (maximal balanced accuracy), on the labelled FLAIR
-that no member trained on: the images in every member's validation pool (the validation split, and images
+it less, and the median does not follow one member that reads such an image apart from the others (attempt 15).
+The ensemble's threshold is chosen as a run's is (maximal balanced accuracy), on the labelled FLAIR that no
+member trained on: the images in every member's validation pool (the validation split, and images
 that fell in the validation fold of every member). Its members' own thresholds are not used.
 
 Ensemble directory: ensemble.json (the record: task, members, threshold, validation figures) and cache.txt.
@@ -133,7 +134,8 @@ def build(run_dirs: list[Path], out_dir: Path, device: torch.device | None = Non
     shared, own = _shared_and_own([asdict(settings[m.run_dir]) for m in members])
     data_hashes = [p.data_sha256() for p in pools]
     record = {
-        "task": task, "combine": combine, "method": "+".join(sorted({resolve(s.method, s.task)[0].name for s in settings.values()})),
+        "task": task, "combine": combine,
+        "method": "+".join(sorted({resolve(s.method, s.task)[0].name for s in settings.values()})),
         "members": [{"run": str(m.run_dir.resolve()), "fold": m.fold, "epoch": o["best_epoch"],
                      "val_loss": o["best_val_loss"], "data_sha256": h, "settings": own_settings}
                     for m, o, h, own_settings in zip(members, outcomes, data_hashes, own)],
@@ -165,7 +167,7 @@ def load_trained(path: Path, device: torch.device | None = None) -> Selected:
     path = Path(path)
     if not is_ensemble(path):
         return load_selected(path, device)
-    record = read_record(path)
+    record = {"combine": "mean"} | read_record(path)  # ensembles made before "combine" took the mean
     members = [Member(Path(m["run"]), int(m["fold"])) for m in record["members"]]
     for member, saved in zip(members, record["members"]):
         outcome = json.loads((member.run_dir / f"fold-{member.fold}" / "outcome.json").read_text(encoding="utf-8"))
@@ -176,6 +178,6 @@ def load_trained(path: Path, device: torch.device | None = None) -> Selected:
     device = device or pick_device(first.device)
     cache = run_cache(path)
     pools = [fold_pools(load_settings(m.run_dir), cache, m.fold) for m in members]
-    model = load_members(members, device, record.get("combine", "mean"))  # ensembles made before "combine": mean
+    model = load_members(members, device, record["combine"])
     return Selected(model, record, cache, common_validation([p.validation for p in pools]),
                     test_pool(cache.read_samples(), record["task"]), device, first.batch_size)

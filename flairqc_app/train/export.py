@@ -66,7 +66,8 @@ def read_or_new_manifest(models_dir: Path, name: str, version: str | None, descr
 def selection_provenance(record: dict[str, Any]) -> dict[str, Any]:
     """What made the model: a run's selected fold and epoch, or an ensemble's members."""
     if "members" in record:
-        return {"ensemble": {"members": record["members"], "validation": record["validation"]},
+        return {"ensemble": {"combine": record["combine"], "members": record["members"],
+                             "validation": record["validation"]},
                 "settings": record["settings"]}
     return {"selected_fold": record["fold"], "selected_epoch": record["epoch"], "settings": record["settings"]}
 
