@@ -246,11 +246,13 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
                 selecting: bool) -> int:
-    from flairqc_app.group import run_group, selection
+    from flairqc_app.group import describe, group_stem, run_group, selection
 
-    rows = run_group(output_dir, selection(labels, args.session_id, args.run_id, filters))
+    wanted = selection(labels, args.session_id, args.run_id, filters)
+    rows = run_group(output_dir, wanted)
     if not rows:
         raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
-    log.info("group level: %d image(s) -> %s", len(rows), output_dir / "group_FLAIR.tsv")
+    log.info("group level: %d image(s)%s -> %s", len(rows), f" selected by {describe(wanted)}" if wanted else "",
+             output_dir / f"{group_stem(wanted)}.tsv")
     return config.EXIT_OK
