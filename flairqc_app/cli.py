@@ -67,6 +67,8 @@ def build_parser() -> Parser:
     run.add_argument("--thresholds", type=Path, metavar="FILE", help="JSON {task: threshold} overriding models.json")
     run.add_argument("--preproc", choices=sorted(config.PREPROC_RECIPES), default=config.DEFAULT_PREPROC,
                      help="preprocessing recipe: fast (default) or paper (Clinica flair-linear settings, slower)")
+    run.add_argument("--gate-config", type=Path, metavar="FILE",
+                     help='JSON {limit: value} overriding input gate limits, e.g. {"max_slice_thickness_3d_mm": 2.5}')
     run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
     run.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
@@ -198,7 +200,7 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
         overrides = read_thresholds(args.thresholds) if args.thresholds else {}
     except ModelError as exc:
         raise UsageError(str(exc)) from exc
-    settings = make_settings(args, bids_dir, output_dir, overrides)
+    settings = make_settings(args, bids_dir, output_dir, overrides, gate_limits(args.gate_config))
     try:
         from flairqc_app.participant import run_participants
 
@@ -223,7 +225,22 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
     return config.EXIT_OK
 
 
-def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float]):
+def gate_limits(path: Path | None) -> config.GateLimits:
+    """The defaults, or a --gate-config file's overrides of them (logged: they change which images are rejected)."""
+    from flairqc_app.gate import GateConfigError, describe_limits, read_gate_limits
+
+    if path is None:
+        return config.GATE_LIMITS
+    try:
+        limits = read_gate_limits(path)
+    except GateConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    log.info("input gate limits from %s: %s", path, describe_limits(limits))
+    return limits
+
+
+def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float],
+                  limits: config.GateLimits):
     from flairqc_app.participant import RunSettings
 
     work_root = args.work_dir.resolve() if args.work_dir else Path(tempfile.gettempdir())
@@ -241,7 +258,7 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
     return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
                        recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
                        omp_nthreads=args.omp_nthreads, nprocs=nprocs, threshold_overrides=overrides,
-                       write_preproc=args.write_preproc, force=args.force)
+                       write_preproc=args.write_preproc, force=args.force, gate_limits=limits)
 
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,

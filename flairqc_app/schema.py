@@ -113,6 +113,8 @@ COLUMNS: tuple[Column, ...] = (
         dtype=float,
     ),
     Column("preproc_recipe", "Preprocessing recipe", "Preprocessing settings used.", {"fast": "default", "paper": "Clinica flair-linear"}),
+    Column("gate_limits", "Input gate limits", "Limits the input gate applied (name=value, ';'-separated; the defaults "
+           "or a --gate-config file)."),
     Column("provider", "Inference provider", "onnxruntime execution provider that ran the models."),
     Column("input_sha256", "Input hash", "SHA-256 of the input image file."),
     Column("model_hashes", "Model hashes", "task=sha256 prefix (16 hex digits) of each model used, ';'-separated."),
