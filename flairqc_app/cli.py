@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from flairqc_app import __version__, config
@@ -173,26 +174,22 @@ def set_thread_limits(threads: int) -> None:
 
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
                       filters: dict, selecting: bool) -> int:
-    from flairqc_app import discover, validate
+    from flairqc_app import discover
     from flairqc_app.infer import ModelError, read_thresholds
 
+    report = None
     if args.skip_bids_validation:
         log.info("BIDS validation skipped (--skip-bids-validation)")
     else:
-        report = validate.validate_dataset(bids_dir)
-        log.info("BIDS validation by %s: %s", report.validator, "passed" if report.ok else "FAILED")
-        if not report.ok:
-            shown = report.errors[: validate.MAX_ERRORS_SHOWN]
-            more = len(report.errors) - len(shown)
-            raise UsageError(f"{bids_dir} failed BIDS validation ({report.validator}):\n  " + "\n  ".join(shown)
-                             + (f"\n  ... and {more} more" if more > 0 else "")
-                             + "\n(use --skip-bids-validation to run anyway)", config.EXIT_VALIDATION)
+        report = run_validation(bids_dir, output_dir)
     started = time.perf_counter()
     try:
         images = discover.discover(bids_dir, labels, args.session_id, args.run_id, filters)
     except discover.DiscoveryError as exc:
         raise UsageError(str(exc), exc.exit_code) from exc
     log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
+    if report is not None:  # the validator's file-level errors fail their images (reason bids_invalid)
+        images = [replace(im, bids_errors=tuple(report.errors_for(im.relpath))) for im in images]
     if not images:
         raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {'matches the selection' if selecting else 'in ' + str(bids_dir)}",
                          config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
@@ -237,6 +234,28 @@ def gate_limits(path: Path | None) -> config.GateLimits:
         raise UsageError(str(exc)) from exc
     log.info("input gate limits from %s: %s", path, describe_limits(limits))
     return limits
+
+
+def run_validation(bids_dir: Path, output_dir: Path):
+    """Validate; stop on dataset-level errors (exit 16). The findings go to logs/, a summary to the console."""
+    from flairqc_app import validate
+
+    report = validate.validate_dataset(bids_dir)
+    findings = output_dir / "logs" / f"bids-validation-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+    report.write(findings)
+    blocking = report.dataset_errors
+    verdict = "FAILED" if blocking else "passed" if report.ok else "passed at the dataset level"
+    log.info("BIDS validation by %s: %s; %s (all findings: %s)", report.validator, verdict, report.summary(), findings)
+    shown_errors = (blocking or report.errors)[: validate.MAX_ERRORS_SHOWN]
+    more = len(blocking or report.errors) - len(shown_errors)
+    listing = "\n  ".join(f.text() for f in shown_errors) + (f"\n  ... and {more} more" if more > 0 else "")
+    if blocking:
+        raise UsageError(f"{bids_dir} failed BIDS validation ({report.validator}):\n  {listing}"
+                         "\n(use --skip-bids-validation to run anyway)", config.EXIT_VALIDATION)
+    if report.errors:
+        log.warning("the BIDS validator found errors in some files; the FLAIR images they concern fail "
+                    "(reason bids_invalid), the others are processed:\n  %s", listing)
+    return report
 
 
 def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float],

@@ -40,6 +40,7 @@ class FlairImage:
     relpath: str  # relative to the BIDS root, forward slashes
     entities: dict[str, str]  # pybids entity name -> value as written in the file name
     metadata: dict[str, Any] = field(default_factory=dict)  # sidecar JSON, inheritance applied
+    bids_errors: tuple[str, ...] = ()  # the BIDS validator's errors about this file or its sidecar: it fails
 
     @property
     def bids_name(self) -> str:

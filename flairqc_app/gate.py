@@ -21,6 +21,8 @@ from flairqc_app.config import GATE_LIMITS, GateLimits
 
 # code -> (status, one-line meaning); README.md lists the same table
 REASONS: dict[str, tuple[str, str]] = {
+    "bids_invalid": ("failed", "the BIDS validator found an error in this file or its sidecar (code and message in "
+                               "reason_detail); the other images are processed"),
     "unreadable": ("failed", "the file cannot be opened as NIfTI or its data are truncated"),
     "degenerate_affine": ("failed", "the voxel-to-world affine is singular or not finite"),
     "non_finite": ("failed", "the image contains NaN or infinite values"),

@@ -126,6 +126,8 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
     started = time.perf_counter()
     table = derivatives.qc_table(settings.output_dir, image)
     row = base_row(image, models, settings)
+    if image.bids_errors:
+        return finish(image, settings, row, started, failure=("bids_invalid", "; ".join(image.bids_errors)))
     try:
         row["input_sha256"] = sha256_of(image.path)
     except OSError as exc:

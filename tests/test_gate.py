@@ -73,7 +73,7 @@ def crafted(tmp_path: Path, reason: str) -> tuple[Path, dict]:
     return path, {}
 
 
-GATE_REASONS = [r for r in REASONS if r not in ("preprocessing_error", "inference_error")]
+GATE_REASONS = [r for r in REASONS if r not in ("bids_invalid", "preprocessing_error", "inference_error")]
 
 
 @pytest.mark.parametrize("reason", GATE_REASONS)
