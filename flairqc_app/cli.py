@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from flairqc_app import __version__, config
@@ -67,6 +68,8 @@ def build_parser() -> Parser:
     run.add_argument("--thresholds", type=Path, metavar="FILE", help="JSON {task: threshold} overriding models.json")
     run.add_argument("--preproc", choices=sorted(config.PREPROC_RECIPES), default=config.DEFAULT_PREPROC,
                      help="preprocessing recipe: fast (default) or paper (Clinica flair-linear settings, slower)")
+    run.add_argument("--gate-config", type=Path, metavar="FILE",
+                     help='JSON {limit: value} overriding input gate limits, e.g. {"max_slice_thickness_3d_mm": 2.5}')
     run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
     run.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
@@ -171,26 +174,22 @@ def set_thread_limits(threads: int) -> None:
 
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
                       filters: dict, selecting: bool) -> int:
-    from flairqc_app import discover, validate
+    from flairqc_app import discover
     from flairqc_app.infer import ModelError, read_thresholds
 
+    report = None
     if args.skip_bids_validation:
         log.info("BIDS validation skipped (--skip-bids-validation)")
     else:
-        report = validate.validate_dataset(bids_dir)
-        log.info("BIDS validation by %s: %s", report.validator, "passed" if report.ok else "FAILED")
-        if not report.ok:
-            shown = report.errors[: validate.MAX_ERRORS_SHOWN]
-            more = len(report.errors) - len(shown)
-            raise UsageError(f"{bids_dir} failed BIDS validation ({report.validator}):\n  " + "\n  ".join(shown)
-                             + (f"\n  ... and {more} more" if more > 0 else "")
-                             + "\n(use --skip-bids-validation to run anyway)", config.EXIT_VALIDATION)
+        report = run_validation(bids_dir, output_dir)
     started = time.perf_counter()
     try:
         images = discover.discover(bids_dir, labels, args.session_id, args.run_id, filters)
     except discover.DiscoveryError as exc:
         raise UsageError(str(exc), exc.exit_code) from exc
     log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
+    if report is not None:  # the validator's file-level errors fail their images (reason bids_invalid)
+        images = [replace(im, bids_errors=tuple(report.errors_for(im.relpath))) for im in images]
     if not images:
         raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {'matches the selection' if selecting else 'in ' + str(bids_dir)}",
                          config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
@@ -198,7 +197,7 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
         overrides = read_thresholds(args.thresholds) if args.thresholds else {}
     except ModelError as exc:
         raise UsageError(str(exc)) from exc
-    settings = make_settings(args, bids_dir, output_dir, overrides)
+    settings = make_settings(args, bids_dir, output_dir, overrides, gate_limits(args.gate_config))
     try:
         from flairqc_app.participant import run_participants
 
@@ -223,7 +222,44 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
     return config.EXIT_OK
 
 
-def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float]):
+def gate_limits(path: Path | None) -> config.GateLimits:
+    """The defaults, or a --gate-config file's overrides of them (logged: they change which images are rejected)."""
+    from flairqc_app.gate import GateConfigError, describe_limits, read_gate_limits
+
+    if path is None:
+        return config.GATE_LIMITS
+    try:
+        limits = read_gate_limits(path)
+    except GateConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    log.info("input gate limits from %s: %s", path, describe_limits(limits))
+    return limits
+
+
+def run_validation(bids_dir: Path, output_dir: Path):
+    """Validate; stop on dataset-level errors (exit 16). The findings go to logs/, a summary to the console."""
+    from flairqc_app import validate
+
+    report = validate.validate_dataset(bids_dir)
+    findings = output_dir / "logs" / f"bids-validation-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+    report.write(findings)
+    blocking = report.dataset_errors
+    verdict = "FAILED" if blocking else "passed" if report.ok else "passed at the dataset level"
+    log.info("BIDS validation by %s: %s; %s (all findings: %s)", report.validator, verdict, report.summary(), findings)
+    shown_errors = (blocking or report.errors)[: validate.MAX_ERRORS_SHOWN]
+    more = len(blocking or report.errors) - len(shown_errors)
+    listing = "\n  ".join(f.text() for f in shown_errors) + (f"\n  ... and {more} more" if more > 0 else "")
+    if blocking:
+        raise UsageError(f"{bids_dir} failed BIDS validation ({report.validator}):\n  {listing}"
+                         "\n(use --skip-bids-validation to run anyway)", config.EXIT_VALIDATION)
+    if report.errors:
+        log.warning("the BIDS validator found errors in some files; the FLAIR images they concern fail "
+                    "(reason bids_invalid), the others are processed:\n  %s", listing)
+    return report
+
+
+def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float],
+                  limits: config.GateLimits):
     from flairqc_app.participant import RunSettings
 
     work_root = args.work_dir.resolve() if args.work_dir else Path(tempfile.gettempdir())
@@ -241,16 +277,18 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
     return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
                        recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
                        omp_nthreads=args.omp_nthreads, nprocs=nprocs, threshold_overrides=overrides,
-                       write_preproc=args.write_preproc, force=args.force)
+                       write_preproc=args.write_preproc, force=args.force, gate_limits=limits)
 
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
                 selecting: bool) -> int:
-    from flairqc_app.group import run_group, selection
+    from flairqc_app.group import describe, group_stem, run_group, selection
 
-    rows = run_group(output_dir, selection(labels, args.session_id, args.run_id, filters))
+    wanted = selection(labels, args.session_id, args.run_id, filters)
+    rows = run_group(output_dir, wanted)
     if not rows:
         raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
-    log.info("group level: %d image(s) -> %s", len(rows), output_dir / "group_FLAIR.tsv")
+    log.info("group level: %d image(s)%s -> %s", len(rows), f" selected by {describe(wanted)}" if wanted else "",
+             output_dir / f"{group_stem(wanted)}.tsv")
     return config.EXIT_OK

@@ -97,13 +97,19 @@ HEAD_MASK_FRACTION = 0.1  # N4 head mask: voxels above this share of the 99th pe
 # ---------------------------------------------------------------- input gate
 @dataclass(frozen=True)
 class GateLimits:
-    """Bounds outside which an image is not a usable 3D FLAIR of the whole brain."""
+    """Bounds outside which an image is not a usable 3D FLAIR of the whole brain (`--gate-config` overrides them).
+
+    2D or 3D is decided from the sidecar first, then from the slice thickness, never from the voxel ratio: 3D
+    reconstructions are often anisotropic (GE CUBE 0.47x0.47x1.2 mm, 1x1x1.9 mm), 2D stacks have thick slices.
+    """
 
     min_voxels_per_axis: int = 24
-    min_voxel_size_mm: float = 0.2
+    min_voxel_size_mm: float = 0.2  # outside [min, max]: not brain MRI, or a wrong pixdim/affine in the header
     max_voxel_size_mm: float = 8.0
-    max_slice_thickness_3d_mm: float = 1.8  # 3D FLAIR is acquired at <= 1.5 mm; thicker: a 2D acquisition
-    max_anisotropy_3d: float = 2.5  # largest / smallest voxel size
+    max_in_plane_mm: float = 2.0  # the two finer axes; coarser (a 3 mm isotropic volume): voxels_too_coarse
+    max_slice_thickness_mm: float = 1.8  # no sidecar MRAcquisitionType: 3D FLAIR is acquired at <= 1.5 mm
+    max_slice_thickness_3d_mm: float = 2.0  # the sidecar says 3D: anisotropic reconstructions up to about 2 mm
+    max_slice_gap_mm: float = 0.1  # SpacingBetweenSlices - SliceThickness above this: a gapped 2D stack
     min_field_of_view_mm: float = 100.0  # smallest extent of the volume along any axis
 
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
 from bids import BIDSLayout, BIDSLayoutIndexer
 from bids.layout import Query
+from bids.layout.models import Entity
 
 FLAIR_QUERY = {"suffix": "FLAIR", "datatype": "anat", "extension": [".nii", ".nii.gz"]}
 # BIDS entity names in filters and in our columns (pybids names on the left)
@@ -36,6 +40,7 @@ class FlairImage:
     relpath: str  # relative to the BIDS root, forward slashes
     entities: dict[str, str]  # pybids entity name -> value as written in the file name
     metadata: dict[str, Any] = field(default_factory=dict)  # sidecar JSON, inheritance applied
+    bids_errors: tuple[str, ...] = ()  # the BIDS validator's errors about this file or its sidecar: it fails
 
     @property
     def bids_name(self) -> str:
@@ -112,6 +117,29 @@ def ignore_patterns(subjects: list[str] | None) -> list[re.Pattern]:
     return patterns
 
 
+@contextmanager
+def entities_below(root: Path) -> Iterator[None]:
+    """While pybids indexes `root`, match its entity patterns against the path below root only.
+
+    pybids 0.22 (the latest on PyPI) matches them against the absolute path (pybids #1270, fixed upstream by
+    #1273): a dataset stored under a folder named `func` gets datatype func for every file (0 FLAIRs found),
+    one under `sub-x` gets subject x, which also merges every subject's sidecars.
+    """
+    original = Entity.match_file
+    prefix = str(root)
+
+    def match_below_root(entity: Entity, bids_file: Any) -> Any:
+        path = str(bids_file.path)
+        below = path[len(prefix):] if path.startswith(prefix + "/") else path
+        return original(entity, SimpleNamespace(path=below))
+
+    Entity.match_file = match_below_root  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Entity.match_file = original  # type: ignore[method-assign]
+
+
 def discover(
     bids_dir: Path,
     participant_labels: list[str] | None = None,
@@ -129,7 +157,8 @@ def discover(
         if missing:
             raise DiscoveryError(f"participant label(s) not in {bids_dir}: {', '.join(missing)}", 64)
     indexer = BIDSLayoutIndexer(validate=False, ignore=ignore_patterns(participant_labels), index_metadata=True)
-    layout = BIDSLayout(bids_dir, validate=False, indexer=indexer, derivatives=False)
+    with entities_below(bids_dir):
+        layout = BIDSLayout(bids_dir, validate=False, indexer=indexer, derivatives=False)
     query: dict[str, Any] = dict(FLAIR_QUERY)
     query.update(filters or {})
     if participant_labels:

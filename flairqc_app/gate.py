@@ -2,14 +2,17 @@
 
 A broken file (unreadable, truncated, impossible geometry, NaN) is `failed`; a readable image that is not
 a 3D FLAIR of the whole brain (2D acquisition, too few slices, constant, small field of view) is
-`skipped` and counted as a straight reject by the gate. Every reason is a code documented in README.md.
+`skipped` and counted as a straight reject by the gate. Every reason is a code documented in README.md. The limits
+are config.GateLimits, overridden by a `--gate-config` JSON file (read_gate_limits) and recorded in every row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -18,14 +21,17 @@ from flairqc_app.config import GATE_LIMITS, GateLimits
 
 # code -> (status, one-line meaning); README.md lists the same table
 REASONS: dict[str, tuple[str, str]] = {
+    "bids_invalid": ("failed", "the BIDS validator found an error in this file or its sidecar (code and message in "
+                               "reason_detail); the other images are processed"),
     "unreadable": ("failed", "the file cannot be opened as NIfTI or its data are truncated"),
     "degenerate_affine": ("failed", "the voxel-to-world affine is singular or not finite"),
     "non_finite": ("failed", "the image contains NaN or infinite values"),
     "not_3d": ("skipped", "not a 3D volume (2D, or 4D with more than one volume)"),
     "constant_intensity": ("skipped", "all voxels have (nearly) the same value: no image content"),
     "too_few_slices": ("skipped", "fewer voxels than a whole-brain 3D acquisition has along some axis"),
-    "voxel_size_out_of_range": ("skipped", "a voxel size is outside the range of brain MRI"),
-    "acquisition_2d": ("skipped", "thick slices or strongly anisotropic voxels: a 2D acquisition, not a 3D FLAIR"),
+    "voxel_size_out_of_range": ("skipped", "a voxel size is outside the range of brain MRI (or the header's is wrong)"),
+    "acquisition_2d": ("skipped", "slices thicker than a 3D FLAIR has, or gaps between slices: a 2D acquisition"),
+    "voxels_too_coarse": ("skipped", "voxels too coarse in every direction (e.g. 3 mm isotropic) to grade the image"),
     "sidecar_2d": ("skipped", "the sidecar says MRAcquisitionType is 2D"),
     "small_field_of_view": ("skipped", "the field of view is too small to hold the whole brain"),
     "preprocessing_error": ("failed", "N4, registration or resampling raised an error (see the crash file)"),
@@ -56,7 +62,8 @@ def check_image(path: Path, metadata: dict[str, Any], limits: GateLimits = GATE_
         img = load_3d(path, geometry)
     except GateFailure as exc:
         return GateResult(REASONS[exc.reason][0], exc.reason, exc.detail, None, geometry)
-    problems = content_problems(np.asanyarray(img.dataobj)) + geometry_problems(img, limits) + sidecar_problems(metadata)
+    problems = (sidecar_problems(metadata) + content_problems(np.asanyarray(img.dataobj))
+                + geometry_problems(img, metadata, limits))
     if not problems:
         return GateResult("ok", image=img, geometry=geometry)
     reason = problems[0][0]
@@ -97,21 +104,17 @@ def content_problems(data: np.ndarray) -> list[tuple[str, str]]:
     return []
 
 
-def geometry_problems(img: nib.Nifti1Image, limits: GateLimits) -> list[tuple[str, str]]:
+def geometry_problems(img: nib.Nifti1Image, metadata: dict[str, Any], limits: GateLimits) -> list[tuple[str, str]]:
     shape = img.shape
     zooms = nib.affines.voxel_sizes(img.affine)
-    problems: list[tuple[str, str]] = []
-    anisotropy = zooms.max() / zooms.min()
-    if zooms.max() > limits.max_slice_thickness_3d_mm or anisotropy > limits.max_anisotropy_3d:
-        problems.append(("acquisition_2d",
-                         f"voxel size {np.round(zooms, 3).tolist()} mm (largest {zooms.max():.2f} mm, "
-                         f"anisotropy {anisotropy:.1f}): a 2D acquisition, not a 3D FLAIR"))
+    if zooms.min() < limits.min_voxel_size_mm or zooms.max() > limits.max_voxel_size_mm:
+        # the other checks would only repeat this one in other words (a 1e12 mm pixdim is no "2D acquisition")
+        return [("voxel_size_out_of_range",
+                 f"voxel size {_mm(zooms)} mm outside [{limits.min_voxel_size_mm:g}, {limits.max_voxel_size_mm:g}] "
+                 "mm: not a brain MRI, or the header's pixdim/affine is wrong")]
+    problems = acquisition_problems(tuple(float(z) for z in zooms), metadata, limits)
     if min(shape) < limits.min_voxels_per_axis:
         problems.append(("too_few_slices", f"shape {shape}: an axis has fewer than {limits.min_voxels_per_axis} voxels"))
-    if zooms.min() < limits.min_voxel_size_mm or zooms.max() > limits.max_voxel_size_mm:
-        problems.append(("voxel_size_out_of_range",
-                         f"voxel size {np.round(zooms, 3).tolist()} mm outside "
-                         f"[{limits.min_voxel_size_mm}, {limits.max_voxel_size_mm}] mm"))
     extent = np.array(shape) * zooms
     if extent.min() < limits.min_field_of_view_mm:
         problems.append(("small_field_of_view",
@@ -119,8 +122,88 @@ def geometry_problems(img: nib.Nifti1Image, limits: GateLimits) -> list[tuple[st
     return problems
 
 
+def acquisition_problems(zooms: Sequence[float], metadata: dict[str, Any],
+                         limits: GateLimits = GATE_LIMITS) -> list[tuple[str, str]]:
+    """Voxels too coarse, or a 2D acquisition: from the sidecar first, then the slice thickness, never the voxel ratio.
+
+    >>> acquisition_problems((0.47, 0.47, 1.2), {}), acquisition_problems((1, 1, 1.9), {"MRAcquisitionType": "3D"})
+    ([], [])
+    >>> [reason for reason, _ in acquisition_problems((1, 1, 1.9), {})]
+    ['acquisition_2d']
+    >>> [reason for reason, _ in acquisition_problems((1, 1, 1), {"SliceThickness": 5})]
+    ['acquisition_2d']
+    >>> [reason for reason, _ in acquisition_problems((3, 3, 3), {"MRAcquisitionType": "3D"})]
+    ['voxels_too_coarse']
+    """
+    in_plane = sorted(zooms)[1]
+    if in_plane > limits.max_in_plane_mm:
+        return [("voxels_too_coarse", f"voxel size {_mm(zooms)} mm: even the finer axes are coarser than "
+                                      f"{limits.max_in_plane_mm:g} mm, too coarse to grade")]
+    said_3d = str(metadata.get("MRAcquisitionType", "")).upper() == "3D"
+    limit = limits.max_slice_thickness_3d_mm if said_3d else limits.max_slice_thickness_mm
+    thickness, source = max(zooms), f"voxel size {_mm(zooms)} mm"
+    stated = _positive(metadata.get("SliceThickness"))
+    if stated is not None and stated > thickness:
+        thickness, source = stated, "sidecar SliceThickness"
+    problems = []
+    if thickness > limit:
+        allowed = "a 3D FLAIR" if said_3d else "a FLAIR whose sidecar does not say MRAcquisitionType 3D"
+        problems.append(("acquisition_2d", f"{thickness:g} mm slices ({source}), thicker than the {limit:g} mm of "
+                                           f"{allowed}: a 2D acquisition, not a 3D FLAIR"))
+    spacing = _positive(metadata.get("SpacingBetweenSlices"))
+    if not said_3d and stated is not None and spacing is not None and spacing - stated > limits.max_slice_gap_mm:
+        problems.append(("acquisition_2d", f"sidecar SpacingBetweenSlices {spacing:g} mm > SliceThickness "
+                                           f"{stated:g} mm: gaps between slices, a 2D acquisition"))
+    return problems
+
+
+def _positive(value: Any) -> float | None:
+    """A sidecar number, or None when absent, not a number or not positive."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
+
+
+def _mm(zooms: Sequence[float]) -> str:
+    """Voxel sizes as a reader wants them: `_mm((0.4688, 1, 1e12))` is '[0.4688, 1, 1e+12]'."""
+    return "[" + ", ".join(f"{z:.4g}" for z in zooms) + "]"
+
+
 def sidecar_problems(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     kind = str(metadata.get("MRAcquisitionType", "")).upper()
     if kind == "2D":
         return [("sidecar_2d", "the sidecar JSON says MRAcquisitionType is 2D")]
     return []
+
+
+class GateConfigError(ValueError):
+    """A `--gate-config` file that cannot be used; the CLI says so and exits 64."""
+
+
+def read_gate_limits(path: Path) -> GateLimits:
+    """`--gate-config`: a JSON object overriding some GateLimits fields, e.g. {"max_slice_thickness_3d_mm": 2.5}."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GateConfigError(f"cannot read the gate config {path}: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise GateConfigError(f"{path}: expected a JSON object {{limit: value}}")
+    known = asdict(GATE_LIMITS)
+    unknown = sorted(set(payload) - set(known))
+    if unknown:
+        raise GateConfigError(f"{path}: unknown gate limit(s) {unknown}; known: {sorted(known)}")
+    for key, value in payload.items():
+        whole = isinstance(known[key], int)
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+                or (whole and value != int(value))):
+            raise GateConfigError(f"{path}: {key} must be a positive {'integer' if whole else 'number'}, not {value!r}")
+    return replace(GATE_LIMITS, **{k: type(known[k])(v) for k, v in payload.items()})
+
+
+def describe_limits(limits: GateLimits) -> str:
+    """The limits as one TSV cell, recorded in every row.
+
+    >>> describe_limits(GATE_LIMITS).split(";")[:2]
+    ['min_voxels_per_axis=24', 'min_voxel_size_mm=0.2']
+    """
+    return ";".join(f"{key}={value:g}" for key, value in asdict(limits).items())

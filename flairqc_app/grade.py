@@ -1,7 +1,8 @@
 """From model probabilities to grades and tiers (method.md section 3; paper section 2.3).
 
 Grade per artefact: 2 when the severe model fires, else 1 when the moderate model fires, else 0.
-Tier: 1 when every grade is 0, 3 when any grade is 2, 2 otherwise. Straight reject overrides the tier.
+Tier: 1 when every grade is 0, 3 when any grade is 2, 2 otherwise. A straight reject overrides the tier and the
+grades (all n/a): grading an image that is not a usable 3D FLAIR would contradict the reject; the probabilities stay.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from flairqc_app.config import ARTEFACTS
 @dataclass(frozen=True)
 class Verdict:
     straight_reject: int
-    grades: dict[str, int]  # artefact -> 0/1/2
+    grades: dict[str, int | None]  # artefact -> 0/1/2; None for a straight reject
     tier: int | None  # None for a straight reject
 
 
@@ -24,7 +25,7 @@ def artefact_grade(p_moderate: float, p_severe: float, t_moderate: float, t_seve
     return 1 if p_moderate >= t_moderate else 0
 
 
-def tier_from_grades(grades: dict[str, int]) -> int:
+def tier_from_grades(grades: dict[str, int | None]) -> int:
     values = list(grades.values())
     if any(g == 2 for g in values):
         return 3
@@ -32,10 +33,11 @@ def tier_from_grades(grades: dict[str, int]) -> int:
 
 
 def decide(probabilities: dict[str, float], thresholds: dict[str, float]) -> Verdict:
-    grades = {
+    if probabilities["straight_reject"] >= thresholds["straight_reject"]:
+        return Verdict(straight_reject=1, grades=dict.fromkeys(ARTEFACTS), tier=None)
+    grades: dict[str, int | None] = {
         a: artefact_grade(probabilities[f"{a}_moderate"], probabilities[f"{a}_severe"],
                           thresholds[f"{a}_moderate"], thresholds[f"{a}_severe"])
         for a in ARTEFACTS
     }
-    reject = int(probabilities["straight_reject"] >= thresholds["straight_reject"])
-    return Verdict(straight_reject=reject, grades=grades, tier=None if reject else tier_from_grades(grades))
+    return Verdict(straight_reject=0, grades=grades, tier=tier_from_grades(grades))

@@ -1,10 +1,15 @@
 """Group level: gather the per-image TSVs that the participant level wrote, into one table and one report.
 
-It reads only output_dir (never the images), and applies the same selection as the participant level.
+It reads only output_dir (never the images), and applies the same selection as the participant level. A selection
+writes its own table and report (`group_desc-sel<hash>_FLAIR.*`, named by a hash of the selection), never
+group_FLAIR.*: two group runs with different selections, at the same time or one after the other, never overwrite
+each other's files, and group_FLAIR.tsv always holds the whole output directory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -70,14 +75,44 @@ def _normal(entity: str, value: Any) -> str:
     return str(int(text)) if entity == "run" and text.isdigit() else text
 
 
+def group_stem(wanted: dict[str, Any]) -> str:
+    """File stem of the group outputs of a selection: group_FLAIR for all, else named by the selection's hash.
+
+    >>> group_stem({})
+    'group_FLAIR'
+    >>> group_stem({"subject": ["01", "02"]}) == group_stem({"subject": ["02", "01"]}) != group_stem({"subject": ["01"]})
+    True
+    """
+    if not wanted:
+        return derivatives.GROUP_STEM
+    digest = hashlib.sha256(json.dumps(describe(wanted), sort_keys=True).encode()).hexdigest()[:8]
+    return derivatives.GROUP_STEM.replace("_FLAIR", f"_desc-sel{digest}_FLAIR")
+
+
+def describe(wanted: dict[str, Any]) -> dict[str, Any]:
+    """The selection as plain JSON values, lists sorted (for its hash and the log).
+
+    >>> describe({"session": Query.NONE, "subject": ["02", "01"]})
+    {'session': None, 'subject': ['01', '02']}
+    """
+    return {entity: sorted(map(_label, value)) if isinstance(value, list) else _label(value)
+            for entity, value in sorted(wanted.items())}
+
+
+def _label(value: Any) -> str | None:
+    """A filter value as text: None for 'entity absent' (Query.NONE), '*' for 'any value' (Query.ANY)."""
+    return None if value is Query.NONE else "*" if value is Query.ANY else str(value)
+
+
 def run_group(output_dir: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
-    """Write group_FLAIR.tsv (+ dictionary) and group_FLAIR.html; return the rows."""
+    """Write the group TSV (+ dictionary) and HTML of the selection (group_stem names them); return the rows."""
     rows = [row for row in collect_rows(output_dir) if matches(row, wanted)]
     if not rows:
         return rows
     rows.sort(key=lambda r: r["bids_name"])
-    tsv.write_table(output_dir / f"{derivatives.GROUP_STEM}.tsv", rows)
+    stem = group_stem(wanted)
+    tsv.write_table(output_dir / f"{stem}.tsv", rows)
     from flairqc_app.report import render_group_report
 
-    atomic.write_text(output_dir / f"{derivatives.GROUP_STEM}.html", render_group_report(rows))
+    atomic.write_text(output_dir / f"{stem}.html", render_group_report(rows))
     return rows

@@ -25,9 +25,10 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app import __version__, atomic, derivatives, tsv
-from flairqc_app.config import FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, SIDECAR_FIELDS, PreprocSettings
+from flairqc_app.config import (FLAIR_TEMPLATE, GATE_LIMITS, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, SIDECAR_FIELDS,
+                                GateLimits, PreprocSettings)
 from flairqc_app.discover import FlairImage
-from flairqc_app.gate import REASONS, check_image
+from flairqc_app.gate import REASONS, check_image, describe_limits
 from flairqc_app.grade import decide
 from flairqc_app.infer import ModelSet, load_models, sha256_of
 from flairqc_app.preprocess import PreprocResult, preprocess_image
@@ -49,6 +50,7 @@ class RunSettings:
     threshold_overrides: dict[str, float] = field(default_factory=dict)
     write_preproc: bool = False
     force: bool = False
+    gate_limits: GateLimits = GATE_LIMITS
 
 
 @dataclass
@@ -94,6 +96,7 @@ def run_key(input_sha256: str, image: FlairImage, models: ModelSet, settings: Ru
         "models": models.hashes,
         "thresholds": models.thresholds,
         "recipe": asdict(settings.recipe),
+        "gate": asdict(settings.gate_limits),
         "write_preproc": settings.write_preproc,
         "version": __version__,
     }
@@ -110,7 +113,8 @@ def previous_row(path: Path) -> dict[str, Any] | None:
 
 def base_row(image: FlairImage, models: ModelSet, settings: RunSettings) -> dict[str, Any]:
     row: dict[str, Any] = {"bids_name": image.bids_name, "source_file": image.relpath, **image.entity_columns(),
-                           "preproc_recipe": settings.recipe.name, "provider": models.provider,
+                           "preproc_recipe": settings.recipe.name, "gate_limits": describe_limits(settings.gate_limits),
+                           "provider": models.provider,
                            "model_hashes": models.hashes, "flairqc_version": __version__}
     for key in SIDECAR_FIELDS:
         value = image.metadata.get(key)
@@ -122,6 +126,8 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
     started = time.perf_counter()
     table = derivatives.qc_table(settings.output_dir, image)
     row = base_row(image, models, settings)
+    if image.bids_errors:
+        return finish(image, settings, row, started, failure=("bids_invalid", "; ".join(image.bids_errors)))
     try:
         row["input_sha256"] = sha256_of(image.path)
     except OSError as exc:
@@ -134,7 +140,7 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
                  image.bids_name, row["run_key"][:8])
         return Outcome(image.bids_name, previous["status"], reused=True)
 
-    gate = check_image(image.path, image.metadata)
+    gate = check_image(image.path, image.metadata, settings.gate_limits)
     row.update(gate.geometry)
     if gate.status != "ok":
         if gate.status == "skipped":

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from bids.layout import Query
 from conftest import make_dataset
 
 from flairqc_app.discover import DiscoveryError, discover, read_filter_file, read_labels_arg
@@ -90,3 +91,20 @@ def test_one_subject_run_does_not_index_the_others(dataset):
     assert names(discover(dataset, ["03"])) == ["sub-03_rec-norm_FLAIR"]
     with pytest.raises(Exception):
         discover(dataset)
+
+
+@pytest.mark.parametrize("folder", ["anat", "func", "perf", "sub-x", "ses-y", "acq-z_run-3"])
+def test_a_dataset_under_an_entity_like_folder_is_read_below_its_root(tmp_path, folder):
+    """pybids #1270: entities were matched against the absolute path (0 FLAIRs under `func`, one subject under
+    `sub-x` with every sidecar merged)."""
+    root = make_dataset(tmp_path / folder / "bids",
+                        {"sub-01/anat/sub-01_FLAIR.nii.gz": SMALL, "sub-02/ses-1/anat/sub-02_ses-1_FLAIR.nii.gz": SMALL,
+                         "sub-02/ses-1/func/sub-02_ses-1_task-rest_bold.nii.gz": SMALL},
+                        {"sub-02/sub-02_FLAIR.json": {"EchoTime": 0.1}})
+    found = discover(root)
+    assert [(im.bids_name, im.entities, im.metadata) for im in found] == [
+        ("sub-01_FLAIR", {"subject": "01"}, {}),
+        ("sub-02_ses-1_FLAIR", {"subject": "02", "session": "1"}, {"EchoTime": 0.1}),
+    ]
+    assert names(discover(root, ["02"], ["1"])) == ["sub-02_ses-1_FLAIR"]
+    assert names(discover(root, filters={"session": Query.NONE})) == ["sub-01_FLAIR"]

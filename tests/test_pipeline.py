@@ -19,6 +19,7 @@ from conftest import REALDATA, build_models_dir, make_dataset, sigmoid, template
 
 from flairqc_app import __version__
 from flairqc_app.cli import main
+from flairqc_app.group import group_stem
 from flairqc_app.tsv import read_table
 
 pytestmark = pytest.mark.slow
@@ -135,7 +136,8 @@ def test_rerun_reuses_done_images_and_redoes_failed(run):
 
 def test_group_filters_apply(run):
     assert main([str(run["bids"]), str(run["out"]), "group", "--participant-label", "01", "03"]) == 0
-    assert [r["bids_name"] for r in read_table(run["out"] / "group_FLAIR.tsv")] == ["sub-01_ses-1_FLAIR", "sub-03_FLAIR"]
+    table = run["out"] / f"{group_stem({'subject': ['01', '03']})}.tsv"
+    assert [r["bids_name"] for r in read_table(table)] == ["sub-01_ses-1_FLAIR", "sub-03_FLAIR"]
     assert main([str(run["bids"]), str(run["out"]), "group", "--session-id", "9"]) == 18
 
 
