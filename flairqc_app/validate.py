@@ -45,17 +45,26 @@ def run_deno_validator(executable: str, bids_dir: Path) -> ValidationReport:
                           capture_output=True, text=True)
     name = f"bids-validator-deno {version}".strip()
     try:
-        issues = json.loads(proc.stdout)["issues"]["issues"]
+        found = json.loads(proc.stdout)["issues"]
+        issues, messages = found["issues"], found.get("codeMessages") or {}
     except (json.JSONDecodeError, KeyError, TypeError):
         if proc.returncode == 0:
             return ValidationReport(name)
         return ValidationReport(name, [f"validator exited {proc.returncode}: {proc.stderr.strip()[:500]}"])
-    errors = [
-        f"{issue.get('code')}{'/' + issue['subCode'] if issue.get('subCode') else ''}: {issue.get('location', '')}"
-        for issue in issues
-        if issue.get("severity") == "error"
-    ]
-    return ValidationReport(name, errors)
+    return ValidationReport(name, [issue_text(issue, messages) for issue in issues if issue.get("severity") == "error"])
+
+
+def issue_text(issue: dict, messages: dict[str, str]) -> str:
+    """One line per validator error: code, where (a file, or what a dataset-level issue affects), and what.
+
+    >>> issue_text({"code": "MISSING_DATASET_DESCRIPTION", "affects": ["/dataset_description.json"]},
+    ...            {"MISSING_DATASET_DESCRIPTION": "A dataset_description.json file is required"})
+    'MISSING_DATASET_DESCRIPTION: /dataset_description.json: A dataset_description.json file is required'
+    """
+    code = f"{issue.get('code')}{'/' + issue['subCode'] if issue.get('subCode') else ''}"
+    where = issue.get("location") or ", ".join(issue.get("affects") or [])
+    what = (issue.get("issueMessage") or messages.get(issue.get("code"), "")).strip().split("\n")[0]
+    return ": ".join(part for part in (code, where, what) if part)
 
 
 def builtin_check(bids_dir: Path) -> ValidationReport:
