@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
+import signal
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,15 @@ class UsageError(Exception):
     def __init__(self, message: str, exit_code: int = config.EXIT_USAGE):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Terminated(BaseException):
+    """SIGTERM (a plain kill, a SLURM or Kubernetes stop), raised in the main thread as Ctrl-C raises
+    KeyboardInterrupt, so that the same clean-up runs: workers ended, scratch removed, finished rows kept."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 class PrintDescriptor(argparse.Action):
@@ -97,14 +107,20 @@ def positive_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return run(args)
     except UsageError as exc:
         print(f"flairqc: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("flairqc: interrupted; images already written are complete, a re-run resumes", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        name, code = ("SIGINT", config.EXIT_SIGINT) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM",
+                                                                                                 config.EXIT_SIGTERM)
+        print(f"flairqc: stopped by {name}; the images already written are complete, a re-run resumes",
+              file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,9 +136,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "logs").mkdir(exist_ok=True)
+        for folder in (output_dir, output_dir / "logs"):  # an existing read-only folder: root passes os.access
+            tempfile.TemporaryFile(dir=folder).close()
+        setup_logging(args.verbose, output_dir, levels)
     except OSError as exc:
-        raise UsageError(f"cannot create output directory {output_dir}: {exc}", config.EXIT_CANT_CREATE) from exc
-    setup_logging(args.verbose, output_dir, levels)
+        raise UsageError(f"cannot write in the output directory {output_dir}: {exc}", config.EXIT_CANT_CREATE) from exc
     set_thread_limits(args.omp_nthreads)
     log.info("flairqc %s: %s -> %s (%s)", __version__, bids_dir, output_dir, " + ".join(levels))
 
@@ -149,6 +167,17 @@ def check_not_inside(path: Path, bids_dir: Path, what: str) -> None:
                          "or a folder outside it")
 
 
+class LogFileHandler(logging.FileHandler):
+    """The run's log file; when it cannot be written (a full disk) it says so once and goes quiet, instead of
+    logging's traceback on every record. The console keeps every message."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        exc = sys.exc_info()[1]
+        log.removeHandler(self)
+        print(f"flairqc: warning: cannot write the log file {self.baseFilename}: {exc}; logging to the console "
+              "only", file=sys.stderr)
+
+
 def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
     """Progress (INFO) on stderr by default, DEBUG with -v; the log file in logs/ always has everything."""
     log.setLevel(logging.DEBUG)
@@ -157,8 +186,8 @@ def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
     console.setLevel(logging.DEBUG if verbosity else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s flairqc %(levelname)s: %(message)s", "%H:%M:%S"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    logfile = logging.FileHandler(output_dir / "logs" / f"flairqc-{'-'.join(levels)}-{stamp}-{os.getpid()}.log",
-                                  encoding="utf-8")
+    logfile = LogFileHandler(output_dir / "logs" / f"flairqc-{'-'.join(levels)}-{stamp}-{os.getpid()}.log",
+                             encoding="utf-8")
     logfile.setLevel(logging.DEBUG)
     logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(processName)s: %(message)s"))
     log.addHandler(console)
@@ -175,8 +204,12 @@ def set_thread_limits(threads: int) -> None:
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
                       filters: dict, selecting: bool) -> int:
     from flairqc_app import discover
-    from flairqc_app.infer import ModelError, read_thresholds
+    from flairqc_app.infer import ModelError, read_thresholds, select_providers
 
+    try:
+        select_providers(args.device)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
     report = None
     if args.skip_bids_validation:
         log.info("BIDS validation skipped (--skip-bids-validation)")
@@ -197,21 +230,27 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
         overrides = read_thresholds(args.thresholds) if args.thresholds else {}
     except ModelError as exc:
         raise UsageError(str(exc)) from exc
-    settings = make_settings(args, bids_dir, output_dir, overrides, gate_limits(args.gate_config))
-    try:
-        from flairqc_app.participant import run_participants
+    limits = gate_limits(args.gate_config)
+    from flairqc_app.participant import run_participants
+    from flairqc_app.scratch import scratch_dir
 
-        outcomes = run_participants(images, settings)
-    except ModelError as exc:
-        hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
-                "--models-dir" if args.models_dir == config.DEFAULT_MODELS_DIR else "")
-        log.error("%s%s", exc, hint)
-        return config.EXIT_FAILURE
-    except OSError as exc:
-        log.error("I/O error: %s", exc)
-        return config.EXIT_IO
-    finally:
-        shutil.rmtree(settings.work_dir, ignore_errors=True)
+    work_root = args.work_dir.resolve() if args.work_dir else Path(tempfile.gettempdir())
+    check_not_inside(work_root, bids_dir, "work directory")
+    with ExitStack() as stack:  # the scratch goes on return, error, Ctrl-C and SIGTERM (its guardian: on kill -9)
+        try:
+            work_dir = stack.enter_context(scratch_dir(work_root))
+        except OSError as exc:
+            raise UsageError(f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE) from exc
+        try:
+            outcomes = run_participants(images, make_settings(args, bids_dir, output_dir, overrides, limits, work_dir))
+        except ModelError as exc:
+            hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
+                    "--models-dir" if args.models_dir == config.DEFAULT_MODELS_DIR else "")
+            log.error("%s%s", exc, hint)
+            return config.EXIT_FAILURE
+        except OSError as exc:
+            log.error("I/O error: %s", exc)
+            return config.EXIT_IO
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
     reused = sum(o.reused for o in outcomes)
     log.info("participant level done: %d ok, %d skipped, %d failed (%d reused from an earlier run)",
@@ -259,25 +298,21 @@ def run_validation(bids_dir: Path, output_dir: Path):
 
 
 def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float],
-                  limits: config.GateLimits):
+                  limits: config.GateLimits, work_dir: Path):
+    from flairqc_app.memory import machine_memory_bytes
     from flairqc_app.participant import RunSettings
 
-    work_root = args.work_dir.resolve() if args.work_dir else Path(tempfile.gettempdir())
-    check_not_inside(work_root, bids_dir, "work directory")
-    try:
-        work_root.mkdir(parents=True, exist_ok=True)
-        work_dir = Path(tempfile.mkdtemp(prefix="flairqc-work-", dir=work_root))
-    except OSError as exc:
-        raise UsageError(f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE) from exc
     nprocs = args.nprocs
     if args.mem:
         nprocs = max(1, min(nprocs, int(args.mem // config.PER_IMAGE_MEMORY_GB)))
         if nprocs < args.nprocs:
             log.warning("--mem %.1f GB allows %d parallel image(s), not %d", args.mem, nprocs, args.nprocs)
+    total = args.mem * 2**30 if args.mem else machine_memory_bytes()
     return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
                        recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
                        omp_nthreads=args.omp_nthreads, nprocs=nprocs, threshold_overrides=overrides,
-                       write_preproc=args.write_preproc, force=args.force, gate_limits=limits)
+                       write_preproc=args.write_preproc, force=args.force, gate_limits=limits,
+                       image_memory_bytes=int(total // nprocs))
 
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
@@ -285,7 +320,11 @@ def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Names
     from flairqc_app.group import describe, group_stem, run_group, selection
 
     wanted = selection(labels, args.session_id, args.run_id, filters)
-    rows = run_group(output_dir, wanted)
+    try:
+        rows = run_group(output_dir, wanted)
+    except OSError as exc:
+        log.error("I/O error: %s (the previous group table and report, if any, are unchanged)", exc)
+        return config.EXIT_IO
     if not rows:
         raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)

@@ -19,6 +19,8 @@ EXIT_USAGE = 64
 EXIT_NO_INPUT = 66
 EXIT_CANT_CREATE = 73
 EXIT_IO = 74
+EXIT_SIGINT = 130  # 128 + the signal number, as shells report it
+EXIT_SIGTERM = 143
 
 # ---------------------------------------------------------------- package data
 DATA_DIR = Path(str(resources.files("flairqc_app") / "data"))
@@ -125,6 +127,10 @@ TASKS = ("straight_reject",) + ARTEFACT_TASKS
 DEFAULT_NPROCS = 1
 DEFAULT_OMP_NTHREADS = 2
 PER_IMAGE_MEMORY_GB = 2.0  # per-image memory bound for --mem (measured peak 1.1 GB: benchmarks/bench_pipeline.py)
+# working float32 copies of an image while it is processed: the measured peak grows by ~26 bytes per input voxel
+# (6.5 copies) above ~650 MB of models and templates; 10 leaves room. memory.too_large refuses an image whose
+# voxels x max(itemsize, 4) x WORKING_COPIES exceed its share of --mem (default: the machine's memory).
+WORKING_COPIES = 10
 SIDECAR_FIELDS = (
     "Manufacturer",
     "ManufacturersModelName",

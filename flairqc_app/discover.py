@@ -6,6 +6,7 @@ subjects' folders, derivatives and every non-anat datatype folder are excluded b
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 from bids import BIDSLayout, BIDSLayoutIndexer
 from bids.layout import Query
-from bids.layout.models import Entity
+from bids.layout.models import Config, Entity
 
 FLAIR_QUERY = {"suffix": "FLAIR", "datatype": "anat", "extension": [".nii", ".nii.gz"]}
 # BIDS entity names in filters and in our columns (pybids names on the left)
@@ -41,6 +42,7 @@ class FlairImage:
     entities: dict[str, str]  # pybids entity name -> value as written in the file name
     metadata: dict[str, Any] = field(default_factory=dict)  # sidecar JSON, inheritance applied
     bids_errors: tuple[str, ...] = ()  # the BIDS validator's errors about this file or its sidecar: it fails
+    sidecar_error: str | None = None  # a sidecar that applies to this image is not a JSON object: it fails alone
 
     @property
     def bids_name(self) -> str:
@@ -72,7 +74,10 @@ def read_labels_arg(values: list[str] | None) -> list[str] | None:
     for value in values:
         candidate = Path(value)
         if candidate.is_file():
-            lines = candidate.read_text(encoding="utf-8").split()
+            try:
+                lines = candidate.read_text(encoding="utf-8").split()
+            except (OSError, ValueError) as exc:
+                raise DiscoveryError(f"cannot read the participant label file {candidate}: {exc}", 64) from exc
             labels += [strip_prefix(x.strip(), "sub") for x in lines if x.strip() and not x.startswith("#")]
         else:
             labels.append(strip_prefix(value, "sub"))
@@ -85,7 +90,7 @@ def read_filter_file(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8
         raise DiscoveryError(f"cannot read the BIDS filter file {path}: {exc}", 64) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("flair", {}), dict):
         raise DiscoveryError(f"{path}: expected a JSON object {{\"flair\": {{entity: value}}}}", 64)
@@ -94,8 +99,79 @@ def read_filter_file(path: Path | None) -> dict[str, Any]:
         raise DiscoveryError(f"{path}: unknown query name(s) {sorted(unknown)}; flairqc reads only 'flair'", 64)
     filters = {}
     for entity, value in payload.get("flair", {}).items():
+        problem = filter_problem(entity, value)
+        if problem:
+            raise DiscoveryError(f"{path}: {problem}", 64)
         filters[entity] = Query.NONE if value is None else Query.ANY if value == "*" else value
     return filters
+
+
+def filter_problem(entity: str, value: Any) -> str | None:
+    """What is wrong with one entry of a filter file, or None.
+
+    >>> filter_problem("acquisition", ["sag", "ax"]) is None, filter_problem("acq", "sag")[:27]
+    (True, "unknown BIDS entity 'acq' (")
+    """
+    if entity not in BIDS_ENTITIES:
+        return f"unknown BIDS entity {entity!r} (entities are {', '.join(sorted(BIDS_ENTITIES))})"
+    values = value if isinstance(value, list) else [value]
+    if (value is not None and not values) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                     for v in values if value is not None):
+        return f"{entity}: {json.dumps(value)} is not a label, a list of labels, null or \"*\""
+    return None
+
+
+def sidecar_problem(path: Path) -> str | None:
+    """Why a JSON sidecar is unusable (BIDS: a JSON object in UTF-8), or None. pybids would abort the whole
+    dataset on it, so discover() leaves it out and fails only the images it applies to."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "is UTF-16 text (it starts with a UTF-16 byte-order mark); BIDS JSON files are UTF-8"
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return f"is not valid JSON ({exc})"
+    if not isinstance(payload, dict):
+        return f"is a JSON {type(payload).__name__}, not an object {{field: value}}"
+    return None
+
+
+def broken_sidecars(bids_dir: Path, subjects: list[str] | None) -> dict[str, str]:
+    """Relative path -> problem, for every unusable JSON sidecar in the folders that discover() indexes."""
+    found = {}
+    for subject in subjects or ["*"]:
+        for pattern in (f"sub-{subject}/*.json", f"sub-{subject}/ses-*/*.json", f"sub-{subject}/anat/*.json",
+                        f"sub-{subject}/ses-*/anat/*.json"):
+            for path in bids_dir.glob(pattern):
+                problem = sidecar_problem(path)
+                if problem:
+                    found[path.relative_to(bids_dir).as_posix()] = problem
+    for path in bids_dir.glob("*.json"):
+        problem = sidecar_problem(path) if path.name != "dataset_description.json" else None
+        if problem:
+            found[path.name] = problem
+    return found
+
+
+def applies_to(sidecar_relpath: str, image_relpath: str) -> bool:
+    """BIDS inheritance: a FLAIR sidecar in the image's folder or above, whose entities the image has.
+
+    >>> applies_to("sub-01/sub-01_acq-sag_FLAIR.json", "sub-01/anat/sub-01_acq-sag_run-1_FLAIR.nii.gz")
+    True
+    >>> applies_to("sub-01/anat/sub-01_T1w.json", "sub-01/anat/sub-01_FLAIR.nii.gz")
+    False
+    """
+    folder, _, name = sidecar_relpath.rpartition("/")
+    stem = name[: -len(".json")]
+    if not (stem == "FLAIR" or stem.endswith("_FLAIR")) or not (image_relpath.startswith(folder + "/") or not folder):
+        return False
+    image_parts = set(image_relpath.rpartition("/")[2].split("_"))
+    return all(part in image_parts for part in stem.split("_")[:-1])
 
 
 def dataset_subjects(bids_dir: Path) -> list[str]:
@@ -156,7 +232,10 @@ def discover(
         missing = sorted(set(participant_labels) - set(available))
         if missing:
             raise DiscoveryError(f"participant label(s) not in {bids_dir}: {', '.join(missing)}", 64)
-    indexer = BIDSLayoutIndexer(validate=False, ignore=ignore_patterns(participant_labels), index_metadata=True)
+    broken = broken_sidecars(bids_dir, participant_labels)
+    ignored = [re.compile(rf"^/{re.escape(rel)}$") for rel in broken]
+    indexer = BIDSLayoutIndexer(validate=False, ignore=ignore_patterns(participant_labels) + ignored,
+                                index_metadata=True)
     with entities_below(bids_dir):
         layout = BIDSLayout(bids_dir, validate=False, indexer=indexer, derivatives=False)
     query: dict[str, Any] = dict(FLAIR_QUERY)
@@ -173,8 +252,14 @@ def discover(
         entities = {k: str(v) if k != "run" else _run_text(path, v) for k, v in bids_file.get_entities().items()
                     if k in ENTITY_COLUMNS}
         metadata = {k: v for k, v in bids_file.get_metadata().items()}
-        images.append(FlairImage(path=path, relpath=path.relative_to(bids_dir).as_posix(), entities=entities, metadata=metadata))
+        relpath = path.relative_to(bids_dir).as_posix()
+        errors = [f"sidecar {rel} {problem}" for rel, problem in broken.items() if applies_to(rel, relpath)]
+        images.append(FlairImage(path=path, relpath=relpath, entities=entities, metadata=metadata,
+                                 sidecar_error="; ".join(errors) or None))
     return sorted(images, key=lambda im: im.relpath)
+
+
+BIDS_ENTITIES = frozenset(Config.load("bids").entities)
 
 
 def _run_text(path: Path, value: Any) -> str:

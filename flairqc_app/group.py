@@ -110,9 +110,11 @@ def run_group(output_dir: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
     if not rows:
         return rows
     rows.sort(key=lambda r: r["bids_name"])
-    stem = group_stem(wanted)
-    tsv.write_table(output_dir / f"{stem}.tsv", rows)
     from flairqc_app.report import render_group_report
 
-    atomic.write_text(output_dir / f"{stem}.html", render_group_report(rows))
+    html = render_group_report(rows).encode("utf-8")
+    stem = group_stem(wanted)
+    # one write for the three files: a full disk leaves the previous table and report, never a new table beside
+    # a stale report
+    atomic.write_files({**tsv.table_files(output_dir / f"{stem}.tsv", rows), output_dir / f"{stem}.html": html})
     return rows

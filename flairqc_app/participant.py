@@ -15,16 +15,16 @@ import shutil
 import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from flairqc_app import __version__, atomic, derivatives, tsv
+from flairqc_app import __version__, atomic, derivatives, memory, tsv
 from flairqc_app.config import (FLAIR_TEMPLATE, GATE_LIMITS, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, SIDECAR_FIELDS,
                                 GateLimits, PreprocSettings)
 from flairqc_app.discover import FlairImage
@@ -33,6 +33,7 @@ from flairqc_app.grade import decide
 from flairqc_app.infer import ModelSet, load_models, sha256_of
 from flairqc_app.preprocess import PreprocResult, preprocess_image
 from flairqc_app.schema import SIDECAR_COLUMNS
+from flairqc_app.workers import run_in_workers
 
 log = logging.getLogger("flairqc")
 
@@ -51,6 +52,7 @@ class RunSettings:
     write_preproc: bool = False
     force: bool = False
     gate_limits: GateLimits = GATE_LIMITS
+    image_memory_bytes: int = 8 << 30  # memory.too_large refuses an image that would need more
 
 
 @dataclass
@@ -61,18 +63,12 @@ class Outcome:
 
 
 def run_participants(images: list[FlairImage], settings: RunSettings) -> list[Outcome]:
-    """Process every image, in parallel worker processes when nprocs > 1."""
+    """Process every image in worker processes (workers.py): a worker that dies fails only its own image."""
     derivatives.prepare_output_dir(settings.output_dir, settings.bids_dir)
-    if settings.nprocs <= 1 or len(images) <= 1:
-        models = load_models(settings.models_dir, settings.device, settings.omp_nthreads, settings.threshold_overrides)
-        return [process_image(image, settings, models) for image in images]
-    load_models(settings.models_dir, settings.device, 1, settings.threshold_overrides)  # fail early, in the parent
-    outcomes = []
-    with ProcessPoolExecutor(max_workers=settings.nprocs, initializer=_init_worker, initargs=(settings,)) as pool:
-        futures = [pool.submit(_process_in_worker, image, settings) for image in images]
-        for future in as_completed(futures):
-            outcomes.append(future.result())
-    return outcomes
+    # fail early, in the parent, which also writes the rows of images whose worker died
+    models = load_models(settings.models_dir, settings.device, 1, settings.threshold_overrides)
+    return run_in_workers(images, min(settings.nprocs, len(images)), partial(_process_in_worker, settings=settings),
+                          partial(worker_died, settings=settings, models=models), _init_worker, (settings,))
 
 
 _WORKER_MODELS: ModelSet | None = None
@@ -85,8 +81,20 @@ def _init_worker(settings: RunSettings) -> None:
 
 
 def _process_in_worker(image: FlairImage, settings: RunSettings) -> Outcome:
+    """process_image; an output that cannot be written (a full disk) stops the run with a message naming the
+    image and the file."""
     assert _WORKER_MODELS is not None
-    return process_image(image, settings, _WORKER_MODELS)
+    try:
+        return process_image(image, settings, _WORKER_MODELS)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write the outputs of {image.bids_name}: {exc.strerror or exc}",
+                      exc.filename) from exc
+
+
+def worker_died(image: FlairImage, how: str, settings: RunSettings, models: ModelSet) -> Outcome:
+    """The row of an image whose worker process ended without answering (kill -9, the out-of-memory killer)."""
+    return finish(image, settings, base_row(image, models, settings), time.perf_counter(),
+                  failure=("worker_died", f"the worker process processing {image.relpath} {how}"))
 
 
 def run_key(input_sha256: str, image: FlairImage, models: ModelSet, settings: RunSettings) -> str:
@@ -132,6 +140,8 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
         row["input_sha256"] = sha256_of(image.path)
     except OSError as exc:
         return finish(image, settings, row, started, failure=("unreadable", f"cannot read {image.path}: {exc}"))
+    if image.sidecar_error:
+        return finish(image, settings, row, started, failure=("sidecar_invalid", image.sidecar_error))
     row["run_key"] = run_key(row["input_sha256"], image, models, settings)
     previous = previous_row(table) if table.exists() else None
     if (not settings.force and previous and previous.get("run_key") == row["run_key"]
@@ -140,6 +150,9 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
                  image.bids_name, row["run_key"][:8])
         return Outcome(image.bids_name, previous["status"], reused=True)
 
+    oversized = memory.too_large(image.path, settings.image_memory_bytes)
+    if oversized:
+        return finish(image, settings, row, started, failure=("too_large", oversized))
     gate = check_image(image.path, image.metadata, settings.gate_limits)
     row.update(gate.geometry)
     if gate.status != "ok":

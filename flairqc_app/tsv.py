@@ -44,10 +44,14 @@ def to_text(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table_files(path: Path, rows: Iterable[dict[str, Any]]) -> dict[Path, bytes]:
+    """The JSON data dictionary (same stem) and the TSV, dictionary first, for atomic.write_files."""
+    return {path.with_suffix(".json"): atomic.json_bytes(data_dictionary()), path: to_text(rows).encode("utf-8")}
+
+
 def write_table(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write the TSV and its JSON data dictionary (same stem) atomically, dictionary first."""
-    atomic.write_json(path.with_suffix(".json"), data_dictionary())
-    atomic.write_text(path, to_text(rows))
+    """Write the TSV and its JSON data dictionary atomically, as a pair."""
+    atomic.write_files(table_files(path, rows))
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:

@@ -86,11 +86,13 @@ def test_filter_file(dataset, tmp_path):
 
 
 def test_one_subject_run_does_not_index_the_others(dataset):
-    """A broken sidecar in another subject would break a full index; a one-subject run never reads it."""
+    """A one-subject run never reads another subject's sidecar; a full run marks only the image it applies to."""
     (dataset / "sub-01/anat/sub-01_FLAIR.json").write_text("{broken json")
-    assert names(discover(dataset, ["03"])) == ["sub-03_rec-norm_FLAIR"]
-    with pytest.raises(Exception):
-        discover(dataset)
+    selected = discover(dataset, ["03"])
+    assert names(selected) == ["sub-03_rec-norm_FLAIR"] and selected[0].sidecar_error is None
+    errors = {image.bids_name: image.sidecar_error for image in discover(dataset)}
+    assert errors.pop("sub-01_FLAIR").startswith("sidecar sub-01/anat/sub-01_FLAIR.json is not valid JSON")
+    assert set(errors.values()) == {None}
 
 
 @pytest.mark.parametrize("folder", ["anat", "func", "perf", "sub-x", "ses-y", "acq-z_run-3"])

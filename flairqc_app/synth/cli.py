@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -54,8 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def missing_extra() -> str | None:
+    """What to install when the [synth] extra is missing: the engine's anatomy comes from nilearn's ICBM maps, which
+    it imports only when it renders (in worker processes with --nprocs), where a bare ModuleNotFoundError is no help."""
+    try:
+        importlib.import_module("nilearn")
+    except ImportError as exc:
+        return (f"flairqc-synth needs the [synth] extra ({exc}): pip install 'flairqc[synth]' "
+                "(in a source tree: pip install '.[synth]')")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_extra()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 1
     if args.n_subjects < 1 or args.nprocs < 1:
         print("flairqc-synth: --n-subjects and --nprocs must be at least 1", file=sys.stderr)
         return 64
