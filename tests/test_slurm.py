@@ -1,4 +1,5 @@
-"""Scale-out on a real single-node SLURM: the README's job-array recipe (tools/slurm/submit.sh) gives a local run's rows.
+"""Scale-out on a real single-node SLURM: the README's job-array recipe (tools/slurm/submit.sh) gives a local run's
+rows.
 
 The SLURM comes from tools/slurm/start-local-slurm.sh (Debian's slurm-wlm and munge; .ci/run calls it); the test
 calls it too when no SLURM answers and it runs as root, and is skipped, with the reason, only where it cannot start.
@@ -115,7 +116,8 @@ def test_the_job_array_recipe_equals_a_local_run(slurm, tmp_path):
     assert rows == comparable(local)
     assert [(r["bids_name"], r["status"]) for r in rows] == [
         ("sub-01_FLAIR", "ok"), ("sub-02_FLAIR", "skipped"), ("sub-03_FLAIR", "ok"), ("sub-04_FLAIR", "skipped"),
-        ("sub-05_FLAIR", "skipped"), ("sub-06_FLAIR", "skipped"), ("sub-07_FLAIR", "skipped"), ("sub-08_FLAIR", "failed")]
+        ("sub-05_FLAIR", "skipped"), ("sub-06_FLAIR", "skipped"), ("sub-07_FLAIR", "skipped"),
+        ("sub-08_FLAIR", "failed")]
     outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and "logs" not in p.parts)
     assert outputs == sorted(p.relative_to(local).as_posix() for p in local.rglob("*")
                              if p.is_file() and "logs" not in p.parts)

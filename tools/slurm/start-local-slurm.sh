@@ -68,7 +68,9 @@ for _ in $(seq 60); do
         echo "SLURM started: $(sinfo -h -N -o '%N %c CPUs %m MB %T')"
         exit 0
     fi
-    sinfo -h -N -o '%T' 2>/dev/null | grep -qiE 'down|drain' && as_root scontrol update nodename="$host" state=resume || true
+    if sinfo -h -N -o '%T' 2>/dev/null | grep -qiE 'down|drain'; then
+        as_root scontrol update nodename="$host" state=resume || true
+    fi
     sleep 1
 done
 echo "SLURM did not come up; see /var/log/slurm/slurmctld.log and slurmd.log" >&2
