@@ -15,8 +15,12 @@ import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flairqc_app import __version__, config
+
+if TYPE_CHECKING:
+    from flairqc_app.validate import ValidationReport
 
 log = logging.getLogger("flairqc")
 LEVELS = ("participant", "group")
@@ -275,7 +279,7 @@ def gate_limits(path: Path | None) -> config.GateLimits:
     return limits
 
 
-def run_validation(bids_dir: Path, output_dir: Path):
+def run_validation(bids_dir: Path, output_dir: Path) -> ValidationReport:
     """Validate; stop on dataset-level errors (exit 16). The findings go to logs/, a summary to the console."""
     from flairqc_app import validate
 

@@ -45,16 +45,19 @@ class Finding:
 
         >>> Finding("JSON_INVALID", "error", "/sub-01/anat/sub-01_FLAIR.json").file_level
         True
-        >>> Finding("MISSING_DATASET_DESCRIPTION", "error").file_level, Finding("X", "error", "/participants.tsv").file_level
-        (False, False)
+        >>> Finding("MISSING_DATASET_DESCRIPTION", "error").file_level
+        False
+        >>> Finding("X", "error", "/participants.tsv").file_level
+        False
         """
         return bool(self.location and SUBJECT_PATH.match(self.location))
 
     def concerns(self, relpath: str) -> bool:
         """Whether it is about the image at relpath: the image itself, a file it affects, or the image's sidecar.
 
-        >>> Finding("JSON_INVALID", "error", "/sub-01/anat/sub-01_FLAIR.json").concerns("sub-01/anat/sub-01_FLAIR.nii.gz")
-        True
+        >>> sidecar = Finding("JSON_INVALID", "error", "/sub-01/anat/sub-01_FLAIR.json")
+        >>> sidecar.concerns("sub-01/anat/sub-01_FLAIR.nii.gz"), sidecar.concerns("sub-01/anat/sub-01_T1w.nii.gz")
+        (True, False)
         """
         image = "/" + relpath
         if image == self.location or image in self.affects:

@@ -99,16 +99,17 @@ def test_participant_command_line_uses_flairqc_options(tmp_path):
     invocation = {"bids_dir": "/data/bids", "output_dir_name": "/data/out", "analysis_level": "participant",
                   "participant_label": ["01", "sub-02"], "session_label": ["1"], "run_id": ["2"],
                   "bids_filter_file": "/f.json", "models_dir": "/models", "device": "cpu", "thresholds": "/t.json",
-                  "preproc": "paper", "write_preproc": True, "force": True, "nprocs": 2, "omp_nthreads": 3, "mem": 8,
+                  "gate_config": "/g.json", "preproc": "paper", "write_preproc": True, "force": True, "nprocs": 2, "omp_nthreads": 3, "mem": 8,
                   "skip_bids_validation": True, "verbose": True}
     command = generated_command(simulate(DESCRIPTOR, invocation, tmp_path))
     assert command == ("mkdir -p /data/out; flairqc /data/bids /data/out participant --participant-label 01 sub-02 "
                        "--session-id 1 --run-id 2 --bids-filter-file /f.json --models-dir /models --device cpu "
-                       "--thresholds /t.json --preproc paper --write-preproc --force --nprocs 2 --omp-nthreads 3 "
+                       "--thresholds /t.json --gate-config /g.json --preproc paper --write-preproc --force --nprocs 2 --omp-nthreads 3 "
                        "--mem 8 --skip-bids-validation -v")
     args = build_parser().parse_args(shlex.split(command.split("; flairqc ", 1)[1]))
     assert (args.participant_label, args.session_id, args.run_id) == (["01", "sub-02"], ["1"], ["2"])
-    assert (str(args.bids_filter_file), str(args.models_dir), str(args.thresholds)) == ("/f.json", "/models", "/t.json")
+    assert (str(args.bids_filter_file), str(args.models_dir), str(args.thresholds), str(args.gate_config)) == (
+        "/f.json", "/models", "/t.json", "/g.json")
     assert (args.device, args.preproc, args.nprocs, args.omp_nthreads, args.mem) == ("cpu", "paper", 2, 3, 8.0)
     assert args.write_preproc and args.force and args.skip_bids_validation and args.verbose == 1
 

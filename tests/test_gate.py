@@ -207,7 +207,8 @@ def test_gate_config_through_the_command_line_is_recorded_and_redoes_images(tmp_
     command = [str(bids), str(out), "participant", "--models-dir", str(models_dir), "--skip-bids-validation"]
     assert main(command) == 0
     (row,) = tsv.read_table(table)
-    assert (row["status"], row["reason"], row["gate_limits"]) == ("skipped", "acquisition_2d", describe_limits(GATE_LIMITS))
+    assert (row["status"], row["reason"]) == ("skipped", "acquisition_2d")
+    assert row["gate_limits"] == describe_limits(GATE_LIMITS)
     config = tmp_path / "gate.json"
     config.write_text('{"max_slice_thickness_mm": 2.0, "min_field_of_view_mm": 200}')
     assert main(command + ["--gate-config", str(config)]) == 0  # new limits, new run key: redone, not reused

@@ -48,7 +48,7 @@ def test_concurrent_group_runs_with_different_selections_keep_their_own_tables(o
              for labels in selections]
     assert stems[0] == "group_FLAIR" and len(set(stems)) == len(stems)
     for labels, stem, log in zip(selections, stems, logs):
-        expected = [f"sub-{label.removeprefix('sub-')}_FLAIR" for label in labels] or [f"sub-{s}_FLAIR" for s in SUBJECTS]
+        expected = [f"sub-{label.removeprefix('sub-')}_FLAIR" for label in labels or SUBJECTS]
         assert names_in(out, stem) == expected
         assert str(out / f"{stem}.tsv") in log
         html = (out / f"{stem}.html").read_text()

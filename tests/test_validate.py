@@ -87,7 +87,8 @@ def test_builtin_check_fails_a_badly_named_flair_only(dataset, tmp_path, models_
     assert "built-in minimal check" in proc.stderr
     (bad,) = tsv.read_table(out / "sub-01/anat/sub-01_acq-a_b_desc-flairqc_FLAIR.tsv")
     assert (bad["status"], bad["reason"]) == ("failed", "bids_invalid")
-    assert bad["reason_detail"] == "INVALID_FLAIR_NAME: /sub-01/anat/sub-01_acq-a_b_FLAIR.nii.gz: not a valid BIDS FLAIR file name"
+    assert bad["reason_detail"] == ("INVALID_FLAIR_NAME: /sub-01/anat/sub-01_acq-a_b_FLAIR.nii.gz: "
+                                    "not a valid BIDS FLAIR file name")
     (fine,) = tsv.read_table(out / "sub-03/anat/sub-03_acq-x_desc-flairqc_FLAIR.tsv")
     assert fine["status"] == "skipped"
 
@@ -96,7 +97,8 @@ def test_a_validator_issue_without_a_message_takes_its_codes_text():
     messages = {"MISSING_DATASET_DESCRIPTION": "A dataset_description.json file is required in the root"}
     finding = deno_finding({"code": "MISSING_DATASET_DESCRIPTION", "severity": "error",
                             "affects": ["/dataset_description.json"]}, messages)
-    assert finding.text() == "MISSING_DATASET_DESCRIPTION: (dataset): A dataset_description.json file is required in the root"
+    assert finding.text() == ("MISSING_DATASET_DESCRIPTION: (dataset): "
+                              "A dataset_description.json file is required in the root")
     assert not finding.file_level
     sidecar = deno_finding({"code": "JSON_SCHEMA_VALIDATION_ERROR", "subCode": "EchoTime", "severity": "error",
                             "location": "/sub-01/sub-01_FLAIR.json", "issueMessage": "must be\nnumber",
