@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                                                  config.EXIT_SIGTERM)
         print(f"flairqc: stopped by {name}; the images already written are complete, a re-run resumes",
               file=sys.stderr)
+        if argv is None:  # the command itself, all cleaned up: skip the interpreter's teardown of ANTs, onnxruntime
+            logging.shutdown()  # and pybids, which takes seconds on a loaded machine (benchmarks/bench_faults.py)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         return code
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -137,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
             tempfile.TemporaryFile(dir=folder).close()
         setup_logging(args.verbose, output_dir, levels)
     except OSError as exc:
-        raise UsageError(f"cannot write in the output directory {output_dir}: {exc}", config.EXIT_CANT_CREATE) from exc
+        raise UsageError(f"cannot write in the output directory {output_dir}: {exc.strerror or exc}",
+                         config.EXIT_CANT_CREATE) from exc
     set_thread_limits(args.omp_nthreads)
     log.info("flairqc %s: %s -> %s (%s)", __version__, bids_dir, output_dir, " + ".join(levels))
 
