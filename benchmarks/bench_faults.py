@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -33,29 +32,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import REALDATA, build_models_dir, make_dataset, template_head  # noqa: E402
+from conftest import (REALDATA, alive, build_models_dir, make_dataset, process_tree,  # noqa: E402
+                      template_head, write_claimed_grid)
 
 from flairqc_app.tsv import read_table  # noqa: E402
 
 MEMORY_CAP = 3 << 30
 TINY = np.zeros((4, 4, 4), np.float32)
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and its descendants, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += parents.get(current, [])
-    return found
 
 
 def rss_mb(pid: int) -> float:
@@ -66,13 +49,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def run(bids: Path, out: Path, models: Path, *extra: str, tree_path: Path = REPO, preexec=None) -> subprocess.Popen:
@@ -86,7 +62,7 @@ def watch(proc: subprocess.Popen) -> tuple[float, float]:
     """Sample the process tree until it exits: (peak RSS of one process, peak RSS of the tree summed), MB."""
     single = summed = 0.0
     while proc.poll() is None:
-        sizes = [rss_mb(p) for p in tree(proc.pid)]
+        sizes = [rss_mb(p) for p in process_tree(proc.pid)]
         single, summed = max(single, max(sizes)), max(summed, sum(sizes))
         time.sleep(0.1)
     return single, summed
@@ -103,12 +79,12 @@ def stop_time(root: Path, head: Path, nprocs: int, how: str) -> float:
     out, work = root / "out", root / "work"
     proc = run(bids, out, build_models_dir(root / "models"), "--nprocs", str(nprocs), "-w", str(work))
     first = out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv"
-    while not (first.exists() and len(tree(proc.pid)) >= nprocs + 2):  # main, guardian, workers
+    while not (first.exists() and len(process_tree(proc.pid)) >= nprocs + 2):  # main, guardian, workers
         if proc.poll() is not None:
             raise RuntimeError(proc.communicate()[0])
         time.sleep(0.05)
     time.sleep(1.0)
-    processes = tree(proc.pid)
+    processes = process_tree(proc.pid)
     sent = time.monotonic()
     if how == "SIGINT":
         os.killpg(proc.pid, signal.SIGINT)
@@ -124,21 +100,6 @@ def stop_time(root: Path, head: Path, nprocs: int, how: str) -> float:
     return took
 
 
-def write_huge(path: Path, n: int) -> Path:
-    header = nib.Nifti1Header()
-    header.set_data_shape((n, n, n))
-    header.set_data_dtype(np.uint8)
-    header.set_sform(np.eye(4), code=1)
-    header["vox_offset"] = 352
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb", compresslevel=1) as handle:
-        handle.write(header.binaryblock + b"\0" * 4)
-        plane = bytes(n * n)
-        for _ in range(n):
-            handle.write(plane)
-    return path
-
-
 def capped() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
@@ -150,7 +111,7 @@ def huge_header(root: Path) -> dict:
         bids = make_dataset(root / name.split()[0].replace("^", "_"), {} if image is None else
                             {"sub-01/anat/sub-01_FLAIR.nii.gz": image})
         if image is None:
-            write_huge(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", 1024)
+            write_claimed_grid(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (1024, 1024, 1024), full=True)
         out = bids.parent / (bids.name + "-out")
         proc = run(bids, out, models, preexec=capped)
         single, summed = watch(proc)
@@ -179,8 +140,8 @@ def normal_flair(root: Path, trees: dict[str, Path]) -> list[dict]:
             started = time.monotonic()
             proc = run(bids, out, models, "--nprocs", str(nprocs), tree_path=tree_path)
             single, summed = watch(proc)
-            rows.append({"tree": label, "nprocs": nprocs, "exit": proc.returncode, "seconds": time.monotonic() - started,
-                         "peak_process_mb": single, "peak_tree_mb": summed})
+            rows.append({"tree": label, "nprocs": nprocs, "exit": proc.returncode,
+                         "seconds": time.monotonic() - started, "peak_process_mb": single, "peak_tree_mb": summed})
     return rows
 
 

@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flairqc: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, Terminated) as exc:
-        name, code = ("SIGINT", config.EXIT_SIGINT) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM",
-                                                                                                 config.EXIT_SIGTERM)
-        print(f"flairqc: stopped by {name}; the images already written are complete, a re-run resumes",
-              file=sys.stderr)
+        sigint = isinstance(exc, KeyboardInterrupt)
+        code = config.EXIT_SIGINT if sigint else config.EXIT_SIGTERM
+        print(f"flairqc: stopped by {'SIGINT' if sigint else 'SIGTERM'}; the images already written are complete, "
+              "a re-run resumes", file=sys.stderr)
         if argv is None:  # the command itself, all cleaned up: skip the interpreter's teardown of ANTs, onnxruntime
             logging.shutdown()  # and pybids, which takes seconds on a loaded machine (benchmarks/bench_faults.py)
             sys.stdout.flush()

@@ -14,14 +14,13 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import build_models_dir, make_dataset, template_head
+from conftest import alive, build_models_dir, make_dataset, process_tree, template_head, write_claimed_grid
 
 from flairqc_app.cli import main
 from flairqc_app.tsv import read_table
@@ -32,27 +31,6 @@ STOP_SECONDS = 5.0
 
 
 # ---------------------------------------------------------------- helpers
-
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (from /proc: no psutil needed)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper does not count)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 def is_guardian(pid: int) -> bool:
     try:
@@ -137,12 +115,15 @@ def busy_run(tmp_path: Path, head_file: Path, nprocs: int, heads: int,
     out = tmp_path / "out"
     proc = participant(bids, out, models, "--nprocs", str(nprocs), "-w", str(tmp_path / "work"))
     first = out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv"
-    wait_until(lambda: first.exists() and len([p for p in children(proc.pid) if not is_guardian(p)]) == nprocs,
-               120, proc)
+    wait_until(lambda: first.exists() and len(workers(proc.pid)) == nprocs, 120, proc)
     time.sleep(1.0)  # well inside N4 or the registration of the heads
-    workers = [p for p in children(proc.pid) if not is_guardian(p)]
-    assert len(workers) == nprocs and any(is_guardian(p) for p in children(proc.pid))
-    return proc, out, children(proc.pid)
+    descendants = process_tree(proc.pid)[1:]
+    assert len(workers(proc.pid)) == nprocs and any(is_guardian(p) for p in descendants)
+    return proc, out, descendants
+
+
+def workers(pid: int) -> list[int]:
+    return [p for p in process_tree(pid)[1:] if not is_guardian(p)]
 
 
 # ---------------------------------------------------------------- signals and workers
@@ -172,7 +153,7 @@ def test_a_signal_stops_the_run_within_seconds(tmp_path, head_file, nprocs, how,
 @pytest.mark.slow
 def test_a_worker_killed_with_sigkill_fails_only_its_image(tmp_path, head_file):
     proc, out, descendants = busy_run(tmp_path, head_file, nprocs=2, heads=2, fast_last=True)
-    victim = next(p for p in descendants if not is_guardian(p))
+    victim = workers(proc.pid)[0]
     os.kill(victim, signal.SIGKILL)  # what the out-of-memory killer sends
     output = proc.communicate(timeout=600)[0]
     assert proc.returncode == 1, output
@@ -202,34 +183,14 @@ def test_workers_and_scratch_die_with_a_main_process_killed_with_sigkill(tmp_pat
 
 # ---------------------------------------------------------------- memory
 
-def write_header_only(path: Path, shape: tuple[int, int, int], full: bool = False) -> Path:
-    """A .nii.gz whose header claims `shape` (uint8); with `full`, its zero voxels too (4.6 MB for 1024^3)."""
-    import gzip
-
-    header = nib.Nifti1Header()
-    header.set_data_shape(shape)
-    header.set_data_dtype(np.uint8)
-    header.set_qform(np.eye(4), code=1)
-    header.set_sform(np.eye(4), code=1)
-    header["vox_offset"] = 352
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb", compresslevel=1) as handle:
-        handle.write(header.binaryblock + b"\0" * 4)
-        if full:
-            plane = bytes(shape[0] * shape[1])
-            for _ in range(shape[2]):
-                handle.write(plane)
-    return path
-
-
 def capped() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
 def test_huge_grids_fail_alone_before_a_voxel_is_read(tmp_path):
     bids = make_dataset(tmp_path / "bids", {"sub-03/anat/sub-03_FLAIR.nii.gz": FAST})
-    write_header_only(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (1024, 1024, 1024), full=True)
-    write_header_only(bids / "sub-02/anat/sub-02_FLAIR.nii.gz", (1500, 1500, 1500))  # 1 KB claiming 1500^3
+    write_claimed_grid(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (1024, 1024, 1024), full=True)
+    write_claimed_grid(bids / "sub-02/anat/sub-02_FLAIR.nii.gz", (1500, 1500, 1500))  # 1 KB claiming 1500^3
     out = tmp_path / "out"
     proc = participant(bids, out, build_models_dir(tmp_path / "models"), "--nprocs", "2", preexec=capped)
     output = proc.communicate(timeout=300)[0]
@@ -246,7 +207,7 @@ def test_huge_grids_fail_alone_before_a_voxel_is_read(tmp_path):
 def test_mem_sets_the_cap(tmp_path):
     """256^3 uint8 needs about 0.6 GiB: refused with --mem 0.5, read (and found truncated) without it."""
     bids = make_dataset(tmp_path / "bids", {})
-    write_header_only(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (256, 256, 256))
+    write_claimed_grid(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (256, 256, 256))
     models = build_models_dir(tmp_path / "models")
     for extra, reason in ((("--mem", "0.5"), "too_large"), ((), "unreadable")):
         out = tmp_path / f"out-{reason}"
@@ -352,7 +313,8 @@ def test_read_only_output_dir_exits_73(tmp_path, tmpfs):
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 73, output
     assert_clean_exit(output)
-    assert output.strip() == f"flairqc: error: cannot write in the output directory {point / 'out'}: Read-only file system"
+    assert output.strip() == (f"flairqc: error: cannot write in the output directory {point / 'out'}: "
+                              "Read-only file system")
 
 
 def test_full_disk_at_start_is_one_line_and_exit_74(tmp_path, tmpfs):
