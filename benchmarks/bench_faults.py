@@ -6,8 +6,8 @@
 2. Peak RSS of a run given a 1024^3 .nii.gz (4.6 MB of zeros), under RLIMIT_AS 3 GiB: the image must be refused
    (too_large) before it is read. Reported beside a run given a tiny image (the run's own baseline: Python, ANTs,
    onnxruntime, pybids) and `memory.too_large` alone in a fresh Python (target: under 200 MB).
-3. Peak RSS of the run's processes (largest process, and the whole tree summed) on the real 3D FLAIR, at --nprocs 1
-   and 2; with --baseline-tree, the same runs of another checkout (e.g. /work/main) side by side.
+3. Peak memory of the run's processes (RSS of the largest, PSS of the whole tree summed) on the real 3D FLAIR, at
+   --nprocs 1 and 2; with --baseline-tree, the same runs of another checkout (e.g. /work/main) side by side.
 
     python benchmarks/bench_faults.py [--repeats 3] [--baseline-tree /work/main]
 """
@@ -41,14 +41,14 @@ MEMORY_CAP = 3 << 30
 TINY = np.zeros((4, 4, 4), np.float32)
 
 
-def rss_mb(pid: int) -> float:
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of a process in MB: PSS shares the pages a forked worker has in common with its parent, so the
+    sum over a process tree is what the tree takes from the machine."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+        return int(fields["Rss"].split()[0]) / 1024, int(fields["Pss"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return 0.0, 0.0
 
 
 def run(bids: Path, out: Path, models: Path, *extra: str, tree_path: Path = REPO, preexec=None) -> subprocess.Popen:
@@ -59,11 +59,12 @@ def run(bids: Path, out: Path, models: Path, *extra: str, tree_path: Path = REPO
 
 
 def watch(proc: subprocess.Popen) -> tuple[float, float]:
-    """Sample the process tree until it exits: (peak RSS of one process, peak RSS of the tree summed), MB."""
+    """Sample the process tree until it exits: (peak RSS of one process, peak PSS of the tree summed), MB."""
     single = summed = 0.0
     while proc.poll() is None:
-        sizes = [rss_mb(p) for p in process_tree(proc.pid)]
-        single, summed = max(single, max(sizes)), max(summed, sum(sizes))
+        sizes = [memory_mb(p) for p in process_tree(proc.pid)]
+        single = max(single, max(rss for rss, _ in sizes))
+        summed = max(summed, sum(pss for _, pss in sizes))
         time.sleep(0.1)
     return single, summed
 
@@ -117,7 +118,7 @@ def huge_header(root: Path) -> dict:
         single, summed = watch(proc)
         reason = read_table(out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv")[0]["reason"]
         figures[name] = {"exit": proc.returncode, "reason": reason, "peak_process_mb": round(single),
-                         "peak_tree_mb": round(summed)}
+                         "peak_tree_pss_mb": round(summed)}
     code = ("import resource, sys; from flairqc_app.memory import too_large; print(too_large(sys.argv[1], 8 << 30)); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     check = subprocess.run([sys.executable, "-c", code, str(root / "1024_3/sub-01/anat/sub-01_FLAIR.nii.gz")],
@@ -141,7 +142,7 @@ def normal_flair(root: Path, trees: dict[str, Path]) -> list[dict]:
             proc = run(bids, out, models, "--nprocs", str(nprocs), tree_path=tree_path)
             single, summed = watch(proc)
             rows.append({"tree": label, "nprocs": nprocs, "exit": proc.returncode,
-                         "seconds": time.monotonic() - started, "peak_process_mb": single, "peak_tree_mb": summed})
+                         "seconds": time.monotonic() - started, "peak_process_mb": single, "peak_tree_pss_mb": summed})
     return rows
 
 
@@ -170,11 +171,11 @@ def main() -> None:
                 print(f"{name:26} {json.dumps(figures)}")
         if "normal" not in args.skip:
             trees = {"this": REPO} | ({"baseline": args.baseline_tree.resolve()} if args.baseline_tree else {})
-            print("\nreal 3D FLAIR, two images: peak RSS of the largest process and of the process tree (MB)")
-            print("tree      nprocs  exit  seconds  peak_process  peak_tree")
+            print("\nreal 3D FLAIR, two images: peak RSS of the largest process, peak PSS of the process tree (MB)")
+            print("tree      nprocs  exit  seconds  peak_process_rss  peak_tree_pss")
             for r in normal_flair(root, trees):
                 print(f"{r['tree']:9} {r['nprocs']:6}  {r['exit']:4}  {r['seconds']:7.1f}  "
-                      f"{r['peak_process_mb']:12.0f}  {r['peak_tree_mb']:9.0f}")
+                      f"{r['peak_process_mb']:16.0f}  {r['peak_tree_pss_mb']:13.0f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1, 5, 15 min)")
