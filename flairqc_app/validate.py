@@ -51,8 +51,7 @@ def run_deno_validator(executable: str, bids_dir: Path) -> ValidationReport:
         if proc.returncode == 0:
             return ValidationReport(name)
         return ValidationReport(name, [f"validator exited {proc.returncode}: {proc.stderr.strip()[:500]}"])
-    errors = [issue_text(issue, messages) for issue in issues if issue.get("severity") == "error"]
-    return ValidationReport(name, errors)
+    return ValidationReport(name, [issue_text(issue, messages) for issue in issues if issue.get("severity") == "error"])
 
 
 def issue_text(issue: dict, messages: dict[str, str]) -> str:
