@@ -85,7 +85,8 @@ def build_parser() -> Parser:
     res.add_argument("--omp-nthreads", type=positive_int, default=config.DEFAULT_OMP_NTHREADS,
                      help="threads per image for ANTs and onnxruntime (default %(default)s)")
     res.add_argument("--mem", "--mem-gb", type=float, metavar="GB",
-                     help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image")
+                     help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image, and an "
+                          "image whose grid needs more than its share fails (too_large; default: the machine's memory)")
     res.add_argument("-w", "--work-dir", type=Path, help="scratch directory (default: a new folder in $TMPDIR)")
     other = p.add_argument_group("other")
     other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
