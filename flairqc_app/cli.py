@@ -92,7 +92,8 @@ def build_parser() -> Parser:
     res.add_argument("--omp-nthreads", type=positive_int, default=config.DEFAULT_OMP_NTHREADS,
                      help="threads per image for ANTs and onnxruntime (default %(default)s)")
     res.add_argument("--mem", "--mem-gb", type=float, metavar="GB",
-                     help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image")
+                     help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image, and an "
+                          "image whose grid needs more than its share fails (too_large; default: the machine's memory)")
     res.add_argument("-w", "--work-dir", type=Path, help="scratch directory (default: a new folder in $TMPDIR)")
     other = p.add_argument_group("other")
     other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
@@ -118,10 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flairqc: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, Terminated) as exc:
-        name, code = ("SIGINT", config.EXIT_SIGINT) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM",
-                                                                                                 config.EXIT_SIGTERM)
-        print(f"flairqc: stopped by {name}; the images already written are complete, a re-run resumes",
-              file=sys.stderr)
+        sigint = isinstance(exc, KeyboardInterrupt)
+        code = config.EXIT_SIGINT if sigint else config.EXIT_SIGTERM
+        print(f"flairqc: stopped by {'SIGINT' if sigint else 'SIGTERM'}; the images already written are complete, "
+              "a re-run resumes", file=sys.stderr)
+        if argv is None:  # the command itself, all cleaned up: skip the interpreter's teardown of ANTs, onnxruntime
+            logging.shutdown()  # and pybids, which takes seconds on a loaded machine (benchmarks/bench_faults.py)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         return code
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -144,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
             tempfile.TemporaryFile(dir=folder).close()
         setup_logging(args.verbose, output_dir, levels)
     except OSError as exc:
-        raise UsageError(f"cannot write in the output directory {output_dir}: {exc}", config.EXIT_CANT_CREATE) from exc
+        raise UsageError(f"cannot write in the output directory {output_dir}: {exc.strerror or exc}",
+                         config.EXIT_CANT_CREATE) from exc
     set_thread_limits(args.omp_nthreads)
     log.info("flairqc %s: %s -> %s (%s)", __version__, bids_dir, output_dir, " + ".join(levels))
 

@@ -36,7 +36,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "small_field_of_view": ("skipped", "the field of view is too small to hold the whole brain"),
     "preprocessing_error": ("failed", "N4, registration or resampling raised an error (see the crash file)"),
     "inference_error": ("failed", "a model could not be run on the image (see the crash file)"),
-    "too_large": ("failed", "processing the image would need more memory than allowed (--mem); checked from its header"),
+    "too_large": ("failed",
+                  "processing the image would need more memory than allowed (--mem); checked from its header"),
     "sidecar_invalid": ("failed", "a JSON sidecar of the image is not a JSON object in UTF-8"),
     "worker_died": ("failed", "the worker process ended while processing the image (killed, out of memory)"),
 }

@@ -41,5 +41,6 @@ def too_large(path: Path, cap_bytes: int) -> str | None:
     need = working_bytes(shape, dtype.itemsize)
     if need <= cap_bytes:
         return None
-    return (f"{'x'.join(str(n) for n in shape)} voxels of {dtype} would take about {need / 2**30:.1f} GiB to process, "
+    grid = "x".join(str(n) for n in shape)
+    return (f"{grid} voxels of {dtype} would take about {need / 2**30:.1f} GiB to process, "
             f"above the {cap_bytes / 2**30:.1f} GiB allowed per image (--mem divided by --nprocs)")

@@ -105,13 +105,16 @@ def run_in_workers(items: Iterable[Any], nprocs: int, work: Callable[[Any], Any]
     An exception raised by `work` stops the run and is raised here; so is anything that interrupts the parent
     (KeyboardInterrupt, a SIGTERM handler's exception), after every worker has been ended."""
     queue = deque(items)
+    started: list[_Worker] = []  # every worker not yet stopped, busy or idle
     busy: list[_Worker] = []
-    idle: list[_Worker] = []
     results: list[Any] = []
     try:
         while queue or busy:
             while queue and len(busy) < nprocs:
-                worker = idle.pop() if idle else _Worker(initializer, initargs, work)
+                idle = [w for w in started if w not in busy]
+                worker = idle[0] if idle else _Worker(initializer, initargs, work)
+                if not idle:
+                    started.append(worker)
                 worker.give(queue.popleft())
                 busy.append(worker)
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
@@ -119,6 +122,7 @@ def run_in_workers(items: Iterable[Any], nprocs: int, work: Callable[[Any], Any]
                 busy.remove(worker)
                 reply = worker.answer()
                 if reply is None:
+                    started.remove(worker)
                     worker.stop()
                     results.append(on_death(worker.item, how_it_ended(worker.process.exitcode)))
                     continue
@@ -126,8 +130,7 @@ def run_in_workers(items: Iterable[Any], nprocs: int, work: Callable[[Any], Any]
                 if not done:
                     raise value
                 results.append(value)
-                idle.append(worker)
     finally:
-        for worker in busy + idle:
+        for worker in started:
             worker.stop()
     return results

@@ -120,3 +120,48 @@ def chromium() -> str:
         if found:
             return found
     pytest.skip("no chromium binary on PATH (apt-get install chromium)")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` then its descendants, from /proc (no psutil needed)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop(0))
+        todo += parents.get(found[-1], [])
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def write_claimed_grid(path: Path, shape: tuple[int, int, int], full: bool = False) -> Path:
+    """A uint8 .nii.gz whose header claims `shape`; with `full`, its zero voxels too (4.6 MB for 1024^3), else the
+    header alone (the data are missing: nibabel finds it truncated when it reads them)."""
+    import gzip
+
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.uint8)
+    header.set_qform(np.eye(4), code=1)
+    header.set_sform(np.eye(4), code=1)
+    header["vox_offset"] = 352
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(header.binaryblock + b"\0" * 4)
+        if full:
+            plane = bytes(shape[0] * shape[1])
+            for _ in range(shape[2]):
+                handle.write(plane)
+    return path

@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def missing_extra() -> str | None:
-    """What to install when the [synth] extra is missing: the engine's anatomy comes from nilearn's ICBM maps, which
-    it imports only when it renders (in worker processes with --nprocs), where a bare ModuleNotFoundError is no help."""
+    """What to install when the [synth] extra is missing: the engine's anatomy comes from nilearn's ICBM maps,
+    imported only when it renders (in worker processes with --nprocs), where a bare ModuleNotFoundError helps no one."""
     try:
         importlib.import_module("nilearn")
     except ImportError as exc:
