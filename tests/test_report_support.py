@@ -103,9 +103,9 @@ class Page(HTMLParser):
 
     def images(self) -> list[Image.Image]:
         uris = [attrs["src"] for tag, attrs in self.tags if tag == "img"]
-        prefix = "data:image/png;base64,"
-        assert all(uri.startswith(prefix) for uri in uris)
-        return [Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))) for uri in uris]
+        prefixes = ("data:image/png;base64,", "data:image/jpeg;base64,")
+        assert all(uri.startswith(prefixes) for uri in uris)
+        return [Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) for uri in uris]
 
     def json_scripts(self) -> list[object]:
         return [json.loads(body) for attrs, body in self.scripts if attrs.get("type") == "application/json"]
