@@ -1,7 +1,8 @@
-"""The group HTML report: tier counts, tiers per scanner, probability distributions, a searchable table.
+"""The group HTML report: verdict cards that filter, tiers per scanner, probability distributions, a table.
 
-Built to stay light with 10,000 images: no per-image figure; the table and the distribution plots are
-drawn in the browser (group.js) from one compact JSON array of the rows embedded once.
+Built to stay light with 10,000 images: no per-image figure; the table (search, sort, per-column filters,
+column chooser, paging, rating mode) and the distribution plots are drawn in the browser (group.js) from one
+compact JSON array of the rows embedded once. Each row links to its per-image report (REPORT_LINK).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from flairqc_app.config import TASKS
-from flairqc_app.report.page import render
+from flairqc_app.report.page import plotly_js, render
 from flairqc_app.report.verdict import CATEGORIES, as_number, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME
 
@@ -29,8 +30,9 @@ TABLE_COLUMNS = (
     ("motion", "motion"),
     ("noise", "noise"),
     ("contrast", "contrast"),
-    *((f"p_{t}", "p " + t.replace("_moderate", " ≥1").replace("_severe", " 2").replace("_", " ")) for t in TASKS),
-    ("registration_ncc", "reg. NCC"),
+    *((f"p_{t}", "p " + t.replace("_moderate", "≥1").replace("_severe", "2").replace("straight_reject", "reject")
+       .replace("motion", "mot").replace("contrast", "con").replace("_", " ")) for t in TASKS),
+    ("registration_ncc", "NCC"),
     ("manufacturer", "manufacturer"),
     ("magnetic_field_strength", "field (T)"),
     ("manufacturers_model_name", "model"),
@@ -38,6 +40,9 @@ TABLE_COLUMNS = (
 VERDICT_HEADER = (
     "category", "verdict", "Tier 1-3, straight reject by the model, skipped by the input gate, or failed."
 )
+# Shown when the page opens; the column chooser shows the others (status and reject are in the verdict badge).
+HIDDEN_COLUMNS = ("status", "straight_reject", "magnetic_field_strength", "manufacturers_model_name")
+GRADE_FIELDS = ("straight_reject", "tier", "motion", "noise", "contrast")
 DECIMALS = 3
 MAX_BAR_GROUPS = 25  # scanner models beyond the 25 most frequent are pooled into one bar
 
@@ -59,6 +64,9 @@ def table_payload(rows: list[dict]) -> dict:
         "rows": [[cell(row, f) for f in fields] + [category(row)] for row in rows],
         "tasks": [{"field": f"p_{t}", "label": t.replace("_", " ")} for t in TASKS],
         "categories": {key: label for key, (label, _) in CATEGORIES.items()},
+        "hidden": list(HIDDEN_COLUMNS),
+        "grades": list(GRADE_FIELDS),
+        "numeric": sorted(NUMERIC_FIELDS - set(GRADE_FIELDS)),
     }
 
 
@@ -102,6 +110,12 @@ def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str
     return {"data": data, "layout": layout}
 
 
+def informative(figure: dict) -> bool:
+    """False for a chart with one group only, "n/a" (no sidecar had the field): it would be one empty bar."""
+    groups = {x for trace in figure["data"] for x, y in zip(trace["x"], trace["y"]) if y}
+    return groups != {"n/a"} and bool(groups)
+
+
 def table_headers() -> list[tuple[str, str, str]]:
     """(field, header, tooltip) of the table columns: the name, the verdict badge, then TABLE_COLUMNS."""
     described = [(field, header, COLUMNS_BY_NAME[field].description) for field, header in TABLE_COLUMNS]
@@ -116,11 +130,12 @@ def render_group_report(rows: list[dict], title: str = "flairqc group report") -
         title=title,
         total=len(rows),
         counts=[(key, label, counts[key]) for key, (label, _) in CATEGORIES.items() if key != "unknown" or counts[key]],
-        figures=[
+        figures=[(plot_id, figure) for plot_id, figure in (
             ("by-manufacturer", stacked_figure(rows, field_text("manufacturer"), "Verdicts by manufacturer")),
             ("by-field", stacked_figure(rows, field_strength, "Verdicts by magnetic field strength")),
             ("by-model", stacked_figure(rows, field_text("manufacturers_model_name"), "Verdicts by scanner model")),
-        ],
+        ) if informative(figure)],
         headers=table_headers(),
         payload=table_payload(rows),
+        plotly_js=plotly_js(),
     )
