@@ -64,7 +64,9 @@ def build_parser() -> Parser:
                      help="directory with models.json and ONNX files (default: the models shipped in the package)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where ONNX inference runs (auto: CUDA when available)")
-    run.add_argument("--thresholds", type=Path, metavar="FILE", help="JSON {task: threshold} overriding models.json")
+    run.add_argument("--thresholds", type=Path, metavar="FILE",
+                     help="JSON {task: threshold} overriding models.json; at group level, grades and tiers are "
+                          "recomputed from the stored probabilities")
     run.add_argument("--preproc", choices=sorted(config.PREPROC_RECIPES), default=config.DEFAULT_PREPROC,
                      help="preprocessing recipe: fast (default) or paper (Clinica flair-linear settings, slower)")
     run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
@@ -247,10 +249,15 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
                 selecting: bool) -> int:
     from flairqc_app.group import run_group, selection
+    from flairqc_app.infer import ModelError
 
-    rows = run_group(output_dir, selection(labels, args.session_id, args.run_id, filters))
+    try:  # --thresholds at group level: verdicts recomputed from the stored probabilities (recompute.py)
+        rows = run_group(output_dir, selection(labels, args.session_id, args.run_id, filters), args.models_dir,
+                         args.thresholds)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
     if not rows:
         raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
-    log.info("group level: %d image(s) -> %s", len(rows), output_dir / "group_FLAIR.tsv")
+    log.info("group level: %d image(s) -> %s", len(rows), output_dir / "group_FLAIR.html")
     return config.EXIT_OK

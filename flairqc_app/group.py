@@ -11,7 +11,7 @@ from typing import Any
 
 from bids.layout import Query
 
-from flairqc_app import atomic, derivatives, tsv
+from flairqc_app import atomic, derivatives, recompute, tsv
 
 log = logging.getLogger("flairqc")
 
@@ -70,14 +70,29 @@ def _normal(entity: str, value: Any) -> str:
     return str(int(text)) if entity == "run" and text.isdigit() else text
 
 
-def run_group(output_dir: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
-    """Write group_FLAIR.tsv (+ dictionary) and group_FLAIR.html; return the rows."""
+def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None = None,
+              thresholds_file: Path | None = None) -> list[dict[str, Any]]:
+    """Write group_FLAIR.tsv (+ dictionary) and group_FLAIR.html; return the rows.
+
+    With a thresholds file, grades and tiers are recomputed from the stored probabilities (recompute.py);
+    without one, a record of an earlier recompute is removed, since the table no longer follows it.
+    """
     rows = [row for row in collect_rows(output_dir) if matches(row, wanted)]
     if not rows:
         return rows
     rows.sort(key=lambda r: r["bids_name"])
+    recomputed = None
+    if thresholds_file is not None:
+        assert models_dir is not None
+        recomputed = recompute.recompute(rows, recompute.thresholds_used(models_dir, thresholds_file))
+        rows = recomputed.rows
+        path = recompute.write_record(output_dir, recomputed, models_dir, thresholds_file)
+        log.info("group level: verdicts recomputed from the stored probabilities, %d changed (%s)",
+                 len(recomputed.changes), path.name)
+    else:
+        (output_dir / recompute.RECORD_NAME).unlink(missing_ok=True)
     tsv.write_table(output_dir / f"{derivatives.GROUP_STEM}.tsv", rows)
     from flairqc_app.report import render_group_report
 
-    atomic.write_text(output_dir / f"{derivatives.GROUP_STEM}.html", render_group_report(rows))
+    atomic.write_text(output_dir / f"{derivatives.GROUP_STEM}.html", render_group_report(rows, recomputed=recomputed))
     return rows

@@ -25,12 +25,13 @@
     const words = ["bids_name", "status", "reason", "manufacturer", "manufacturers_model_name"].map((f) => r[col[f]] ?? "");
     const tesla = r[col.magnetic_field_strength];
     words.push(payload.categories[category], category, tesla === null ? "" : `${tesla} ${tesla}T`);
+    if (r[col.previous] !== null) words.push("changed", "was " + payload.categories[r[col.previous]]);
     return words.join(" ").toLowerCase();
   });
 
   function shown(field, value) {
     if (value === null || value === undefined) return "n/a";
-    if (field === "category") return payload.categories[value];
+    if (field === "category" || field === "previous") return payload.categories[value];
     if (typeof value === "number" && (field.startsWith("p_") || field === "registration_ncc")) return value.toFixed(3);
     return String(value);
   }
