@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from flairqc_app import __version__, config
+from flairqc_app.progress import Progress, SkipFlagged
 
 log = logging.getLogger("flairqc")
 LEVELS = ("participant", "group")
@@ -83,7 +84,9 @@ def build_parser() -> Parser:
     other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
     other.add_argument("--version", action="version", version=f"flairqc {__version__}")
     other.add_argument("--bids-exec-spec", action=PrintDescriptor, help="print the Boutiques descriptor and exit")
-    other.add_argument("-v", "--verbose", action="count", default=0, help="debug output on the console (the log file in logs/ always has it)")
+    other.add_argument("-v", "--verbose", action="count", default=0,
+                       help="stage timings and debug output on the console (the log file in logs/ always has it)")
+    other.add_argument("-q", "--quiet", action="store_true", help="errors only on the console")
     return p
 
 
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         (output_dir / "logs").mkdir(exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output directory {output_dir}: {exc}", config.EXIT_CANT_CREATE) from exc
-    setup_logging(args.verbose, output_dir, levels)
+    setup_logging(args.verbose, output_dir, levels, args.quiet)
     set_thread_limits(args.omp_nthreads)
     log.info("flairqc %s: %s -> %s (%s)", __version__, bids_dir, output_dir, " + ".join(levels))
 
@@ -134,10 +137,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc), exc.exit_code) from exc
     selecting = bool(labels or args.session_id or args.run_id or filters)
     code = config.EXIT_OK
-    if "participant" in levels:
-        code = participant_level(args, bids_dir, output_dir, labels, filters, selecting)
-    if "group" in levels:
-        code = max(code, group_level(output_dir, labels, args, filters, selecting))
+    shown = Progress(quiet=args.quiet)
+    try:
+        if "participant" in levels:
+            code = participant_level(args, bids_dir, output_dir, labels, filters, selecting, shown)
+        if "group" in levels:
+            code = max(code, group_level(output_dir, labels, args, filters, selecting, shown))
+    finally:
+        shown.finish()
     return code
 
 
@@ -148,12 +155,14 @@ def check_not_inside(path: Path, bids_dir: Path, what: str) -> None:
                          "or a folder outside it")
 
 
-def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
-    """Progress (INFO) on stderr by default, DEBUG with -v; the log file in logs/ always has everything."""
+def setup_logging(verbosity: int, output_dir: Path, levels: list[str], quiet: bool = False) -> None:
+    """INFO on stderr by default, DEBUG (stage timings) with -v, errors only with -q; the log file in logs/
+    always has everything. Per-image lines are printed by progress.Progress, not by the console handler."""
     log.setLevel(logging.DEBUG)
     log.handlers.clear()
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbosity else logging.INFO)
+    console.setLevel(logging.ERROR if quiet else logging.DEBUG if verbosity else logging.INFO)
+    console.addFilter(SkipFlagged())
     console.setFormatter(logging.Formatter("%(asctime)s flairqc %(levelname)s: %(message)s", "%H:%M:%S"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logfile = logging.FileHandler(output_dir / "logs" / f"flairqc-{'-'.join(levels)}-{stamp}-{os.getpid()}.log",
@@ -172,7 +181,7 @@ def set_thread_limits(threads: int) -> None:
 
 
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
-                      filters: dict, selecting: bool) -> int:
+                      filters: dict, selecting: bool, shown: Progress) -> int:
     from flairqc_app import discover, validate
     from flairqc_app.infer import ModelError, read_thresholds
 
@@ -204,7 +213,8 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
     try:
         from flairqc_app.participant import run_participants
 
-        outcomes = run_participants(images, settings)
+        shown.start(len(images))
+        outcomes = run_participants(images, settings, shown.image_done)
     except ModelError as exc:
         hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
                 "--models-dir" if args.models_dir == config.DEFAULT_MODELS_DIR else "")
@@ -247,7 +257,7 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
 
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
-                selecting: bool) -> int:
+                selecting: bool, shown: Progress) -> int:
     from flairqc_app.group import run_group, selection
     from flairqc_app.infer import ModelError
 
@@ -260,4 +270,7 @@ def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Names
         raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
     log.info("group level: %d image(s) -> %s", len(rows), output_dir / "group_FLAIR.html")
+    from flairqc_app.report.verdict import category
+
+    shown.group_done([category(row) for row in rows], output_dir / "group_FLAIR.html")
     return config.EXIT_OK
