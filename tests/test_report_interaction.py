@@ -143,7 +143,7 @@ def test_per_image_page_makes_no_network_request(driver, tmp_path: Path) -> None
     import numpy as np
 
     row = make_row(bids_name="sub-01_FLAIR", status="ok", straight_reject=0, tier=1, motion=0, noise=0, contrast=0,
-                   input_sha256="ab" * 32, registration_ncc=0.3, **{f"p_{t}": 0.2 for t in TASKS})
+                   input_sha256="ab" * 32, registration_ncc=0.12, **{f"p_{t}": 0.2 for t in TASKS})
     image = nib.Nifti1Image(np.random.default_rng(0).random((40, 48, 36)).astype(np.float32), np.eye(4))
     path = tmp_path / "sub-01_FLAIR.html"
     path.write_text(render_participant_report(row, image, None, {t: 0.5 for t in TASKS}), encoding="utf-8")

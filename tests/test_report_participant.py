@@ -85,7 +85,7 @@ def test_reject_with_na_grades_and_tier(grade: object) -> None:
 
 def test_low_registration_ncc_warns() -> None:
     html = render_participant_report(ok_row(registration_ncc=LOW_NCC - 0.1), None, None, THRESHOLDS)
-    assert 'id="registration-warning"' in html and "NCC 0.40" in html
+    assert 'id="registration-warning"' in html and f"NCC {LOW_NCC - 0.1:.2f} &lt; {LOW_NCC}" in html
     assert 'id="registration-warning"' not in render_participant_report(ok_row(registration_ncc=LOW_NCC), None, None, None)
 
 
