@@ -25,7 +25,9 @@ SCANNERS = ("Siemens", "GE MEDICAL SYSTEMS", "Philips Medical Systems")
 
 
 def save_small(png: bytes, path: Path, height: int) -> None:
-    image = Image.open(io.BytesIO(png)).convert("RGB").crop((0, 0, WIDTH, height))
+    """The top `height` pixels (at most the viewport), in 128 colours."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image = image.crop((0, 0, WIDTH, min(height, image.height)))
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     print(f"{path}: {path.stat().st_size / 1024:.0f} KB")
 
@@ -58,7 +60,7 @@ def main() -> None:
     (site / "group_FLAIR.html").write_text(render_group_report(group_rows(args.out)), encoding="utf-8")
     driver = chromium_driver()
     try:
-        driver.set_window_size(WIDTH, 1400)
+        driver.set_window_size(WIDTH, 1500)
         driver.get((site / real.name).as_uri())
         save_small(driver.get_screenshot_as_png(), args.docs / "report-image.png", 1300)
 
