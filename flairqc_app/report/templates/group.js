@@ -312,6 +312,7 @@
   refreshRated();
   search.value = new URLSearchParams(location.hash.slice(1)).get("q") ?? "";
   applyFilters();
+  document.body.dataset.tableShownMs = String(Math.round(performance.now())); // since navigation (bench_reports)
   // The charts after the table is up (plotly takes most of the opening time with 10,000 rows).
   setTimeout(() => {
     flairqcDrawPlots();
