@@ -62,11 +62,28 @@ def test_quiet_prints_nothing() -> None:
     assert stream.getvalue() == ""
 
 
-def test_printed_lines_reach_the_log_file_not_the_console(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="flairqc")
-    shown = Progress(stream=io.StringIO())
-    shown.start(1)
-    shown.image_done(outcomes()[0])
-    (record,) = [r for r in caplog.records if "sub-01_FLAIR" in r.getMessage()]
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_printed_lines_reach_the_log_file_not_the_console() -> None:
+    """A handler on the flairqc logger itself (the CLI turns propagation off, so caplog may not see it)."""
+    logger = logging.getLogger("flairqc")
+    handler, level = Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        shown = Progress(stream=io.StringIO())
+        shown.start(1)
+        shown.image_done(outcomes()[0])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (record,) = [r for r in handler.records if "sub-01_FLAIR" in r.getMessage()]
     assert not SkipFlagged().filter(record)
     assert SkipFlagged().filter(logging.LogRecord("flairqc", logging.INFO, "", 0, "other", None, None))
