@@ -44,7 +44,7 @@ RUN printf '%s\n' \
         onnxruntime-gpu==1.31.1 onnxruntime==1.32.0 packaging==26.3 pandas==3.1.1 pathlib_abc==0.5.2 \
         patsy==1.0.3 pillow==13.0.0 plotly==7.1.0 protobuf==7.36.2 pybids==0.22.0 pyparsing==3.3.3 \
         python-dateutil==4.0.0 PyYAML==6.0.3 requests==2.34.2 scikit-learn==1.9.1 scipy==1.15.3 \
-        SQLAlchemy==2.1.9 statsmodels==0.15.0 threadpoolctl==3.8.0 typing_extensions==4.16.0 tzdata==2026.6 \
+        SQLAlchemy==2.1.9 statsmodels==0.15.0 threadpoolctl==3.8.0 tqdm==4.70.1 typing_extensions==4.16.0 tzdata==2026.6 \
         universal_pathlib==0.3.10 urllib3==2.8.0 webcolors==25.10.0 wrapt==2.5.2 \
         > /tmp/pins.txt \
     && python3 -m venv /opt/flairqc \

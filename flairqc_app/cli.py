@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flairqc_app import __version__, config
+from flairqc_app.progress import Progress, SkipFlagged
 
 if TYPE_CHECKING:
     from flairqc_app.validate import ValidationReport
@@ -79,7 +80,9 @@ def build_parser() -> Parser:
                      help="directory with models.json and ONNX files (default: the models shipped in the package)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where ONNX inference runs (auto: CUDA when available)")
-    run.add_argument("--thresholds", type=Path, metavar="FILE", help="JSON {task: threshold} overriding models.json")
+    run.add_argument("--thresholds", type=Path, metavar="FILE",
+                     help="JSON {task: threshold} overriding models.json; at group level, grades and tiers are "
+                          "recomputed from the stored probabilities")
     run.add_argument("--preproc", choices=sorted(config.PREPROC_RECIPES), default=config.DEFAULT_PREPROC,
                      help="preprocessing recipe: fast (default) or paper (Clinica flair-linear settings, slower)")
     run.add_argument("--gate-config", type=Path, metavar="FILE",
@@ -99,7 +102,9 @@ def build_parser() -> Parser:
     other.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true")
     other.add_argument("--version", action="version", version=f"flairqc {__version__}")
     other.add_argument("--bids-exec-spec", action=PrintDescriptor, help="print the Boutiques descriptor and exit")
-    other.add_argument("-v", "--verbose", action="count", default=0, help="debug output on the console (the log file in logs/ always has it)")
+    other.add_argument("-v", "--verbose", action="count", default=0,
+                       help="stage timings and debug output on the console (the log file in logs/ always has it)")
+    other.add_argument("-q", "--quiet", action="store_true", help="errors only on the console")
     return p
 
 
@@ -148,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         (output_dir / "logs").mkdir(exist_ok=True)
         for folder in (output_dir, output_dir / "logs"):  # an existing read-only folder: root passes os.access
             tempfile.TemporaryFile(dir=folder).close()
-        setup_logging(args.verbose, output_dir, levels)
+        setup_logging(args.verbose, output_dir, levels, args.quiet)
     except OSError as exc:
         raise UsageError(f"cannot write in the output directory {output_dir}: {exc.strerror or exc}",
                          config.EXIT_CANT_CREATE) from exc
@@ -164,10 +169,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc), exc.exit_code) from exc
     selecting = bool(labels or args.session_id or args.run_id or filters)
     code = config.EXIT_OK
-    if "participant" in levels:
-        code = participant_level(args, bids_dir, output_dir, labels, filters, selecting)
-    if "group" in levels:
-        code = max(code, group_level(output_dir, labels, args, filters, selecting))
+    shown = Progress(quiet=args.quiet)
+    try:
+        if "participant" in levels:
+            code = participant_level(args, bids_dir, output_dir, labels, filters, selecting, shown)
+        if "group" in levels:
+            code = max(code, group_level(output_dir, labels, args, filters, selecting, shown))
+    finally:
+        shown.finish()
     return code
 
 
@@ -189,12 +198,14 @@ class LogFileHandler(logging.FileHandler):
               "only", file=sys.stderr)
 
 
-def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
-    """Progress (INFO) on stderr by default, DEBUG with -v; the log file in logs/ always has everything."""
+def setup_logging(verbosity: int, output_dir: Path, levels: list[str], quiet: bool = False) -> None:
+    """INFO on stderr by default, DEBUG (stage timings) with -v, errors only with -q; the log file in logs/
+    always has everything. Per-image lines are printed by progress.Progress, not by the console handler."""
     log.setLevel(logging.DEBUG)
     log.handlers.clear()
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbosity else logging.INFO)
+    console.setLevel(logging.ERROR if quiet else logging.DEBUG if verbosity else logging.INFO)
+    console.addFilter(SkipFlagged())
     console.setFormatter(logging.Formatter("%(asctime)s flairqc %(levelname)s: %(message)s", "%H:%M:%S"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logfile = LogFileHandler(output_dir / "logs" / f"flairqc-{'-'.join(levels)}-{stamp}-{os.getpid()}.log",
@@ -213,7 +224,7 @@ def set_thread_limits(threads: int) -> None:
 
 
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
-                      filters: dict, selecting: bool) -> int:
+                      filters: dict, selecting: bool, shown: Progress) -> int:
     from flairqc_app import discover
     from flairqc_app.infer import ModelError, read_thresholds, select_providers
 
@@ -253,7 +264,9 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
         except OSError as exc:
             raise UsageError(f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE) from exc
         try:
-            outcomes = run_participants(images, make_settings(args, bids_dir, output_dir, overrides, limits, work_dir))
+            settings = make_settings(args, bids_dir, output_dir, overrides, limits, work_dir)
+            shown.start(len(images))
+            outcomes = run_participants(images, settings, shown.image_done)
         except ModelError as exc:
             hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
                     "--models-dir" if args.models_dir == config.DEFAULT_MODELS_DIR else "")
@@ -327,18 +340,24 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
 
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
-                selecting: bool) -> int:
+                selecting: bool, shown: Progress) -> int:
     from flairqc_app.group import describe, group_stem, run_group, selection
+    from flairqc_app.infer import ModelError
 
     wanted = selection(labels, args.session_id, args.run_id, filters)
-    try:
-        rows = run_group(output_dir, wanted)
+    try:  # --thresholds at group level: verdicts recomputed from the stored probabilities (recompute.py)
+        rows = run_group(output_dir, wanted, args.models_dir, args.thresholds)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
     except OSError as exc:
         log.error("I/O error: %s (the previous group table and report, if any, are unchanged)", exc)
         return config.EXIT_IO
     if not rows:
         raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
-    log.info("group level: %d image(s)%s -> %s", len(rows), f" selected by {describe(wanted)}" if wanted else "",
-             output_dir / f"{group_stem(wanted)}.tsv")
+    report = output_dir / f"{group_stem(wanted)}.html"
+    log.info("group level: %d image(s)%s -> %s", len(rows), f" selected by {describe(wanted)}" if wanted else "", report)
+    from flairqc_app.report.verdict import category
+
+    shown.group_done([category(row) for row in rows], report)
     return config.EXIT_OK

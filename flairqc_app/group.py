@@ -16,7 +16,7 @@ from typing import Any
 
 from bids.layout import Query
 
-from flairqc_app import atomic, derivatives, tsv
+from flairqc_app import atomic, derivatives, recompute, tsv
 
 log = logging.getLogger("flairqc")
 
@@ -105,16 +105,32 @@ def _label(value: Any) -> str | None:
     return None if value is Query.NONE else "*" if value is Query.ANY else str(value)
 
 
-def run_group(output_dir: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
-    """Write the group TSV (+ dictionary) and HTML of the selection (group_stem names them); return the rows."""
+def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None = None,
+              thresholds_file: Path | None = None) -> list[dict[str, Any]]:
+    """Write the group TSV (+ dictionary) and HTML of the selection (group_stem names them); return the rows.
+
+    With a thresholds file, grades and tiers are recomputed from the stored probabilities (recompute.py);
+    without one, a record of an earlier recompute is removed, since the table no longer follows it.
+    """
     rows = [row for row in collect_rows(output_dir) if matches(row, wanted)]
     if not rows:
         return rows
     rows.sort(key=lambda r: r["bids_name"])
+    stem = group_stem(wanted)
+    record = output_dir / f"{stem}_thresholds.json"
+    recomputed = None
+    if thresholds_file is not None:
+        assert models_dir is not None
+        recomputed = recompute.recompute(rows, recompute.thresholds_used(models_dir, thresholds_file))
+        rows = recomputed.rows
+        recompute.write_record(record, recomputed, models_dir, thresholds_file)
+        log.info("group level: verdicts recomputed from the stored probabilities, %d changed (%s)",
+                 len(recomputed.changes), record.name)
+    else:
+        record.unlink(missing_ok=True)
     from flairqc_app.report import render_group_report
 
-    html = render_group_report(rows).encode("utf-8")
-    stem = group_stem(wanted)
+    html = render_group_report(rows, recomputed=recomputed).encode("utf-8")
     # one write for the three files: a full disk leaves the previous table and report, never a new table beside
     # a stale report
     atomic.write_files({**tsv.table_files(output_dir / f"{stem}.tsv", rows), output_dir / f"{stem}.html": html})

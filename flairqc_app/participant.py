@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -60,15 +61,32 @@ class Outcome:
     bids_name: str
     status: str
     reused: bool = False
+    category: str = "unknown"  # report.verdict.CATEGORIES key
+    verdict: str = ""  # e.g. "Tier 2 (contrast 1)", for the terminal
+    seconds: float | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any], reused: bool = False) -> Outcome:
+        from flairqc_app.report.rating import model_verdict_text
+        from flairqc_app.report.verdict import as_number, category
+
+        verdict = model_verdict_text(row)
+        if row.get("status") != "ok" and row.get("reason"):
+            verdict += f" ({row['reason']})"
+        return cls(str(row["bids_name"]), str(row["status"]), reused, category(row), verdict,
+                   as_number(row.get("seconds")))
 
 
-def run_participants(images: list[FlairImage], settings: RunSettings) -> list[Outcome]:
-    """Process every image in worker processes (workers.py): a worker that dies fails only its own image."""
+def run_participants(images: list[FlairImage], settings: RunSettings,
+                     on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Process every image in worker processes (workers.py): a worker that dies fails only its own image;
+    `on_done` hears of each image as it ends."""
     derivatives.prepare_output_dir(settings.output_dir, settings.bids_dir)
     # fail early, in the parent, which also writes the rows of images whose worker died
     models = load_models(settings.models_dir, settings.device, 1, settings.threshold_overrides)
     return run_in_workers(images, min(settings.nprocs, len(images)), partial(_process_in_worker, settings=settings),
-                          partial(worker_died, settings=settings, models=models), _init_worker, (settings,))
+                          partial(worker_died, settings=settings, models=models), _init_worker, (settings,),
+                          on_done)
 
 
 _WORKER_MODELS: ModelSet | None = None
@@ -146,9 +164,9 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
     previous = previous_row(table) if table.exists() else None
     if (not settings.force and previous and previous.get("run_key") == row["run_key"]
             and previous.get("status") in ("ok", "skipped")):
-        log.info("%s: already done with the same inputs, models and version (run key %s), skipped",
-                 image.bids_name, row["run_key"][:8])
-        return Outcome(image.bids_name, previous["status"], reused=True)
+        log.debug("%s: already done with the same inputs, models and version (run key %s), skipped",
+                  image.bids_name, row["run_key"][:8])
+        return Outcome.of(previous, reused=True)
 
     oversized = memory.too_large(image.path, settings.image_memory_bytes)
     if oversized:
@@ -157,7 +175,7 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
     row.update(gate.geometry)
     if gate.status != "ok":
         if gate.status == "skipped":
-            log.info("%s: straight reject by the input gate: %s (%s)", image.bids_name, gate.reason, gate.detail)
+            log.debug("%s: straight reject by the input gate: %s (%s)", image.bids_name, gate.reason, gate.detail)
             row.update(straight_reject=1, reject_source="gate")
             return finish(image, settings, row, started, status=("skipped", gate.reason, gate.detail),
                           original=gate.image)
@@ -181,9 +199,8 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
         row.update(verdict.grades, straight_reject=verdict.straight_reject, tier=verdict.tier,
                    reject_source="model" if verdict.straight_reject else None)
         write_image_outputs(image, settings, result)
-        log.info("%s: %s (timings %s)", image.bids_name,
-                 "straight reject" if verdict.straight_reject else f"tier {verdict.tier} {verdict.grades}",
-                 result.timings)
+        log.debug("%s: stages %s", image.bids_name,
+                  ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.timings.items()) or "n/a")
         return finish(image, settings, row, started, status=("ok", None, None), original=gate.image,
                       preprocessed=result.volume, thresholds=models.thresholds)
     finally:
@@ -238,7 +255,7 @@ def finish(
     html = render_participant_report(row, original, preprocessed, thresholds)
     atomic.write_text(derivatives.report_file(settings.output_dir, image.bids_name), html)
     tsv.write_table(derivatives.qc_table(settings.output_dir, image), [row])
-    return Outcome(image.bids_name, row["status"])
+    return Outcome.of(row)
 
 
 def write_crash_file(output_dir: Path, image: FlairImage, reason: str, detail: str, trace: str | None) -> None:

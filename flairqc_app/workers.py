@@ -98,9 +98,10 @@ class _Worker:
 
 def run_in_workers(items: Iterable[Any], nprocs: int, work: Callable[[Any], Any],
                    on_death: Callable[[Any, str], Any], initializer: Callable[..., None],
-                   initargs: tuple = ()) -> list[Any]:
+                   initargs: tuple = (), on_result: Callable[[Any], None] | None = None) -> list[Any]:
     """`work(item)` for each item in up to `nprocs` workers (each started with `initializer(*initargs)`); an item
-    whose worker died gives `on_death(item, how_it_ended)` instead. Results come in the order they finish.
+    whose worker died gives `on_death(item, how_it_ended)` instead. Results come in the order they finish, and
+    `on_result` hears of each as it comes.
 
     An exception raised by `work` stops the run and is raised here; so is anything that interrupts the parent
     (KeyboardInterrupt, a SIGTERM handler's exception), after every worker has been ended."""
@@ -124,12 +125,14 @@ def run_in_workers(items: Iterable[Any], nprocs: int, work: Callable[[Any], Any]
                 if reply is None:
                     started.remove(worker)
                     worker.stop()
-                    results.append(on_death(worker.item, how_it_ended(worker.process.exitcode)))
-                    continue
-                done, value = reply
-                if not done:
-                    raise value
+                    value = on_death(worker.item, how_it_ended(worker.process.exitcode))
+                else:
+                    done, value = reply
+                    if not done:
+                        raise value
                 results.append(value)
+                if on_result is not None:
+                    on_result(value)
     finally:
         for worker in started:
             worker.stop()

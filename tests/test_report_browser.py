@@ -40,7 +40,8 @@ def test_participant_report_renders(tmp_path: Path) -> None:
     path.write_text(render_participant_report(row, None, None, {t: 0.5 for t in TASKS}), encoding="utf-8")
     dom = dump_dom(path)
     assert re.search(r'<p class="headline">\s*Tier 3\s*</p>', dom)
-    assert 'class="main-svg"' in dom and 'class="plot-container' in dom  # plotly drew the probability bars
+    assert dom.count('<g class="bar') == len(TASKS)  # the inline SVG probability bars
+    assert '<small id="rating-status" aria-live="polite" data-state="none">not rated</small>' in dom  # its script ran
     assert not injected_scripts(dom)
 
 

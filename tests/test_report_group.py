@@ -16,7 +16,7 @@ from flairqc_app.report.verdict import category
 
 
 def shown_counts(page: str) -> dict[str, int]:
-    pattern = r'<div class="count" data-category="(\w+)"[^>]*>\s*<span class="n">(\d+)</span>'
+    pattern = r'<button type="button" class="count" data-category="(\w+)"[^>]*>\s*<span class="n">(\d+)</span>'
     return {key: int(n) for key, n in re.findall(pattern, page)}
 
 
@@ -91,7 +91,7 @@ def test_untrusted_text_stays_data(rows: list[dict], page: str) -> None:
 def test_self_contained(page: str) -> None:
     parsed = Page(page)
     assert_self_contained(parsed)
-    assert sum(not attrs for attrs, _ in parsed.scripts) == 3  # plotly.js, plots.js, group.js
+    assert sum(not attrs for attrs, _ in parsed.scripts) == 2  # plotly.js; plots.js, rating.js and group.js
     assert sum(len(body) > 4_000_000 for _, body in parsed.scripts) == 1  # plotly.js inlined once
 
 
@@ -131,3 +131,14 @@ def test_ten_thousand_rows_stay_small() -> None:
     page = render_group_report(synthetic_rows(10_000))
     assert len(page.encode()) < 15_000_000
     assert len(embedded(page, "qc-rows")["rows"]) == 10_000
+
+
+def test_no_chart_of_one_na_bar() -> None:
+    """Sidecars without scanner metadata: no chart of a single "n/a" bar, a note instead."""
+    rows = [make_row(bids_name=f"sub-{i}_FLAIR", status="ok", tier=1, straight_reject=0) for i in range(5)]
+    page = render_group_report(rows)
+    assert 'data-plot-for="by-' not in page and 'id="no-scanner-charts"' in page
+    rows[0]["manufacturer"] = "Siemens"
+    page = render_group_report(rows)
+    assert 'data-plot-for="by-manufacturer"' in page and 'data-plot-for="by-model"' not in page
+    assert set(figure(page, "by-manufacturer")["data"][0]["x"]) == {"Siemens", "n/a"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import nibabel as nib
 import numpy as np
@@ -13,8 +14,10 @@ from test_report_support import MALICIOUS, Page, assert_self_contained, make_row
 
 from flairqc_app.config import GRID_SHAPE, TASKS
 from flairqc_app.report import render_participant_report
-from flairqc_app.report.figures import central_slices, mask_edge, overlay_outline
-from flairqc_app.report.participant import original_figures, probability_figure
+from flairqc_app.report.figures import (
+    SLICES_PER_VIEW, TILE_GAP_PX, TILE_PX, VIEWS, central_slices, head_extent, mask_edge, montages, overlay_outline,
+)
+from flairqc_app.report.participant import LOW_NCC, original_strips, probability_bars
 from flairqc_app.report.verdict import as_number, category
 
 THRESHOLDS = {task: 0.5 for task in TASKS}
@@ -43,25 +46,47 @@ def verdict_text(html: str) -> str:
     return " ".join(" ".join(Page(html[start:html.index("</section>", start)]).text).split())
 
 
+def bar_tasks(html: str) -> list[str]:
+    return re.findall(r'<g class="bar[^"]*" data-task="([^"]+)"', html)
+
+
 def test_ok_tier_report(preprocessed: np.ndarray) -> None:
     html = render_participant_report(ok_row(), volume_image((60, 70, 50), (1, 1, 1)), preprocessed, THRESHOLDS)
     words = (verdict_text(html))
     assert "Tier 2" in words and "motion: moderate" in words and "noise: none" in words
     page = Page(html)
     assert_self_contained(page)
-    assert len(page.images()) == 9  # original, preprocessed, preprocessed with the mask outline
-    (figure,) = page.json_scripts()
-    assert figure["data"][0]["y"] == [PROBABILITIES[f"p_{t}"] for t in TASKS]
-    assert figure["data"][1]["y"] == [0.5] * len(TASKS)
-    assert html.count("Plotly.newPlot") == 1  # plots.js, once
-    assert sum(len(body) > 4_000_000 for _, body in page.scripts) == 1  # plotly.js inlined exactly once
+    # original (3 views), its air window (axial, sagittal), preprocessed (3) and their 3 outline layers
+    assert len(page.images()) == 11
+    assert bar_tasks(html) == [t.replace("_", " ") for t in TASKS]
+    assert "Plotly" not in html  # its size on real images: benchmarks/bench_reports.py
+    assert 'id="registration-warning"' not in html
 
 
 def test_straight_reject_by_model() -> None:
     row = ok_row(straight_reject=1, tier=None, reject_source="model")
-    words = (verdict_text(render_participant_report(row, None, None, THRESHOLDS)))
+    html = render_participant_report(row, None, None, THRESHOLDS)
+    words = verdict_text(html)
     assert words.startswith("Straight reject") and "straight_reject model" in words
-    assert "Tier" not in words
+    assert "Tier" not in words and "motion" not in words
+    assert bar_tasks(html) == ["straight reject"]  # no artefact bars for a reject
+
+
+@pytest.mark.parametrize("grade", ["n/a", None, ""])
+def test_reject_with_na_grades_and_tier(grade: object) -> None:
+    """The gate writes n/a grades and tier for rejects: the page still says why, with no artefact verdict."""
+    row = make_row(bids_name="sub-04_FLAIR", status="ok", straight_reject="1", tier=grade, motion=grade, noise=grade,
+                   contrast=grade, reject_source="model", p_straight_reject="0.97")
+    html = render_participant_report(row, None, None, THRESHOLDS)
+    assert verdict_text(html).startswith("Straight reject")
+    assert bar_tasks(html) == ["straight reject"]
+    assert "0.970" in html
+
+
+def test_low_registration_ncc_warns() -> None:
+    html = render_participant_report(ok_row(registration_ncc=LOW_NCC - 0.1), None, None, THRESHOLDS)
+    assert 'id="registration-warning"' in html and f"NCC {LOW_NCC - 0.1:.2f} &lt; {LOW_NCC}" in html
+    assert 'id="registration-warning"' not in render_participant_report(ok_row(registration_ncc=LOW_NCC), None, None, None)
 
 
 def test_skipped_shows_reason_and_original_but_no_probabilities() -> None:
@@ -71,8 +96,7 @@ def test_skipped_shows_reason_and_original_but_no_probabilities() -> None:
     words = (verdict_text(html))
     assert words.startswith("Skipped") and "thick_slices" in words and "5 mm slices: a 2D acquisition" in words
     page = Page(html)
-    assert len(page.images()) == 3
-    assert page.json_scripts() == []  # no probability figure
+    assert len(page.images()) == 5  # the original's three views and its air window (axial, sagittal)
     assert 'id="probabilities"' not in html
 
 
@@ -101,11 +125,12 @@ def test_missing_values_show_na() -> None:
 
 
 def test_probability_colours_follow_thresholds() -> None:
-    figure = probability_figure(ok_row(), THRESHOLDS)
-    colours = figure["data"][0]["marker"]["color"]
-    above = [p >= 0.5 for p in PROBABILITIES.values()]
-    assert [c == colours[1] for c in colours] == above  # motion moderate (0.8) is above its threshold
-    assert len(probability_figure(ok_row(), None)["data"]) == 1  # no threshold trace without thresholds
+    bars = probability_bars(ok_row(), THRESHOLDS)
+    assert [b.above for b in bars] == [p >= 0.5 for p in PROBABILITIES.values()]
+    html = render_participant_report(ok_row(), None, None, THRESHOLDS)
+    assert len(re.findall(r'<g class="bar above"', html)) == 2  # motion moderate 0.8, noise severe 0.6
+    assert html.count('class="threshold"') == len(TASKS)
+    assert 'class="threshold"' not in render_participant_report(ok_row(), None, None, None)
 
 
 def png_sizes(images: list[Image.Image]) -> list[tuple[int, int]]:
@@ -121,11 +146,26 @@ def test_anisotropic_slices_keep_their_aspect() -> None:
     assert max(sagittal[1], coronal[1]) == 256
 
 
-def test_report_images_are_pngs_of_the_expected_aspect() -> None:
+def test_montage_strips_are_jpegs_of_the_expected_size() -> None:
+    # 60 x 70 x 20 voxels of 1 x 1 x 5 mm: 60 x 70 x 100 mm, so a tile's longest side is the 100 mm one.
     html = render_participant_report(ok_row(), volume_image((60, 70, 20), (1, 1, 5)), None, None)
     images = Page(html).images()
-    assert {image.format for image in images} == {"PNG"}
-    assert [w / h for w, h in png_sizes(images)] == pytest.approx([60 / 70, 70 / 100, 60 / 100], rel=0.02)
+    assert {image.format for image in images} == {"JPEG"}
+    scale = TILE_PX / 100
+    tiles = {"axial": (60, 70), "sagittal": (70, 100), "coronal": (60, 100)}
+    expected = [(n * round(tiles[v][0] * scale) + (n - 1) * TILE_GAP_PX, round(tiles[v][1] * scale))
+                for v, n in ((v, SLICES_PER_VIEW[v]) for v in VIEWS)]
+    assert png_sizes(images[:3]) == expected
+
+
+def test_montage_slices_spread_over_the_head() -> None:
+    volume = np.zeros((100, 120, 90), np.float32)
+    volume[20:80, 10:110, 30:90] = 1.0  # the head, in air
+    cuts = montages(volume, (0.0, 1.0))
+    assert [len(m.indices) for m in cuts] == [SLICES_PER_VIEW[v] for v in VIEWS]
+    assert head_extent(volume, 2, (0.0, 1.0)) == (30, 89)
+    for cut, (first, last) in zip(cuts, ((30, 89), (20, 79), (10, 109))):
+        assert first < cut.indices[0] and cut.indices[-1] < last and cut.indices == sorted(set(cut.indices))
 
 
 def test_slices_are_shown_in_neurological_orientation() -> None:
@@ -141,8 +181,9 @@ def test_original_is_reoriented_to_ras() -> None:
     data = np.zeros((40, 50, 30), np.float32)
     data[:10] = 1.0  # first array voxels: with an x flip (L->R becomes R->L), these are on the right
     flipped = nib.Nifti1Image(data, np.diag([-1.0, 1.0, 1.0, 1.0]))
-    axial = np.asarray(Image.open(io.BytesIO(base64.b64decode(original_figures(flipped)[0].uri.split(",")[1]))))
-    assert axial[:, -5:].mean() > 200 and axial[:, :5].mean() < 50
+    tissue, _ = original_strips(flipped)
+    axial = np.asarray(Image.open(io.BytesIO(base64.b64decode(tissue[0].uri.split(",")[1]))).convert("L"))
+    assert axial[:, -20:-10].mean() > 200 and axial[:, 20:30].mean() < 50  # away from the L/R letters
 
 
 def test_outline_is_drawn_on_the_mask_edge_only() -> None:

@@ -103,9 +103,9 @@ class Page(HTMLParser):
 
     def images(self) -> list[Image.Image]:
         uris = [attrs["src"] for tag, attrs in self.tags if tag == "img"]
-        prefix = "data:image/png;base64,"
-        assert all(uri.startswith(prefix) for uri in uris)
-        return [Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))) for uri in uris]
+        prefixes = ("data:image/png;base64,", "data:image/jpeg;base64,")
+        assert all(uri.startswith(prefixes) for uri in uris)
+        return [Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) for uri in uris]
 
     def json_scripts(self) -> list[object]:
         return [json.loads(body) for attrs, body in self.scripts if attrs.get("type") == "application/json"]
@@ -136,3 +136,36 @@ def dump_dom(page: Path, fragment: str = "") -> str:
         return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
     except subprocess.TimeoutExpired as error:  # a modal dialog, e.g. an injected alert(), stalls the page
         raise AssertionError(f"chromium did not finish rendering {page.name}{fragment}") from error
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1366,900")
+
+
+def chromium_driver(download_dir: Path | None = None):
+    """Debian's chromium through chromium-driver (selenium): never a downloaded browser.
+
+    The performance log records every network request, for the no-network check.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser()
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    if download_dir is not None:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    return driver
+
+
+def requested_urls(driver) -> list[str]:
+    """URLs the page asked the network for, from the performance log (Network.requestWillBeSent)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls

@@ -1,4 +1,4 @@
-"""What both reports share: the jinja2 environment (autoescaping), the inlined plotly.js, cell formatting."""
+"""What both reports share: the jinja2 environment (autoescaping) and rendering; plotly.js for the group report."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def environment() -> jinja2.Environment:
 
 @lru_cache(maxsize=1)
 def plotly_js() -> Markup:
-    """plotly.js (minified, ~4.8 MB), inlined once per page so reports work offline (no CDN)."""
+    """plotly.js (minified, ~4.8 MB), inlined once in the group report so it works offline (no CDN)."""
     return Markup(get_plotlyjs())
 
 
 def render(template: str, **context: object) -> str:
-    return environment().get_template(template).render(plotly_js=plotly_js(), **context)
+    return environment().get_template(template).render(**context)

@@ -1,4 +1,8 @@
-"""The per-image HTML report: verdict, slices of the original and preprocessed images, probabilities."""
+"""The per-image HTML report: verdict, montages of the original and preprocessed images, probabilities.
+
+No plotly here: the probability bars are inline SVG drawn by the template and the montages JPEG data URIs,
+so a page weighs about 300 KB instead of 5 MB (benchmarks/bench_reports.py), and works from file:// offline.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,13 @@ from flairqc_app.config import GRID_SPACING_MM, SIDECAR_FIELDS, TASKS
 from flairqc_app.report.figures import (
     VIEWS,
     canonical_volume,
-    central_planes,
-    central_slices,
-    overlay_outline,
-    png_data_uri,
+    data_uri,
+    montage_strips,
+    outline_strips,
 )
 from flairqc_app.report.page import render
-from flairqc_app.report.verdict import CATEGORIES, as_number, text, verdict
+from flairqc_app.report.rating import rating_context
+from flairqc_app.report.verdict import as_number, category, text, verdict
 from flairqc_app.schema import COLUMNS_BY_NAME, ENTITY_COLUMNS, SIDECAR_COLUMNS
 
 IDENTITY_FIELDS = ("bids_name", "source_file", *(c.name for c in ENTITY_COLUMNS))
@@ -29,7 +33,11 @@ PROVENANCE_FIELDS = (
     "input_sha256", "flairqc_version", "model_hashes", "provider", "preproc_recipe",
     "registration_ncc", "seconds", "run_key",
 )
-BELOW_THRESHOLD_COLOUR = "#5b7fa6"
+# Successful registrations measure >= 0.4 on real images (the good real 3D FLAIR of realdata-dev: 0.45),
+# failures about 0.1 (bench_preprocess); below this, where the fast recipe retries, the page warns, because the
+# models then read an image that is not where they expect the brain. (0.5 would warn on that good FLAIR.)
+LOW_NCC = 0.3
+AIR_VIEWS = ("axial", "sagittal")  # ghosts run along the phase-encoding direction: these two show both
 
 
 @dataclass(frozen=True)
@@ -40,9 +48,23 @@ class TableRow:
 
 
 @dataclass(frozen=True)
-class Figure:
-    caption: str
+class Strip:
+    """One montage strip: a view, its image and (for the registration check) a transparent outline layer."""
+
+    view: str
     uri: str
+    overlay: str | None = None
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    probability: float | None
+    threshold: float | None
+
+    @property
+    def above(self) -> bool:
+        return self.probability is not None and self.threshold is not None and self.probability >= self.threshold
 
 
 def table(row: dict, fields: tuple[str, ...]) -> list[TableRow]:
@@ -57,53 +79,39 @@ def table(row: dict, fields: tuple[str, ...]) -> list[TableRow]:
     return out
 
 
-def probability_figure(row: dict, thresholds: dict[str, float] | None) -> dict:
-    """Plotly bar chart, one bar per task; the decision threshold is a black dash across the bar."""
-    labels = [task.replace("_", " ") for task in TASKS]
-    probabilities = [as_number(row.get(f"p_{task}")) for task in TASKS]
-    limits = [as_number((thresholds or {}).get(task)) for task in TASKS]
-    above = CATEGORIES["tier3"][1]
-    colours = [
-        above if p is not None and t is not None and p >= t else BELOW_THRESHOLD_COLOUR
-        for p, t in zip(probabilities, limits)
-    ]
-    data: list[dict] = [{
-        "type": "bar", "name": "probability", "x": labels, "y": probabilities, "marker": {"color": colours},
-        "text": [f"{p:.3f}" if p is not None else "n/a" for p in probabilities], "textposition": "outside",
-        "hovertemplate": "%{x}: %{y:.3f}<extra></extra>",
-    }]
-    if any(t is not None for t in limits):
-        data.append({
-            "type": "scatter", "mode": "markers", "name": "decision threshold", "x": labels, "y": limits,
-            "marker": {"symbol": "line-ew", "size": 48, "line": {"width": 3, "color": "#000"}},
-            "hovertemplate": "threshold %{y:.3f}<extra></extra>",
-        })
-    layout = {
-        "height": 340, "margin": {"l": 60, "r": 20, "t": 20, "b": 60},
-        "yaxis": {"range": [0, 1.1], "title": {"text": "probability"}},
-        "legend": {"orientation": "h", "y": -0.25}, "showlegend": len(data) > 1,
-    }
-    return {"data": data, "layout": layout}
+def probability_bars(row: dict, thresholds: dict[str, float] | None) -> list[Bar]:
+    """One bar per model read; a straight reject shows its reject model alone (its artefacts are not graded)."""
+    tasks = ("straight_reject",) if category(row) == "reject" else TASKS
+    return [Bar(task.replace("_", " "), as_number(row.get(f"p_{task}")), as_number((thresholds or {}).get(task)))
+            for task in tasks]
 
 
-def original_figures(image: nib.Nifti1Image) -> list[Figure]:
+def registration_warning(row: dict) -> str | None:
+    """The warning shown when the registration to the template looks poor, else None."""
+    ncc = as_number(row.get("registration_ncc"))
+    if ncc is None or ncc >= LOW_NCC:
+        return None
+    return (f"Low registration similarity: NCC {ncc:.2f} < {LOW_NCC}. The preprocessed image may be misaligned "
+            "with the template, and the model verdicts then unreliable: check the outline below.")
+
+
+def original_strips(image: nib.Nifti1Image) -> tuple[list[Strip], list[Strip]]:
+    """The original image's montage (tissue window) and its background view (air window)."""
     volume, zooms = canonical_volume(image)
-    return [Figure(view, png_data_uri(s)) for view, s in zip(VIEWS, central_slices(volume, zooms))]
+    tissue = montage_strips(volume, zooms)
+    air = montage_strips(volume, zooms, air=True)
+    return ([Strip(v, data_uri(s, "JPEG")) for v, s in zip(VIEWS, tissue)],
+            [Strip(v, data_uri(s, "JPEG")) for v, s in zip(VIEWS, air) if v in AIR_VIEWS])
 
 
-def preprocessed_figures(volume: np.ndarray) -> tuple[list[Figure], list[Figure]]:
-    """Central slices of the model input, and the same with the template brain-mask outline."""
+def preprocessed_strips(volume: np.ndarray) -> list[Strip]:
+    """The model input's montage, each strip with the template brain-mask outline as a layer over it."""
     # Imported here: antspyx is slow to import and the group report never needs it.
     from flairqc_app.preprocess import template_brain_mask
 
-    mask = template_brain_mask()
     zooms = (GRID_SPACING_MM,) * 3
-    slices = central_slices(volume, zooms)
-    outlined = [overlay_outline(s, m > 0) for s, m in zip(slices, central_planes(mask))]
-    return (
-        [Figure(view, png_data_uri(s)) for view, s in zip(VIEWS, slices)],
-        [Figure(view, png_data_uri(s)) for view, s in zip(VIEWS, outlined)],
-    )
+    outlines = outline_strips(template_brain_mask(), volume, zooms)
+    return [Strip(v, data_uri(s, "JPEG"), data_uri(o)) for v, s, o in zip(VIEWS, montage_strips(volume, zooms), outlines)]
 
 
 def render_participant_report(
@@ -112,18 +120,20 @@ def render_participant_report(
     preprocessed: np.ndarray | None,
     thresholds: dict[str, float] | None,
 ) -> str:
-    """The self-contained HTML report of one image (figures as data URIs, plotly.js inlined once)."""
-    processed, outlined = preprocessed_figures(preprocessed) if preprocessed is not None else ([], [])
+    """The self-contained HTML report of one image (figures as data URIs and inline SVG, no plotly)."""
+    tissue, air = original_strips(original) if original is not None else ([], [])
     return render(
         "participant.html.j2",
         bids_name=text(row.get("bids_name")),
         verdict=verdict(row),
+        warning=registration_warning(row),
         identity=table(row, IDENTITY_FIELDS),
         metadata=table(row, METADATA_FIELDS),
         provenance=table(row, PROVENANCE_FIELDS),
-        probabilities=probability_figure(row, thresholds) if row.get("status") == "ok" else None,
+        bars=probability_bars(row, thresholds) if row.get("status") == "ok" else [],
         thresholds_given=bool(thresholds),
-        original=original_figures(original) if original is not None else [],
-        processed=processed,
-        outlined=outlined,
+        original=tissue,
+        background=air,
+        processed=preprocessed_strips(preprocessed) if preprocessed is not None else [],
+        rating=rating_context(row),
     )

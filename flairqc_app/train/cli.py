@@ -8,6 +8,7 @@
     flairqc-train evaluate --models-dir MODELS --cache CACHE --name shipped --out EVAL
     flairqc-train compare EVAL_A EVAL_B --out CMP
     flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]    (runs or ensembles)
+    flairqc-train consensus --ratings A.tsv B.tsv ... --out BIDS/labels.tsv    (the reports' rating exports)
 """
 
 from __future__ import annotations
@@ -116,7 +117,42 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--manifest-version", help="the set's version (a new manifest: 1.0.0 if not given; an existing "
                                               "one: replaced if given)")
     x.add_argument("--description", default="trained with flairqc-train")
+
+    r = sub.add_parser("consensus", help="merge raters' label files (the reports' rating export) into consensus "
+                                         "labels, with Cohen's kappa, balanced accuracy and the disagreements")
+    r.add_argument("--ratings", type=Path, nargs="+", required=True, help="ratings TSVs (one or more per rater)")
+    r.add_argument("--out", type=Path, required=True, help="consensus labels.tsv (e.g. at the FLAIR dataset's root)")
+    r.add_argument("--disagreements", type=Path, help="default: OUT's name with _disagreements.tsv")
+    r.add_argument("--agreement", type=Path, help="kappa and balanced accuracy as JSON; default: OUT's name with "
+                                                  "_agreement.json")
     return parser
+
+
+def _consensus(args: argparse.Namespace) -> int:
+    import json
+
+    from flairqc_app.train import consensus
+
+    try:
+        ratings = [rating for path in args.ratings for rating in consensus.read_ratings(path)]
+    except (OSError, ValueError) as exc:
+        print(f"flairqc-train consensus: {exc}", file=sys.stderr)
+        return 2
+    if not ratings:
+        print("flairqc-train consensus: no complete rating in " + ", ".join(map(str, args.ratings)), file=sys.stderr)
+        return 2
+    result = consensus.build_consensus(ratings)
+    stem = args.out.with_suffix("")
+    disagreements = args.disagreements or stem.with_name(stem.name + "_disagreements.tsv")
+    agreement = args.agreement or stem.with_name(stem.name + "_agreement.json")
+    consensus.write_labels(args.out, result)
+    consensus.write_disagreements(disagreements, result)
+    agreement.write_text(json.dumps({"cohen_kappa": result.kappa, "balanced_accuracy": result.balanced_accuracy,
+                                     "images": len(result.labels), "disagreements": len(result.disagreements)},
+                                    indent=2) + "\n", encoding="utf-8")
+    print("\n".join(consensus.summary(result)))
+    print(f"consensus labels: {args.out}; disagreements to re-read together: {disagreements}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -207,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for row in compare_dirs(args.eval_a, args.eval_b, args.out):
             print(f"{row['task']}: McNemar p = {row['p_value']:.4g} (Bonferroni {row['p_bonferroni']:.4g})")
+    elif args.command == "consensus":
+        return _consensus(args)
     else:
         _export(args)
     return 0
