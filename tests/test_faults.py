@@ -335,7 +335,7 @@ def test_full_disk_at_start_is_one_line_and_exit_74(tmp_path, tmpfs):
 def test_full_disk_names_the_image_and_the_file(tmp_path, tmpfs):
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST})
     point = tmpfs("8m")
-    fill(point, leave_bytes=1 << 20)  # room for the small files, not for the report (about 5 MB)
+    fill(point, leave_bytes=24 << 10)  # room for the small files, not for the report (over 100 KB)
     proc = participant(bids, point / "out", build_models_dir(tmp_path / "models"))
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 74, output

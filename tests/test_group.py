@@ -50,7 +50,7 @@ def test_concurrent_group_runs_with_different_selections_keep_their_own_tables(o
     for labels, stem, log in zip(selections, stems, logs):
         expected = [f"sub-{label.removeprefix('sub-')}_FLAIR" for label in labels or SUBJECTS]
         assert names_in(out, stem) == expected
-        assert str(out / f"{stem}.tsv") in log
+        assert str(out / f"{stem}.html") in log
         html = (out / f"{stem}.html").read_text()
         assert all(name in html for name in expected)
         assert all(f"sub-{s}_FLAIR" not in html for s in SUBJECTS if f"sub-{s}_FLAIR" not in expected)
