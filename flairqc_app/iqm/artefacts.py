@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 QI1_DISTANCE_MM = 10.0
-QI1_ROBUST_SIGMAS = 10.0
+QI1_ROBUST_SIGMAS = 4.0  # pure Rayleigh air exceeds it in 0.03 % of voxels, which the opening removes
 
 
 def efc(image: np.ndarray) -> float:
@@ -39,7 +39,7 @@ def fber(head: np.ndarray, air: np.ndarray) -> float:
 
 def qi1(raw: np.ndarray, air: np.ndarray, zooms: tuple[float, ...]) -> float:
     """Share of air voxels, further than QI1_DISTANCE_MM from the head, that stand out from the air noise
-    (median + 10 robust sigmas) after a 3D opening: artefactual signal in the background (Mortamet 2009)."""
+    (median + 4 robust sigmas) after a 3D opening: artefactual signal in the background (Mortamet 2009)."""
     from flairqc_app.iqm.masks import erode, radius_in_voxels
 
     far = erode(air, radius_in_voxels(QI1_DISTANCE_MM, zooms))

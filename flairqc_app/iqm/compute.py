@@ -105,7 +105,7 @@ def fill(result: IqmResult, raw: np.ndarray, corrected: np.ndarray, bias_field: 
     result.attempt(["iqm_snr_brain"], lambda: (noise.snr(gm) + noise.snr(wm)) / 2)
     result.attempt(["iqm_snrd_wm"], lambda: noise.snr_dietrich(float(np.mean(raw[masks.wm])), raw[air_mask()]))
     result.attempt(["iqm_noise_tissue"],
-                   lambda: noise.laplacian_sigma(corrected, masks.gm | masks.wm) / float(np.median(wm)))
+                   lambda: noise.laplacian_sigma(corrected, masks.wm) / float(np.median(wm)))
     result.attempt(["iqm_cnr"], lambda: contrast.cnr(gm, wm))
     result.attempt(["iqm_cjv"], lambda: contrast.cjv(gm, wm))
     result.attempt(["iqm_wm2max"], lambda: contrast.wm2max(wm, corrected[masks.head]))

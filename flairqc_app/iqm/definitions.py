@@ -51,8 +51,8 @@ IQMS: tuple[Iqm, ...] = (
         "Dietrich O, et al. J Magn Reson Imaging 2007;26:375-385, doi:10.1002/jmri.20969; " + MRIQC,
         "https://doi.org/10.1002/jmri.20969", "higher", NO_BACKGROUND),
     Iqm("iqm_noise_tissue", "flair_noise_tissue", "noise", "Noise sigma in tissue",
-        "Robust noise sigma in the brain, from the median absolute deviation of 3D Laplacian responses "
-        "(Immerkaer's estimator in 3D), over the WM median: a relative noise level that needs no air, valid "
+        "Robust noise sigma in white matter, from the median absolute deviation of 3D Laplacian responses "
+        "inside the WM eroded by one voxel (Immerkaer's estimator in 3D), over the WM median: a relative noise level that needs no air, valid "
         "when the air was zeroed.",
         "fraction of the WM median", "native",
         "Immerkaer J. Comput Vis Image Underst 1996;64:300-302, doi:10.1006/cviu.1996.0060",
@@ -85,7 +85,7 @@ IQMS: tuple[Iqm, ...] = (
         "Protocol. Front Neuroinform 2015, doi:10.3389/conf.fninf.2015.91.00028; " + MRIQC,
         "https://doi.org/10.3389/conf.fninf.2015.91.00028", "higher", NO_BACKGROUND),
     Iqm("iqm_qi1", "qi_1", "artefacts", "Artefact fraction of the background (QI1)",
-        "Share of air voxels (more than 10 mm from the head) brighter than the air median + 10 robust sigmas "
+        "Share of air voxels (more than 10 mm from the head) brighter than the air median + 4 robust sigmas "
         "after a 3D opening: signal that artefacts (motion, ghosts) put in the air, as MRIQC's qi_1.",
         "fraction of air voxels", "native",
         "Mortamet B, et al. Magn Reson Med 2009;62:365-372, doi:10.1002/mrm.21992; " + MRIQC,

@@ -63,10 +63,25 @@ def radius_in_voxels(mm: float, zooms: tuple[float, ...]) -> tuple[int, ...]:
 
 
 def head_mask(raw: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """Head voxels: above HEAD_MASK_FRACTION of the 99th percentile, or brain; holes (ventricles) filled."""
+    """Head voxels: above HEAD_MASK_FRACTION of the 99th percentile, or brain; the largest connected part
+    (noise specks in the air are left out), holes (ventricles) filled."""
     positive = raw[raw > 0]
     threshold = config.HEAD_MASK_FRACTION * float(np.percentile(positive, 99)) if positive.size else 0.0
-    return fill_holes((raw > threshold) | brain)
+    return fill_holes(largest_component((raw > threshold) | brain))
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """
+    >>> mask = np.zeros((5, 5, 5), bool); mask[0, 0, 0] = True; mask[2:5, 2:5, 2:5] = True
+    >>> int(largest_component(mask).sum())
+    27
+    """
+    components, count = ndimage.label(mask)
+    if count <= 1:
+        return mask
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

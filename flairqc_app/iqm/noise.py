@@ -37,7 +37,7 @@ def snr_dietrich(signal_mean: float, air: np.ndarray) -> float:
 
 def laplacian_sigma(image: np.ndarray, mask: np.ndarray) -> float:
     """Noise sigma from the MAD of Laplacian responses inside mask (eroded by one voxel, so the kernel stays
-    in): edges are a minority and the median ignores them (Immerkaer 1996, in 3D)."""
+    in; WM, the most uniform tissue): what edges and lesions are left, the median ignores (Immerkaer 1996)."""
     inner = ndimage.binary_erosion(mask)
     if inner.sum() < 100:
         raise ValueError("mask too small")
