@@ -50,6 +50,13 @@ class IqmResult:
             self.notes.update(dict.fromkeys(columns, f"failed ({type(exc).__name__}: {exc})"[:160]))
 
 
+def failed_row(reason: str) -> dict[str, float | str | None]:
+    """Every IQM n/a, for when the whole computation broke (the image's verdict stands)."""
+    result = IqmResult()
+    result.notes = dict.fromkeys(IQM_COLUMNS, f"failed ({reason})"[:160])
+    return result.row()
+
+
 def native_array(img: nib.Nifti1Image) -> np.ndarray:
     """The first volume as float32, negative values clamped (as preprocess.to_ants, whose array order the
     bias field has)."""
