@@ -78,6 +78,10 @@ def run_group(output_dir: Path, wanted: dict[str, Any]) -> list[dict[str, Any]]:
     rows.sort(key=lambda r: r["bids_name"])
     tsv.write_table(output_dir / f"{derivatives.GROUP_STEM}.tsv", rows)
     from flairqc_app.report import render_group_report
+    from flairqc_app.report.iqms import refresh_participant_reports
+
+    refreshed = refresh_participant_reports(output_dir, rows)
+    log.info("group level: the IQM percentiles within the run put into %d per-image report(s)", refreshed)
 
     atomic.write_text(output_dir / f"{derivatives.GROUP_STEM}.html", render_group_report(rows))
     return rows

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from flairqc_app.config import TASKS
+from flairqc_app.report.iqms import group_section
 from flairqc_app.report.page import render
 from flairqc_app.report.verdict import CATEGORIES, as_number, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME
@@ -123,4 +124,5 @@ def render_group_report(rows: list[dict], title: str = "flairqc group report") -
         ],
         headers=table_headers(),
         payload=table_payload(rows),
+        iqm_context=group_section(rows),
     )

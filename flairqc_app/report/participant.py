@@ -16,6 +16,7 @@ from flairqc_app.report.figures import (
     overlay_outline,
     png_data_uri,
 )
+from flairqc_app.report.iqms import render_section, section
 from flairqc_app.report.page import render
 from flairqc_app.report.verdict import CATEGORIES, as_number, text, verdict
 from flairqc_app.schema import COLUMNS_BY_NAME, ENTITY_COLUMNS, SIDECAR_COLUMNS
@@ -123,6 +124,7 @@ def render_participant_report(
         provenance=table(row, PROVENANCE_FIELDS),
         probabilities=probability_figure(row, thresholds) if row.get("status") == "ok" else None,
         thresholds_given=bool(thresholds),
+        iqms=render_section(section(row)),
         original=original_figures(original) if original is not None else [],
         processed=processed,
         outlined=outlined,
