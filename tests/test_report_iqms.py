@@ -20,7 +20,7 @@ RUN_SIZE = 40
 
 def iqm_values(i: int) -> dict:
     """IQMs that grow with i (SNR, CNR ...); the image's quality rank is its index."""
-    return {iqm.column: float(i + 1) if iqm.better == "higher" else 1.0 / (i + 1) for iqm in IQMS}
+    return {iqm.column: float(i + 1) if iqm.better != "lower" else 1.0 / (i + 1) for iqm in IQMS}
 
 
 def run_rows(n: int = RUN_SIZE) -> list[dict]:

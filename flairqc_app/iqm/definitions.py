@@ -29,7 +29,7 @@ class Iqm:
     space: str  # where it is computed: native or template
     reference: str
     url: str
-    better: str  # "higher" or "lower": which direction means better quality (reports, second opinion)
+    better: str  # "higher", "lower" or "neither": which direction means better quality (reports, second opinion)
     not_available: str = "n/a when the tissue masks are empty or the computation fails (reason in iqm_notes)."
 
     @property
@@ -71,8 +71,8 @@ IQMS: tuple[Iqm, ...] = (
         "https://doi.org/10.3389/fninf.2016.00010", "lower"),
     Iqm("iqm_wm2max", "wm2max", "contrast", "White matter to maximum intensity ratio",
         "Median WM intensity over the 99.95th percentile of the head, N4-corrected, as MRIQC's wm2max; "
-        "bright lesions or fat lower it.",
-        DIMENSIONLESS, "native", MRIQC, MRIQC_URL, "higher"),
+        "bright lesions or fat lower it; MRIQC expects 0.6 to 0.8 in T1w.",
+        DIMENSIONLESS, "native", MRIQC, MRIQC_URL, "neither"),
     Iqm("iqm_efc", "efc", "artefacts", "Entropy focus criterion",
         "Shannon entropy of the voxel intensities normalised by the image energy, over the whole raw image, "
         "scaled to [0, 1] by its value for a uniform image, as MRIQC's efc: ghosting and blurring raise it.",
@@ -110,7 +110,7 @@ IQMS: tuple[Iqm, ...] = (
         "Median of the N4 bias field that preprocessing estimated, inside the brain, as MRIQC's inu_med.",
         DIMENSIONLESS, "native",
         "Tustison NJ, et al. N4ITK. IEEE Trans Med Imaging 2010;29:1310-1320, doi:10.1109/TMI.2010.2046908; "
-        + MRIQC, "https://doi.org/10.1109/TMI.2010.2046908", "higher"),
+        + MRIQC, "https://doi.org/10.1109/TMI.2010.2046908", "neither"),
     Iqm("iqm_inu_range", "inu_range", "bias and lesions", "Range of the bias field",
         "95th minus 5th percentile of the N4 bias field inside the brain, over its median (MRIQC's inu_range, "
         "made independent of N4's arbitrary scale): the intensity non-uniformity.",

@@ -67,15 +67,14 @@ def percentiles(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def in_worst_tail(column: str, percentile: float) -> bool:
     """True when the value is among the run's worst TAIL_PERCENT for quality (low SNR, high EFC ...)."""
-    if IQMS_BY_COLUMN[column].better == "higher":
-        return percentile <= TAIL_PERCENT
-    return percentile >= 100 - TAIL_PERCENT
+    return in_best_tail(column, 100 - percentile)
 
 
 def in_best_tail(column: str, percentile: float) -> bool:
-    if IQMS_BY_COLUMN[column].better == "higher":
-        return percentile >= 100 - TAIL_PERCENT
-    return percentile <= TAIL_PERCENT
+    better = IQMS_BY_COLUMN[column].better
+    if better == "neither":
+        return False
+    return percentile >= 100 - TAIL_PERCENT if better == "higher" else percentile <= TAIL_PERCENT
 
 
 def second_opinion(row: dict[str, Any], ranks: dict[str, float], run_size: int) -> list[str]:

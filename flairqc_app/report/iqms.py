@@ -30,6 +30,7 @@ SCATTER_PAIRS = (
     ("iqm_efc", "p_motion_moderate"), ("iqm_qi1", "p_motion_moderate"), ("iqm_fwhm_avg", "p_motion_moderate"),
 )
 SIGNIFICANT = 4
+ARROWS = {"higher": "↑", "lower": "↓", "neither": ""}
 MARKER = {"size": 6, "opacity": 0.6, "color": "#3b6ea5"}
 
 
@@ -65,7 +66,7 @@ def section(row: dict, ranks: dict[str, float] | None = None, run_size: int = 0,
             value = f"{value} {iqm.units}"
         rank = (ranks or {}).get(iqm.column)
         lines.append(IqmLine(iqm.column, iqm.family, iqm.long_name, iqm.description, value,
-                             "n/a" if rank is None else f"{rank:g}", "↑" if iqm.better == "higher" else "↓"))
+                             "n/a" if rank is None else f"{rank:g}", ARROWS[iqm.better]))
     lines.sort(key=lambda line: FAMILIES.index(line.family))
     return IqmSection(tuple(lines), ranks is not None, run_size, opinions, text(row.get(NOTES_COLUMN)))
 
@@ -141,7 +142,7 @@ def scatter_figure(rows: list[dict]) -> dict:
         if not points:
             continue
         xs, ys, names = (list(axis) for axis in zip(*points))
-        traces.append({"type": "scattergl", "mode": "markers", "x": xs, "y": ys, "text": names,
+        traces.append({"type": "scatter",  # SVG: WebGL is not there in every browser (headless, remote desktops) "mode": "markers", "x": xs, "y": ys, "text": names,
                        "name": f"{column} vs {probability}", "marker": MARKER,
                        "hovertemplate": "%{text}<br>%{x} / %{y}<extra></extra>"})
         labels.append(f"{column} vs {probability}")
