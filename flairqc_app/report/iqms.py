@@ -142,7 +142,8 @@ def scatter_figure(rows: list[dict]) -> dict:
         if not points:
             continue
         xs, ys, names = (list(axis) for axis in zip(*points))
-        traces.append({"type": "scatter",  # SVG: WebGL is not there in every browser (headless, remote desktops) "mode": "markers", "x": xs, "y": ys, "text": names,
+        # SVG "scatter", not "scattergl": WebGL is missing in some browsers (headless, remote desktops)
+        traces.append({"type": "scatter", "mode": "markers", "x": xs, "y": ys, "text": names,
                        "name": f"{column} vs {probability}", "marker": MARKER,
                        "hovertemplate": "%{text}<br>%{x} / %{y}<extra></extra>"})
         labels.append(f"{column} vs {probability}")
