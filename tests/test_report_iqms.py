@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from test_report_support import MALICIOUS, Page, make_row
+import pytest
+from test_report_support import MALICIOUS, Page, assert_self_contained, browser, dump_dom, make_row
 
 from flairqc_app.group import run_group
 from flairqc_app.iqm.definitions import IQMS
@@ -93,9 +94,21 @@ def test_group_level_refreshes_only_the_iqm_section_of_each_report(tmp_path):
     assert re.search(r'data-iqm="iqm_snr_wm">.*?<td class="num">1.2</td></tr>', worst)
     assert 'id="second-opinion"' in worst and "worst 5 %" in worst
     assert 'id="second-opinion"' not in section_of((tmp_path / "sub-20_FLAIR.html").read_text(encoding="utf-8"))
+    assert_self_contained(Page((tmp_path / "sub-00_FLAIR.html").read_text(encoding="utf-8")))
     group = (tmp_path / "group_FLAIR.html").read_text(encoding="utf-8")
     assert 'id="iqm-distribution"' in group and 'id="iqm-scatter"' in group
     assert group.count("<tr><td>sub-00_FLAIR</td>") >= 2  # its second opinions are listed
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(browser() is None, reason="no chromium, chromium-browser or google-chrome binary on PATH")
+def test_group_iqm_figures_draw_in_a_browser(tmp_path):
+    path = tmp_path / "group_FLAIR.html"
+    path.write_text(render_group_report(run_rows()), encoding="utf-8")
+    dom = dump_dom(path)
+    for plot in ("iqm-distribution", "iqm-scatter"):
+        drawn = dom[dom.index(f'id="{plot}"'):]
+        assert drawn.index('class="main-svg"') < drawn.index("</section>")  # plotly drew it (SVG, no WebGL)
 
 
 def test_group_figures_hold_every_iqm_and_escape_names():
