@@ -191,3 +191,19 @@ def test_labels_in_native_space_match_ants(tmp_path):
                                    [str(transform)], interpolator="nearestNeighbor", whichtoinvert=[True])
     agreement = float(np.mean(ours == np.rint(theirs.numpy()).astype(np.uint8)))
     assert agreement > 0.995 and (ours == WM).sum() > 10_000
+
+
+def test_when_the_masks_cannot_be_made_every_iqm_is_na_and_the_image_goes_on(tmp_path):
+    from flairqc_app.discover import FlairImage
+    from flairqc_app.participant import image_quality_metrics
+    from flairqc_app.preprocess import PreprocResult
+
+    labels, affine = phantom_labels()
+    path = tmp_path / "sub-01_FLAIR.nii.gz"
+    img = nib.Nifti1Image(painted(labels, 3.0), affine)
+    image = FlairImage(path=path, relpath="sub-01/anat/sub-01_FLAIR.nii.gz", entities={"subject": "01"}, metadata={})
+    result = PreprocResult(volume=np.zeros((2, 2, 2), np.float32), transform=tmp_path / "lost.mat",
+                           registration_ncc=0.5, bias_field=None)
+    row = image_quality_metrics(image, img, result)
+    assert all(row[c] is None for c in IQM_COLUMNS)
+    assert row["iqm_notes"].startswith("all IQMs: failed (FileNotFoundError") and "iqms" in result.timings

@@ -18,7 +18,6 @@ from flairqc_app.iqm.masks import Masks, build_masks, native_labels
 
 log = logging.getLogger("flairqc")
 PHASE_AXES = {"i": 0, "j": 1, "k": 2}
-DECIMALS = 6
 
 
 class NotAvailable(Exception):
@@ -38,11 +37,10 @@ class IqmResult:
     def attempt(self, columns: Sequence[str], compute: Callable[[], float | Sequence[float]]) -> None:
         try:
             result = compute()
-            numbers = [result] if isinstance(result, float) else list(result)
-            for column, value in zip(columns, numbers, strict=True):
-                if not np.isfinite(value):
-                    raise ValueError("not finite")
-                self.values[column] = round(float(value), DECIMALS)
+            numbers = [float(result)] if isinstance(result, float) else [float(v) for v in result]
+            if len(numbers) != len(columns) or not all(np.isfinite(numbers)):
+                raise ValueError(f"not {len(columns)} finite numbers: {numbers}")
+            self.values.update(zip(columns, numbers))
         except NotAvailable as reason:
             self.notes.update(dict.fromkeys(columns, str(reason)))
         except Exception as exc:  # a failing metric is n/a with its reason; the image goes on
@@ -52,9 +50,7 @@ class IqmResult:
 
 def failed_row(reason: str) -> dict[str, float | str | None]:
     """Every IQM n/a, for when the whole computation broke (the image's verdict stands)."""
-    result = IqmResult()
-    result.notes = dict.fromkeys(IQM_COLUMNS, f"failed ({reason})"[:160])
-    return result.row()
+    return IqmResult(notes={"all IQMs": f"failed ({reason})"[:300]}).row()
 
 
 def native_array(img: nib.Nifti1Image) -> np.ndarray:

@@ -129,5 +129,6 @@ IQMS_BY_COLUMN = {iqm.column: iqm for iqm in IQMS}
 IQM_COLUMNS = tuple(iqm.column for iqm in IQMS)
 NOTES_COLUMN = "iqm_notes"
 NOTES_DESCRIPTION = ("Why an image-quality metric is n/a for this image: 'column: reason' pairs, ';'-separated "
-                     "(e.g. 'iqm_fber: background zeroed'); n/a when every metric was computed. " + MASKS)
+                     "(e.g. 'iqm_fber: background zeroed'; 'all IQMs: failed (...)' when the masks could not be "
+                     "made); n/a when every metric was computed. " + MASKS)
 FAMILIES = ("noise", "contrast", "artefacts", "bias and lesions")
