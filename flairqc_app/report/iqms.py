@@ -24,6 +24,7 @@ from flairqc_app.report.verdict import as_number, text
 
 log = logging.getLogger("flairqc")
 START, END = "<!-- flairqc:iqms -->", "<!-- /flairqc:iqms -->"
+START_BYTES, END_BYTES = START.encode(), END.encode()
 SCATTER_PAIRS = (
     ("iqm_snr_wm", "p_noise_moderate"), ("iqm_noise_tissue", "p_noise_moderate"),
     ("iqm_cnr", "p_contrast_moderate"), ("iqm_cjv", "p_contrast_moderate"), ("iqm_wmh_fraction", "p_contrast_moderate"),
@@ -75,12 +76,13 @@ def render_section(iqms: IqmSection | None) -> Markup:
     return Markup(environment().get_template("_iqms.html.j2").module.iqm_section(iqms))
 
 
-def replace_section(page: str, new_section: str) -> str | None:
-    """The page with its IQM section replaced; None when the page has none (written by another version)."""
-    start, end = page.find(START), page.find(END)
+def replace_section(page: bytes, new_section: bytes) -> bytes | None:
+    """The page with its IQM section replaced; None when the page has none (written by another version).
+    Bytes, not text: a page is ~5 MB (plotly.js inlined) and decoding it would cost more than the rest."""
+    start, end = page.rfind(START_BYTES), page.rfind(END_BYTES)  # the section is near the end, after plotly.js
     if start < 0 or end < start:
         return None
-    return page[:start] + new_section.strip() + page[end + len(END):]
+    return page[:start] + new_section.strip() + page[end + len(END_BYTES):]
 
 
 def refresh_participant_reports(output_dir: Path, rows: list[dict]) -> int:
@@ -94,13 +96,13 @@ def refresh_participant_reports(output_dir: Path, rows: list[dict]) -> int:
         if updated_section is None or not path.is_file():
             continue
         try:
-            page = path.read_text(encoding="utf-8")
+            page = path.read_bytes()
         except OSError as exc:
             log.warning("%s: report not refreshed with the run's IQM percentiles: %s", path, exc)
             continue
-        new_page = replace_section(page, str(render_section(updated_section)))
+        new_page = replace_section(page, str(render_section(updated_section)).encode("utf-8"))
         if new_page is not None and new_page != page:
-            atomic.write_text(path, new_page)
+            atomic.write_bytes(path, new_page)
             refreshed += 1
     return refreshed
 
