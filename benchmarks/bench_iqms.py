@@ -13,7 +13,8 @@ artefact must move (|rho| >= 0.9). Cost: compute_iqms on the real FLAIR in a fre
 median of 5 runs, and the peak-RSS growth over a process that has just preprocessed the image (as the pipeline's)
 and over one that has only loaded the image, the N4 field and the affine (the IQMs' own high-water mark).
 
-Usage: python benchmarks/bench_iqms.py [--levels 8] [--variants zeroed,air] [--skip-cost | --cost-only] [--json out.json]
+Usage: python benchmarks/bench_iqms.py [--levels 8] [--variants zeroed,air] [--skip-cost | --cost-only]
+                                      [--json out.json]
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ IQMS: tuple[Iqm, ...] = (
         "https://doi.org/10.1002/jmri.20969", "higher", NO_BACKGROUND),
     Iqm("iqm_noise_tissue", "flair_noise_tissue", "noise", "Noise sigma in tissue",
         "Robust noise sigma in white matter, from the median absolute deviation of 3D Laplacian responses "
-        "inside the WM eroded by one voxel (Immerkaer's estimator in 3D), over the WM median: a relative noise level that needs no air, valid "
-        "when the air was zeroed.",
+        "inside the WM eroded by one voxel (Immerkaer's estimator in 3D), over the WM median: a relative noise "
+        "level that needs no air, valid when the air was zeroed.",
         "fraction of the WM median", "native",
         "Immerkaer J. Comput Vis Image Underst 1996;64:300-302, doi:10.1006/cviu.1996.0060",
         "https://doi.org/10.1006/cviu.1996.0060", "lower"),
