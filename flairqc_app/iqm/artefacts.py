@@ -19,14 +19,16 @@ def efc(image: np.ndarray) -> float:
     >>> round(efc(np.ones((4, 4, 4))), 6), round(efc(np.pad(np.ones((2, 2, 2)), 3)), 3)
     (1.0, 0.042)
     """
-    x = np.abs(image[image != 0]).astype(np.float32, copy=False)
     n = image.size
-    energy = math.sqrt(float(np.sum(np.square(x, dtype=np.float64))))
+    def slabs():  # the non-zero magnitudes in float64, one slab at a time (no copy of the whole volume)
+        return (np.abs(slab[slab != 0]).astype(np.float64) for slab in image)
+
+    energy = math.sqrt(sum(float(np.dot(x, x)) for x in slabs()))
     if energy <= 0:
         raise ValueError("empty image")
-    x = x / np.float32(energy)
+    entropy = sum(float(np.dot(x / energy, np.log(x / energy))) for x in slabs() if x.size)
     e_max = n * (1 / math.sqrt(n)) * math.log(1 / math.sqrt(n))
-    return float(np.sum(x * np.log(x), dtype=np.float64) / e_max)
+    return entropy / e_max
 
 
 def fber(head: np.ndarray, air: np.ndarray) -> float:
@@ -69,8 +71,8 @@ def fwhm(image: np.ndarray, mask: np.ndarray, zooms: tuple[float, ...]) -> tuple
     """FWHM (mm) of the spatial autocorrelation per axis, from var(first differences) / var(image) inside
     mask (AFNI 3dFWHMx classic): rho = 1 - var(d) / (2 var), FWHM = sqrt(-2 ln 2 / ln rho) voxels."""
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
-    data, inside = image[box].astype(np.float64), mask[box]
-    variance = float(np.var(data[inside]))
+    data, inside = image[box].astype(np.float32), mask[box]
+    variance = float(np.var(data[inside], dtype=np.float64))
     if variance <= 0:
         raise ValueError("no variance in the mask")
     widths = []
@@ -80,7 +82,7 @@ def fwhm(image: np.ndarray, mask: np.ndarray, zooms: tuple[float, ...]) -> tuple
         lead[axis], tail[axis] = slice(1, None), slice(None, -1)
         both = inside[tuple(lead)] & inside[tuple(tail)]
         diff = (data[tuple(lead)] - data[tuple(tail)])[both]
-        rho = 1 - float(np.var(diff)) / (2 * variance)
+        rho = 1 - float(np.var(diff, dtype=np.float64)) / (2 * variance)
         if not 0 < rho < 1:
             raise ValueError(f"autocorrelation {rho:.3f} out of range along axis {axis}")
         widths.append(math.sqrt(-2 * math.log(2) / math.log(rho)) * zoom)

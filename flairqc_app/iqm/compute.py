@@ -83,7 +83,7 @@ def compute_iqms(img: nib.Nifti1Image, bias_field: np.ndarray | None, transform:
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     labels = native_labels(raw.shape, img.affine, transform)
     if bias_field is not None and bias_field.shape == raw.shape:
-        corrected = raw / np.where(bias_field > 1e-6, bias_field, 1.0).astype(np.float32)
+        corrected = np.divide(raw, bias_field, out=raw.copy(), where=bias_field > 1e-6, dtype=np.float32)
     else:
         corrected = raw
     masks = build_masks(raw, corrected, labels, zooms)
