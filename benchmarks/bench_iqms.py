@@ -10,7 +10,8 @@ reuse that affine and N4 field, except the bias series, which starts from the N4
 on each level (its IQM reads the field).
 Reported: Spearman's rho of every IQM with the level, per artefact and variant; TIES lists the IQMs each
 artefact must move (|rho| >= 0.9). Cost: compute_iqms on the real FLAIR in a fresh process with 2 threads,
-median of 5 runs, and the peak-RSS growth over a process that has just preprocessed the image (as the pipeline's)
+median of 5 runs, wall and CPU time (CPU seconds do not depend on what else the machine runs; the IQMs are
+single-threaded numpy, so on two free cores the wall time is at most the CPU time), and the peak-RSS growth over a process that has just preprocessed the image (as the pipeline's)
 and over one that has only loaded the image, the N4 field and the affine (the IQMs' own high-water mark).
 
 Usage: python benchmarks/bench_iqms.py [--levels 8] [--variants zeroed,air] [--skip-cost | --cost-only]
@@ -222,13 +223,15 @@ def cost_child(step: str, runs: int, work: Path) -> None:
     else:
         field, transform = np.load(work / "field.npy"), work / "affine.mat"
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         compute_iqms(img, field, transform, PHASE_ENCODING)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+                      "median_cpu_s": round(statistics.median(cpu), 3), "load": os.getloadavg()[0],
                       "peak_rss_before_mb": round(before / 1024, 1),
                       "peak_rss_growth_mb": round((after - before) / 1024, 1)}))
 
