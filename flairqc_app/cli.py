@@ -88,6 +88,8 @@ def build_parser() -> Parser:
     run.add_argument("--gate-config", type=Path, metavar="FILE",
                      help='JSON {limit: value} overriding input gate limits, e.g. {"max_slice_thickness_3d_mm": 2.5}')
     run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
+    run.add_argument("--iqm-json", action="store_true",
+                     help="also write each image's IQMs in MRIQC's JSON layout (*_desc-iqms_FLAIR.json)")
     run.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
     res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=config.DEFAULT_NPROCS,
@@ -335,8 +337,8 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
     return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
                        recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
                        omp_nthreads=args.omp_nthreads, nprocs=nprocs, threshold_overrides=overrides,
-                       write_preproc=args.write_preproc, force=args.force, gate_limits=limits,
-                       image_memory_bytes=int(total // nprocs))
+                       write_preproc=args.write_preproc, write_iqm_json=args.iqm_json, force=args.force,
+                       gate_limits=limits, image_memory_bytes=int(total // nprocs))
 
 
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,

@@ -28,6 +28,7 @@ TEMPLATE_SPACE = "MNI152NLin2009aSym"
 FLAIR_TEMPLATE = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_desc-flairqc_FLAIR.nii.gz"
 T1W_TEMPLATE = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_T1w.nii.gz"
 BRAIN_MASK = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_desc-brain_mask.nii.gz"
+TISSUE_LABELS = DATA_DIR / "tpl-MNI152NLin2009aSym_res-1_desc-tissue_dseg.nii.gz"  # 1 CSF, 2 GM, 3 WM
 DEFAULT_MODELS_DIR = DATA_DIR / "models"
 
 # ---------------------------------------------------------------- output grid (Clinica ref_cropped_template)

@@ -15,7 +15,7 @@ from flairqc_app.discover import FlairImage
 
 BIDS_VERSION = "1.10.0"
 BIDSIGNORE = ["*.html", "logs/", "figures", "group_*", "*_desc-flairqc_FLAIR.tsv", "*_desc-flairqc_FLAIR.json",
-              "*_xfm.mat"]
+              "*_xfm.mat", "*_desc-iqms_FLAIR.json"]
 LOGS = "logs"
 GROUP_STEM = "group_FLAIR"
 
@@ -35,6 +35,11 @@ def qc_table(output_dir: Path, image: FlairImage) -> Path:
 
 def transform_file(output_dir: Path, image: FlairImage) -> Path:
     return image_dir(output_dir, image) / f"{_stem_without_suffix(image)}_from-FLAIR_to-{TEMPLATE_SPACE}_mode-image_xfm.mat"
+
+
+def iqm_json(output_dir: Path, image: FlairImage) -> Path:
+    """The image's IQMs in MRIQC's JSON layout (--iqm-json)."""
+    return image_dir(output_dir, image) / f"{_stem_without_suffix(image)}_desc-iqms_FLAIR.json"
 
 
 def preproc_image(output_dir: Path, image: FlairImage) -> Path:

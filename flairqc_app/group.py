@@ -129,6 +129,10 @@ def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None 
     else:
         record.unlink(missing_ok=True)
     from flairqc_app.report import render_group_report
+    from flairqc_app.report.iqms import refresh_participant_reports
+
+    refreshed = refresh_participant_reports(output_dir, rows)
+    log.info("group level: the IQM percentiles within the run put into %d per-image report(s)", refreshed)
 
     html = render_group_report(rows, recomputed=recomputed).encode("utf-8")
     # one write for the three files: a full disk leaves the previous table and report, never a new table beside

@@ -51,6 +51,7 @@ class RunSettings:
     nprocs: int = 1
     threshold_overrides: dict[str, float] = field(default_factory=dict)
     write_preproc: bool = False
+    write_iqm_json: bool = False  # --iqm-json: the IQMs in MRIQC's JSON layout beside the TSV
     force: bool = False
     gate_limits: GateLimits = GATE_LIMITS
     image_memory_bytes: int = 8 << 30  # memory.too_large refuses an image that would need more
@@ -124,6 +125,7 @@ def run_key(input_sha256: str, image: FlairImage, models: ModelSet, settings: Ru
         "recipe": asdict(settings.recipe),
         "gate": asdict(settings.gate_limits),
         "write_preproc": settings.write_preproc,
+        "iqm_json": settings.write_iqm_json,
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -189,6 +191,7 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
             return finish(image, settings, row, started, failure=("preprocessing_error", describe(exc)),
                           original=gate.image, trace=traceback.format_exc())
         row["registration_ncc"] = round(result.registration_ncc, 4)
+        row.update(image_quality_metrics(image, gate.image, result))
         try:
             probabilities = models.predict(result.volume)
         except Exception as exc:  # onnxruntime errors
@@ -198,7 +201,7 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
         row.update({f"p_{task}": round(p, 6) for task, p in probabilities.items()})
         row.update(verdict.grades, straight_reject=verdict.straight_reject, tier=verdict.tier,
                    reject_source="model" if verdict.straight_reject else None)
-        write_image_outputs(image, settings, result)
+        write_image_outputs(image, settings, result, row)
         log.debug("%s: stages %s", image.bids_name,
                   ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.timings.items()) or "n/a")
         return finish(image, settings, row, started, status=("ok", None, None), original=gate.image,
@@ -211,8 +214,27 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()[:500]
 
 
-def write_image_outputs(image: FlairImage, settings: RunSettings, result: PreprocResult) -> None:
+def image_quality_metrics(image: FlairImage, img: nib.Nifti1Image, result: PreprocResult) -> dict[str, Any]:
+    """The IQM columns; an unexpected failure of the whole computation leaves them n/a, never the image."""
+    from flairqc_app.iqm.compute import compute_iqms, failed_row
+
+    started = time.perf_counter()
+    try:
+        cells = compute_iqms(img, result.bias_field, result.transform, image.metadata).row()
+    except Exception as exc:  # whatever breaks, the IQMs are n/a and the verdict stands
+        log.warning("%s: image-quality metrics not computed: %s", image.bids_name, describe(exc))
+        cells = failed_row(describe(exc))
+    result.timings["iqms"] = round(time.perf_counter() - started, 3)
+    return cells
+
+
+def write_image_outputs(image: FlairImage, settings: RunSettings, result: PreprocResult, row: dict[str, Any]) -> None:
     atomic.write_bytes(derivatives.transform_file(settings.output_dir, image), result.transform.read_bytes())
+    if settings.write_iqm_json:
+        from flairqc_app.iqm.export import md5_of, mriqc_json
+
+        document = mriqc_json(row, image.metadata, md5_of(image.path))
+        atomic.write_json(derivatives.iqm_json(settings.output_dir, image), document)
     if settings.write_preproc:
         affine = np.diag([GRID_SPACING_MM] * 3 + [1.0])
         affine[:3, 3] = GRID_ORIGIN_RAS_MM

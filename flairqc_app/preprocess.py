@@ -28,6 +28,7 @@ class PreprocResult:
     volume: np.ndarray  # float32, config.GRID_SHAPE, RAS array order, in [0, 1]
     transform: Path  # ANTs affine (.mat), template <- subject (moving) mapping as antsRegistration writes it
     registration_ncc: float
+    bias_field: np.ndarray | None = None  # N4 field on the native grid (input array order), for the IQMs
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -89,8 +90,9 @@ def head_mask(image: ants.ANTsImage) -> ants.ANTsImage:
     return image.new_image_like((data > threshold).astype(np.float32))
 
 
-def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> ants.ANTsImage:
-    """N4 with the FLAIR spline distance; on a coarse copy when the recipe says so, then divided out."""
+def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> tuple[ants.ANTsImage, np.ndarray]:
+    """N4 with the FLAIR spline distance; on a coarse copy when the recipe says so, then divided out.
+    Returns the corrected image and the bias field (native grid), which the IQMs read."""
     work = at_spacing(image, recipe.n4_working_spacing_mm)
     bias = ants.n4_bias_field_correction(
         work,
@@ -104,7 +106,7 @@ def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> ants.ANTsImage
         bias = ants.resample_image_to_target(bias, image, interp_type="linear")
     bias_np = bias.numpy()
     corrected = image.numpy() / np.where(bias_np > 1e-6, bias_np, 1.0)
-    return image.new_image_like(corrected.astype(np.float32))
+    return image.new_image_like(corrected.astype(np.float32)), bias_np.astype(np.float32, copy=False)
 
 
 def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, settings: RegistrationSettings, seed: int,
@@ -169,7 +171,7 @@ def preprocess_image(
     image = to_ants(img)
     template = read_template(template_path)
     lap("load")
-    corrected = n4_correct(image, recipe)
+    corrected, bias_field = n4_correct(image, recipe)
     lap("n4")
     out_dir = Path(transform_dir or tempfile.mkdtemp(prefix="flairqc-xfm-"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +189,8 @@ def preprocess_image(
         else:
             retry.unlink()
         lap("registration_retry")
-    return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, timings=timings)
+    return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, bias_field=bias_field,
+                         timings=timings)
 
 
 def registered_volume(corrected: ants.ANTsImage, transform: Path, template_path: Path,

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from flairqc_app.config import SIDECAR_FIELDS, TASKS
+from flairqc_app.iqm.definitions import IQMS, NOTES_COLUMN, NOTES_DESCRIPTION, Iqm
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Column:
     levels: dict[str, str] = field(default_factory=dict)
     units: str | None = None
     dtype: type = str  # how the TSV text is parsed back (group level, reports)
+    term_url: str | None = None  # the reference that defines the column (IQMs)
 
     def dictionary_entry(self) -> dict:
         entry: dict = {"LongName": self.long_name, "Description": self.description}
@@ -26,6 +28,8 @@ class Column:
             entry["Levels"] = dict(self.levels)
         if self.units:
             entry["Units"] = self.units
+        if self.term_url:
+            entry["TermURL"] = self.term_url
         return entry
 
 
@@ -60,6 +64,12 @@ def _sidecar(key: str) -> Column:
     return Column(snake, key, f"Sidecar field {key} (BIDS inheritance applied); n/a when absent.",
                   units=unit, dtype=float if unit else str)
 
+
+def _iqm(iqm: Iqm) -> Column:
+    return Column(iqm.column, iqm.long_name, iqm.description, units=iqm.units, dtype=float, term_url=iqm.url)
+
+
+IQM_COLUMNS = (*(_iqm(i) for i in IQMS), Column(NOTES_COLUMN, "IQM notes", NOTES_DESCRIPTION))
 
 ENTITY_COLUMNS = (
     Column("participant_id", "Participant", "BIDS subject label with its sub- prefix."),
@@ -115,6 +125,7 @@ COLUMNS: tuple[Column, ...] = (
         "mask; below 0.5 the registration deserves a look.",
         dtype=float,
     ),
+    *IQM_COLUMNS,
     Column("preproc_recipe", "Preprocessing recipe", "Preprocessing settings used.", {"fast": "default", "paper": "Clinica flair-linear"}),
     Column("gate_limits", "Input gate limits", "Limits the input gate applied (name=value, ';'-separated; the defaults "
            "or a --gate-config file)."),

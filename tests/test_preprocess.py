@@ -88,7 +88,7 @@ def test_fast_n4_removes_a_known_bias_from_an_image_with_zero_background():
     clean = np.asarray(template_head().dataobj, dtype=np.float32)
     x = np.linspace(-1.0, 1.0, clean.shape[0])[:, None, None]
     biased = clean * np.exp(0.3 * x)  # x 0.74 to x 1.35 from left to right
-    corrected = n4_correct(to_ants(nib.Nifti1Image(biased, template_head().affine)), PREPROC_RECIPES["fast"]).numpy()
+    corrected = n4_correct(to_ants(nib.Nifti1Image(biased, template_head().affine)), PREPROC_RECIPES["fast"])[0].numpy()
     brain = clean > np.percentile(clean[clean > 0], 50)
 
     def bias_slope(image: np.ndarray) -> float:

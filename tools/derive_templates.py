@@ -26,6 +26,16 @@ from flairqc_app.icbm import MNI_COPYRIGHT, load_icbm_maps
 # Relative FLAIR signal per tissue class (0..1): nulled CSF, WM darker than GM.
 FLAIR_CSF, FLAIR_GM, FLAIR_WM = 0.06, 0.80, 0.55
 PARTIAL_VOLUME_SIGMA_MM = 0.5
+TISSUE_LABELS = {"CSF": 1, "GM": 2, "WM": 3}  # 0: outside the brain mask
+
+
+def tissue_labels(csf: np.ndarray, gm: np.ndarray, wm: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """The most probable class per voxel inside the brain mask: the priors of the image-quality metrics.
+
+    >>> tissue_labels(np.array([.6, .1]), np.array([.3, .2]), np.array([.1, .7]), np.array([True, True]))
+    array([1, 3], dtype=uint8)
+    """
+    return np.where(brain, 1 + np.argmax(np.stack([csf, gm, wm]), axis=0), 0).astype(np.uint8)
 
 
 def write_nifti_reproducibly(data: np.ndarray, affine: np.ndarray, path: Path) -> None:
@@ -50,11 +60,14 @@ def main() -> None:
     write_nifti_reproducibly(to_uint8(flair), maps.affine, config.FLAIR_TEMPLATE)
     write_nifti_reproducibly(to_uint8(maps.t1), maps.affine, config.T1W_TEMPLATE)
     write_nifti_reproducibly(maps.brain_mask.astype(np.uint8), maps.affine, config.BRAIN_MASK)
+    write_nifti_reproducibly(tissue_labels(maps.csf, maps.gm, maps.wm, maps.brain_mask), maps.affine,
+                             config.TISSUE_LABELS)
     notice = {
         "Name": "flairqc templates in MNI152NLin2009aSym",
-        "DerivedFrom": "ICBM 2009a nonlinear symmetric T1, GM and WM maps as shipped by nilearn",
+        "DerivedFrom": "ICBM 2009a nonlinear symmetric T1, GM and WM maps as shipped by nilearn (tissue labels: the most probable of CSF, GM, WM)",
         "Script": "tools/derive_templates.py",
         "FLAIRClassIntensities": {"CSF": FLAIR_CSF, "GM": FLAIR_GM, "WM": FLAIR_WM},
+        "TissueLabels": TISSUE_LABELS,
         "License": MNI_COPYRIGHT,
     }
     (out / "templates.json").write_text(json.dumps(notice, indent=2) + "\n")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flairqc_app.config import TASKS
+from flairqc_app.report.iqms import group_section
 from flairqc_app.report.page import plotly_js, render
 from flairqc_app.report.verdict import CATEGORIES, as_number, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME
@@ -167,4 +168,5 @@ def render_group_report(rows: list[dict], title: str = "flairqc group report",
         payload=table_payload(rows, previous),
         recompute=changes_context(recomputed),
         plotly_js=plotly_js(),
+        iqm_context=group_section(rows),
     )

@@ -19,6 +19,7 @@ from flairqc_app.report.figures import (
     montage_strips,
     outline_strips,
 )
+from flairqc_app.report.iqms import render_section, section
 from flairqc_app.report.page import render
 from flairqc_app.report.rating import rating_context
 from flairqc_app.report.verdict import as_number, category, text, verdict
@@ -132,6 +133,7 @@ def render_participant_report(
         provenance=table(row, PROVENANCE_FIELDS),
         bars=probability_bars(row, thresholds) if row.get("status") == "ok" else [],
         thresholds_given=bool(thresholds),
+        iqms=render_section(section(row)),
         original=tissue,
         background=air,
         processed=preprocessed_strips(preprocessed) if preprocessed is not None else [],
