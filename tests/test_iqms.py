@@ -207,3 +207,12 @@ def test_when_the_masks_cannot_be_made_every_iqm_is_na_and_the_image_goes_on(tmp
     row = image_quality_metrics(image, img, result)
     assert all(row[c] is None for c in IQM_COLUMNS)
     assert row["iqm_notes"].startswith("all IQMs: failed (FileNotFoundError") and "iqms" in result.timings
+
+
+@pytest.mark.parametrize("module", ["artefacts", "bias", "contrast", "masks", "noise", "ranking"])
+def test_the_doctest_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"flairqc_app.iqm.{module}"))
+    assert result.attempted > 0 and result.failed == 0
