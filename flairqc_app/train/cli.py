@@ -8,6 +8,7 @@
     flairqc-train evaluate --models-dir MODELS --cache CACHE --name shipped --out EVAL
     flairqc-train compare EVAL_A EVAL_B --out CMP
     flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]    (runs or ensembles)
+    flairqc-train calibrate --proxy proxy-cases.tsv --out DIR   (thresholds on the real-proxy set)
 """
 
 from __future__ import annotations
@@ -116,7 +117,29 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--manifest-version", help="the set's version (a new manifest: 1.0.0 if not given; an existing "
                                               "one: replaced if given)")
     x.add_argument("--description", default="trained with flairqc-train")
+
+    k = sub.add_parser("calibrate", help="thresholds from the real-proxy set's table (benchmarks/bench_real_proxy.py):"
+                                         " every clean variant tier 1, graded degradations over them in order")
+    k.add_argument("--proxy", type=Path, required=True, help="proxy-cases.tsv written by bench_real_proxy.py")
+    k.add_argument("--out", type=Path, required=True, help="writes thresholds.json (flairqc --thresholds) and "
+                                                           "calibration.json (how each was set)")
     return parser
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from flairqc_app.train.calibrate import calibrate, criteria, read_cases, thresholds_of, write_calibration
+
+    rows = read_cases(args.proxy)
+    records = calibrate(rows)
+    for r in records:
+        print(f"{r.task}: {r.threshold:.3f} (above {r.hard_bound:.3f}; positives {r.positives_at_or_above}/"
+              f"{r.positives} at or above, negatives {r.negatives_below}/{r.negatives} below)")
+    scored = criteria(rows, thresholds_of(records))
+    hit, n = scored.graded["all"]
+    print(f"in-sample: clean tier 1 {scored.clean_tier1}/{scored.clean}, graded at or above their level {hit}/{n}, "
+          f"proxy straight-rejected {scored.straight_rejected}/{scored.proxy}")
+    thresholds, how = write_calibration(records, args.out)
+    print(f"wrote {thresholds} and {how}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -207,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for row in compare_dirs(args.eval_a, args.eval_b, args.out):
             print(f"{row['task']}: McNemar p = {row['p_value']:.4g} (Bonferroni {row['p_bonferroni']:.4g})")
+    elif args.command == "calibrate":
+        _calibrate(args)
     else:
         _export(args)
     return 0
