@@ -15,8 +15,8 @@ grades them all, and the benchmark prints:
 
 The table of every image (variant, artefact, level, drawn parameters, verdict, probabilities) is written to
 OUT/proxy-cases.tsv: `flairqc-train calibrate --proxy OUT/proxy-cases.tsv` sets thresholds from it again.
-Default grid: one draw per (artefact, level), 10 variants: 63 proxy images + 3 rejects (about 25 min on 2 cores);
-`--seeds 3` is the full grid (three draws: 183 images).
+Default grid: one draw per (artefact, level), 10 variants: 70 proxy images + 3 rejects (about 30 min on 2 busy
+cores); `--seeds 3` is the full grid (three draws: 193 images).
 
     python benchmarks/bench_real_proxy.py [--models-dir DIR] [--seeds 1] [--variants native,cropped] [--out DIR]
     python benchmarks/bench_real_proxy.py --table OUT/proxy-cases.tsv   (score a kept table again, no app run)

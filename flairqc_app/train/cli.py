@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "see flairqc_app/train/synthetic.py)")
     s.add_argument("--recipe", type=Path, required=True,
                    help="TOML: input_shape, grid, dtype, preprocess (a recipe name, or absent for the shortcut), "
-                        "motion_grading (displacement | visible) and [[parts]] (e.g. tools/default-models/data.toml)")
+                        "motion_grading (displacement | visible), randomise (domain randomisation, default false) "
+                        "and [[parts]] (e.g. tools/default-models/data.toml)")
     s.add_argument("--cache", type=Path, required=True)
     s.add_argument("--jobs", type=int, default=1)
 
@@ -179,7 +180,7 @@ def _synth_cache(args: argparse.Namespace) -> None:
     items = [item for part in recipe["parts"] for item in Part(**part).items()]
     cache = build_cache(args.cache, items, tuple(recipe["input_shape"]), recipe.get("grid", "2mm"), args.jobs,
                         recipe.get("dtype", "float16"), recipe.get("preprocess"),
-                        recipe.get("motion_grading", "displacement"))
+                        recipe.get("motion_grading", "displacement"), recipe.get("randomise", False))
     print(f"{len(items)} synthetic images cached in {cache.root}")
 
 
