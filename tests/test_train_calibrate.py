@@ -91,3 +91,31 @@ def test_flairqc_train_calibrate_writes_thresholds_the_app_reads(tmp_path, capsy
     out = capsys.readouterr().out
     assert "in-sample: clean tier 1 3/3, graded at or above their level 9/9, proxy straight-rejected 0/12" in out
     assert set(ARTEFACTS) <= {t.split("_")[0] for t in thresholds}
+
+
+def test_assemble_keeps_the_preferred_candidate_unless_another_is_measurably_better(tmp_path, capsys):
+    from conftest import build_models_dir
+
+    from flairqc_app.infer import load_models, read_manifest
+
+    single = build_models_dir(tmp_path / "single", biases={t: -4.0 for t in TASKS})
+    ensemble = build_models_dir(tmp_path / "ensemble", biases={t: -3.0 for t in TASKS})
+    worse_motion = table()
+    for r in worse_motion:  # the single runs miss the level-2 motion as severe; the ensemble (table()) does not
+        if r["artefact"] == "motion" and r["level"] == 2:
+            r["p_motion_severe"] = 0.04
+    calibrate.write_cases(tmp_path / "single.tsv", worse_motion)
+    calibrate.write_cases(tmp_path / "ensemble.tsv", table())
+    out = tmp_path / "chosen"
+    assert train_main(["assemble", "--candidate", f"single={single}:{tmp_path / 'single.tsv'}",
+                       "--candidate", f"ensemble={ensemble}:{tmp_path / 'ensemble.tsv'}", "--prefer", "single",
+                       "--out", str(out), "--manifest-version", "2.0.0"]) == 0
+    manifest, specs = read_manifest(out)
+    assert manifest["version"] == "2.0.0"
+    chosen = {t: manifest["models"][t]["provenance"]["threshold_set_on"]["candidate"] for t in TASKS}
+    assert chosen == {t: "ensemble" if t == "motion_severe" else "single" for t in TASKS}
+    source = {"single": read_manifest(single)[1], "ensemble": read_manifest(ensemble)[1]}
+    assert all(specs[t].sha256 == source[chosen[t]][t].sha256 for t in TASKS)
+    expected = calibrate.thresholds_of(calibrate.calibrate(table()))["motion_severe"]
+    assert load_models(out, "cpu", threads=1).thresholds["motion_severe"] == expected
+    assert "motion_severe: ensemble" in capsys.readouterr().out

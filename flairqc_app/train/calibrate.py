@@ -197,3 +197,57 @@ def leave_one_variant_out(rows: list[dict]) -> Criteria:
     return Criteria(sum(p.clean_tier1 for p in parts), sum(p.clean for p in parts),
                     sum(p.straight_rejected for p in parts), sum(p.proxy for p in parts), graded,
                     sum(p.rejects_rejected for p in parts), sum(p.rejects for p in parts))
+
+
+# ---------------------------------------------------------------- choosing models on the set
+def on_side(record: Calibration) -> int:
+    """Proxy images on their side of the threshold: positives at or above it and negatives below it."""
+    return record.positives_at_or_above + record.negatives_below
+
+
+def prefer(records: dict[str, list[Calibration]], default: str, margin: int = 2) -> dict[str, str]:
+    """Per task, the candidate kept: `default` (the simpler, e.g. single runs) unless another puts at least `margin`
+    more proxy images on their side at its own calibrated threshold (a measurable gain, not a one-image tie-break).
+
+    >>> one = [Calibration("noise_severe", 0.5, 0.1, 8, 10, 5, 5, "")]
+    >>> prefer({"single": one, "ensemble": [Calibration("noise_severe", 0.4, 0.1, 9, 10, 5, 5, "")]}, "single")
+    {'noise_severe': 'single'}
+    >>> prefer({"single": one, "ensemble": [Calibration("noise_severe", 0.4, 0.1, 10, 10, 5, 5, "")]}, "single")
+    {'noise_severe': 'ensemble'}
+    """
+    by_task = {name: {r.task: r for r in recs} for name, recs in records.items()}
+    chosen = {}
+    for task in by_task[default]:
+        best = max(by_task, key=lambda name: on_side(by_task[name][task]))
+        gain = on_side(by_task[best][task]) - on_side(by_task[default][task])
+        chosen[task] = best if gain >= margin else default
+    return chosen
+
+
+def assemble(models_dirs: dict[str, Path], records: dict[str, list[Calibration]], choice: dict[str, str], out: Path,
+             version: str) -> dict:
+    """A model set in `out` of each task's chosen candidate (ONNX copied, hash checked), its threshold the one
+    calibrated on the real-proxy set, with how it was set in the entry's provenance; returns the manifest."""
+    import shutil
+
+    from flairqc_app import atomic
+    from flairqc_app.infer import MANIFEST_NAME, read_manifest
+
+    out.mkdir(parents=True, exist_ok=True)
+    manifests = {name: read_manifest(path) for name, path in models_dirs.items()}  # checks files and hashes
+    first = manifests[choice[TASKS[0]]][0]
+    manifest = {k: first[k] for k in ("format_version", "name", "description") if k in first}
+    manifest |= {"version": version, "models": {}}
+    for task in TASKS:
+        name = choice[task]
+        raw, specs = manifests[name]
+        record = next(r for r in records[name] if r.task == task)
+        shutil.copyfile(specs[task].path, out / specs[task].path.name)
+        entry = json.loads(json.dumps(raw["models"][task]))
+        entry["threshold"] = record.threshold
+        entry.setdefault("provenance", {})["threshold_set_on"] = {"set": "real proxy (flairqc_app/train/proxy.py)",
+                                                                  "candidate": name, **asdict(record)}
+        manifest["models"][task] = entry
+    atomic.write_json(out / MANIFEST_NAME, manifest)
+    read_manifest(out)
+    return manifest

@@ -9,6 +9,7 @@
     flairqc-train compare EVAL_A EVAL_B --out CMP
     flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]    (runs or ensembles)
     flairqc-train calibrate --proxy proxy-cases.tsv --out DIR   (thresholds on the real-proxy set)
+    flairqc-train assemble --candidate single=MODELS:proxy-cases.tsv ... --prefer single --out DIR --manifest-version V
 """
 
 from __future__ import annotations
@@ -124,7 +125,37 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--proxy", type=Path, required=True, help="proxy-cases.tsv written by bench_real_proxy.py")
     k.add_argument("--out", type=Path, required=True, help="writes thresholds.json (flairqc --thresholds) and "
                                                            "calibration.json (how each was set)")
+
+    a = sub.add_parser("assemble", help="one model set of candidates scored on the real-proxy set: per task the "
+                                        "--prefer candidate unless another is measurably better there; thresholds "
+                                        "calibrated on the set")
+    a.add_argument("--candidate", action="append", required=True, metavar="NAME=MODELS_DIR:PROXY_TSV",
+                   help="a models directory and its bench_real_proxy.py table (repeat)")
+    a.add_argument("--prefer", required=True, help="the candidate kept unless another is measurably better")
+    a.add_argument("--margin", type=int, default=2, help="proxy images more on their side that count as better")
+    a.add_argument("--out", type=Path, required=True)
+    a.add_argument("--manifest-version", required=True)
     return parser
+
+
+def _assemble(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from flairqc_app.train.calibrate import assemble, calibrate, on_side, prefer, read_cases
+
+    dirs, records = {}, {}
+    for text in args.candidate:
+        name, _, rest = text.partition("=")
+        models, _, table = rest.rpartition(":")
+        if not (name and models and table):
+            parser.error(f"--candidate {text!r}: expected NAME=MODELS_DIR:PROXY_TSV")
+        dirs[name], records[name] = Path(models), calibrate(read_cases(Path(table)))
+    if args.prefer not in dirs:
+        parser.error(f"--prefer {args.prefer!r} is not a candidate ({', '.join(dirs)})")
+    choice = prefer(records, args.prefer, args.margin)
+    assemble(dirs, records, choice, args.out, args.manifest_version)
+    for task, name in choice.items():
+        scores = ", ".join(f"{n} {on_side(next(r for r in recs if r.task == task))}" for n, recs in records.items())
+        print(f"{task}: {name} (proxy images on their side: {scores})")
+    print(f"wrote {args.out}")
 
 
 def _calibrate(args: argparse.Namespace) -> None:
@@ -233,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['task']}: McNemar p = {row['p_value']:.4g} (Bonferroni {row['p_bonferroni']:.4g})")
     elif args.command == "calibrate":
         _calibrate(args)
+    elif args.command == "assemble":
+        _assemble(args, parser)
     else:
         _export(args)
     return 0
