@@ -89,10 +89,19 @@ def verdict_text(v: dict) -> str:
     return f"tier {v['tier']} (m{v['motion']} n{v['noise']} c{v['contrast']})"
 
 
+def share(hit: int, n: int) -> str:
+    """n / N, its percentage and the Wilson 95 % interval."""
+    if not n:
+        return "-"
+    low, high = calibrate.wilson(hit, n)
+    return f"{hit}/{n} ({100 * hit / n:.0f} % [{100 * low:.0f}, {100 * high:.0f}])"
+
+
 def print_criteria(name: str, c: calibrate.Criteria) -> None:
-    share = {k: f"{hit}/{n} ({100 * hit / n:.0f} %)" if n else "-" for k, (hit, n) in c.graded.items()}
-    print(f"| {name} | {c.clean_tier1}/{c.clean} | {share['motion']} | {share['noise']} | {share['contrast']} | "
-          f"{share['all']} | {c.straight_rejected}/{c.proxy} | {c.rejects_rejected}/{c.rejects} |")
+    graded = {k: share(*v) for k, v in c.graded.items()}
+    print(f"| {name} | {share(c.clean_tier1, c.clean)} | {graded['motion']} | {graded['noise']} | "
+          f"{graded['contrast']} | {graded['all']} | {c.straight_rejected}/{c.proxy} | "
+          f"{c.rejects_rejected}/{c.rejects} |")
 
 
 def report(rows: list[dict], manifest_thresholds: dict[str, float]) -> None:
@@ -113,8 +122,9 @@ def report(rows: list[dict], manifest_thresholds: dict[str, float]) -> None:
             print(f"{r['variant']}: {r['status']}, straight_reject {r['straight_reject']} ({r['reject_source']}), "
                   f"p_straight_reject {r['p_straight_reject']}")
     records = calibrate.calibrate(rows)
-    print("\n| thresholds | clean tier 1 | motion >= level | noise >= level | contrast >= level | all >= level "
-          "(target 90 %) | proxy straight-rejected (target 0) | real rejects rejected |\n" + "|---" * 8 + "|")
+    print("\n(n/N, % and Wilson 95 % interval)\n| thresholds | clean tier 1 | motion >= level | noise >= level | "
+          "contrast >= level | all >= level (target 90 %) | proxy straight-rejected (target 0) | real rejects "
+          "rejected |\n" + "|---" * 8 + "|")
     print_criteria("shipped (models.json)", calibrate.criteria(rows, manifest_thresholds))
     print_criteria("calibrated on the set (in-sample)", calibrate.criteria(rows, calibrate.thresholds_of(records)))
     print_criteria("calibrated, each variant held out", calibrate.leave_one_variant_out(rows))

@@ -151,6 +151,21 @@ def write_calibration(records: list[Calibration], out: Path) -> tuple[Path, Path
     return thresholds, how
 
 
+def wilson(hit: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % by default): sound at 0 / n and n / n, unlike the normal one.
+
+    >>> [round(x, 3) for x in wilson(9, 10)]
+    [0.596, 0.982]
+    >>> [round(x, 3) for x in wilson(0, 10)]
+    [0.0, 0.278]
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    p = hit / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, float((centre - half) / (1 + z * z / n))), min(1.0, float((centre + half) / (1 + z * z / n)))
+
+
 @dataclass(frozen=True)
 class Criteria:
     """The issue's "Done when" on the set: counts, so that a table can say n / N."""
