@@ -35,7 +35,7 @@ TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  
 # `gm` and `lesion` are ratios to `wm` (FLAIR, T2w, PD) so that the stated order holds whatever is drawn.
 # FLAIR scalp (fat, marrow, skin) reaches down to WM level: the real 3D FLAIR's scalp peaks at 0.70 of the
 # [0, 1] registered scale where bright fat at 1.5-2x WM saturated it (attempt 4 read the real, dimmer and
-# softer scalp as motion blur: docs/model-card.md).
+# softer scalp as motion blur: docs/model-history.md#attempt-4).
 SEQUENCE_INTENSITIES: dict[str, dict[str, Range]] = {
     "FLAIR": {
         "wm": Range(0.50, 0.62), "gm": Range(1.12, 1.45), "csf": Range(0.03, 0.16), "lesion": Range(1.45, 1.80),
@@ -72,7 +72,7 @@ class AnatomyRanges:
     # Individual cortex: the ICBM maps average 152 brains, so their sulci are blurred away. Per subject, the tissue
     # fractions are sharpened (p**k renormalised, k = 1 keeps the average), folded by a fine elastic field, and
     # given a fine multiplicative texture (real tissue is not flat; attempt 3 of the default models rejected a
-    # real 3D FLAIR that looks nothing like the smooth average: docs/model-card.md).
+    # real 3D FLAIR that looks nothing like the smooth average: docs/model-history.md#attempt-3).
     sharpness: Range = Range(1.0, 4.0)
     fine_elastic_mm: Range = Range(0.3, 1.5)
     fine_elastic_spacing_mm: float = 4.0

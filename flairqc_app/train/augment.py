@@ -9,7 +9,7 @@
 - `outside_gain`: multiply everything outside the brain (scalp, skull, face, neck) by a smooth random gain.
   The engine's scalps are smooth concentric layers, a real one is thin and textured, and networks trained on
   the former read the latter as motion (the real 3D FLAIR of realdata-dev: its brain in a synthetic head gives
-  motion_moderate 0.01, its own head 0.89; docs/model-card.md). The gain is positive and smooth (noise
+  motion_moderate 0.01, its own head 0.89; docs/model-history.md#attempt-6). The gain is positive and smooth (noise
   smoothed at sigma 3 mm), so edges, ghosts and noise stay where they are; the brain is untouched.
 - `sharpness`: blur or sharpen the whole image by an unsharp mask of random sign and amount. Scanners, their
   reconstruction filters and interpolation make good images more or less sharp, and the engine's layered scalp
@@ -20,7 +20,7 @@
 - `head_swap`: give an image the head (everything outside the brain + 6 mm: scalp, skull, face, neck, air) of
   another image of its mini-batch, whose labels are drawn independently of its own. The label is then carried by
   the brain alone. The engine's heads are a few smooth layers unlike any real one, and networks trained on them
-  latched onto the head in some initialisations and not others (attempt 13, docs/model-card.md: with the engine's
+  latched onto the head in some initialisations and not others (docs/model-history.md#attempt-13: with the engine's
   6-15 mm shell in place of the real one, the real 3D FLAIR's motion reading fell from 0.58-0.95 to 0.02-0.21).
 
 - `intensity_warp`: a random monotone intensity mapping of the [0, 1] input: a gamma and a warp through jittered
@@ -55,7 +55,7 @@ GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, dr
 GAIN_LEVEL = (0.6, 1.3)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
 SHARPNESS_SMOOTHING_VOX = 1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
-# real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-card.md, attempt 8)
+# real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-history.md#attempt-8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
 # range of the suppression threshold, as a fraction of the mean over the template brain: from just above the engine's
 # air noise to where most real motion-1 ghosts fade

@@ -9,7 +9,7 @@ Two ways onto the model grid:
   the 169x208x179 grid, corner aligned like `resize_to`), then clipped to its [2, 98] percentiles and scaled
   to [0, 1]. N4 and registration are skipped: the head pose and the bias field stay in. Measured: models
   trained this way scored well on shortcut test images but missed grade-2 motion and a T1w on the same
-  synthetic heads run through the real pipeline (docs/model-card.md), so the shortcut is for comparing
+  synthetic heads run through the real pipeline (docs/model-history.md#attempt-1), so the shortcut is for comparing
   training methods, not for models to ship.
 
 Used by `flairqc-train synth-cache` (the default models' recipe) and benchmarks/bench_ssda.py. A long cache
