@@ -47,10 +47,11 @@ def flair_dataset(root: Path, images: dict[str, nib.Nifti1Image]) -> Path:
     return make_dataset(root, {f"sub-{s}/anat/sub-{s}_FLAIR.nii.gz": img for s, img in images.items()})
 
 
-def run_app(bids: Path, out: Path, models: Path, recipe: str) -> dict[str, dict]:
-    """flairqc participant on the dataset; the per-image rows by subject."""
+def run_app(bids: Path, out: Path, models: Path, recipe: str, options: tuple[str, ...] = ("--write-preproc",)
+            ) -> dict[str, dict]:
+    """flairqc participant on the dataset (with further command-line options); the per-image rows by subject."""
     subprocess.run(["flairqc", str(bids), str(out), "participant", "--models-dir", str(models), "--preproc", recipe,
-                    "--skip-bids-validation", "--write-preproc"], check=False, capture_output=True)
+                    "--skip-bids-validation", *options], check=False, capture_output=True)
     return {path.name.split("_")[0].removeprefix("sub-"): read_table(path)[0]
             for path in out.glob("sub-*/anat/*_desc-flairqc_FLAIR.tsv")}
 

@@ -1,4 +1,4 @@
-"""What in the real 3D FLAIR drives each model: region swaps and regional sharpening (docs/model-card.md, attempt 9).
+"""What in the real 3D FLAIR drives each model: region swaps and regional sharpening (docs/model-history.md#attempt-9).
 
 A model set trained on synthetic heads can read a good real image as degraded because some region of the real head
 looks to it like an artefact. Two probes, on the real 3D FLAIR of ../shared/realdata-dev as the BIDS-App's `fast`

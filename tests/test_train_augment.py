@@ -171,3 +171,26 @@ def test_unknown_augmentation_is_refused():
     assert settings.from_dict({"augment": ["flip"]}).augment == ("flip",)
     batch = np.zeros((2, 1, 4, 4, 4), np.float32)
     assert augment_batch(batch, (), np.random.default_rng(0)) is batch
+
+
+def test_intensity_warp_keeps_tissue_order_varies_the_histogram_and_draws_last():
+    from flairqc_app.train.augment import WARP_GAMMA, warp_intensity
+
+    volume = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
+    order = np.argsort(volume, axis=None)
+    warped = [warp_intensity(volume, np.random.default_rng(seed)) for seed in range(10)]
+    for w in warped:
+        assert np.all(np.diff(w.ravel()[order]) >= 0)  # monotone: every voxel keeps its rank
+        assert w.min() >= 0 and w.max() <= 1
+    medians = [float(np.median(w)) for w in warped]
+    assert max(medians) - min(medians) > 0.1  # the histogram really moves from draw to draw
+    # contrast grade 2 (GM/WM <= 1.054) stays under grade 0 (>= 1.12) whatever gamma is drawn
+    assert 1.054 ** WARP_GAMMA[1] < 1.12 ** WARP_GAMMA[0]
+    changed = 0
+    for seed in range(8):  # one image: the same flip and sharpening with or without the warp, which draws last
+        without = augment_batch(volume[None, None], ("flip", "sharpness"), np.random.default_rng(seed))[0, 0]
+        warped = augment_batch(volume[None, None], ("flip", "sharpness", "intensity_warp"),
+                               np.random.default_rng(seed))[0, 0]
+        assert np.all(np.diff(warped.ravel()[np.argsort(without, axis=None)]) >= 0)
+        changed += not np.array_equal(without, warped)
+    assert 0 < changed < 8

@@ -89,6 +89,16 @@ def test_switching_the_motion_grading_renders_only_images_with_motion_again() ->
     assert [a != b for a, b in zip(ids["displacement"], ids["visible"])] == moved
 
 
+def test_a_randomised_cache_is_another_cache_and_the_plain_one_keeps_its_identity() -> None:
+    """Domain randomisation (SynthConfig.randomise) gives every image a new cache identity; without it the ids are
+    those of the 1.2.0 recipe's cache (nothing added to them)."""
+    items = Part("r", "target", 6, seed=7, reject_fraction=0.3).items()
+    plain = [synthetic.item_id(i, SynthConfig(), "world") for i in items]
+    assert plain == [synthetic.item_id(i, SynthConfig(randomise=False), "world") for i in items]
+    randomised = [synthetic.item_id(i, SynthConfig(randomise=True), "world") for i in items]
+    assert all(a != b for a, b in zip(plain, randomised))
+
+
 def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path: Path, monkeypatch) -> None:
     items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
              for i in p.items()]

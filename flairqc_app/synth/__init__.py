@@ -5,7 +5,7 @@ benchmark and the tests are built on images drawn here from the ICBM 2009a tissu
 docs/synthetic-data.md for the grade definitions, their parameter ranges and the calibration sheet.
 
 Public API:
-- SynthConfig: grid, lesions, storage options;
+- SynthConfig: grid, lesions, storage options, domain randomisation (randomise.py, off by default);
 - generate_case(rng_or_seed, modality, motion, noise, contrast, reject, config) -> (Nifti1Image, labels);
 - render_case(...) -> Case (also the sidecar and, on request, the tissue map used by measurements);
 - iter_cases(n, seed, ...) -> (Nifti1Image, labels) pairs, in memory;

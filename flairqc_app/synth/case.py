@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from flairqc_app.synth import anatomy as anat
-from flairqc_app.synth import artefacts, fields, geometry, rejects
+from flairqc_app.synth import artefacts, fields, geometry, randomise, rejects
 from flairqc_app.synth.contrasts import draw_levels
 from flairqc_app.synth.labels import MISSING, gen_fields
 from flairqc_app.synth.measures import foreground_mask, reference_signal
@@ -40,7 +40,9 @@ class SynthConfig:
     on/off (None: drawn). reorient: store arrays in a random axis order. integer: int16/uint16/uint8 like scanners
     and converters. zero_background: air set to exactly 0 (None: drawn, ZERO_BACKGROUND_PROBABILITY).
     motion_grading: "displacement" (the grade sets the size of the moves) or "visible" (plans are redrawn until
-    what shows lies in the grade's band; artefacts.draw_moved).
+    what shows lies in the grade's band; artefacts.draw_moved). randomise: domain randomisation of labelled FLAIRs
+    that are not straight rejects (randomise.py; off: the engine of the 1.2.0 models, bit for bit), with
+    `presentation` and `pathology` forcing those draws (None: drawn).
     """
 
     grid: str = "1mm"
@@ -49,9 +51,14 @@ class SynthConfig:
     integer: bool = True
     zero_background: bool | None = None
     motion_grading: str = "displacement"
+    randomise: bool = False
+    presentation: str | None = None
+    pathology: str | None = None
 
     def __post_init__(self) -> None:
         artefacts.check_motion_grading(self.motion_grading)
+        if self.randomise:
+            randomise.draw(0, self.presentation, self.pathology)  # refuses unknown names now, not per image
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,12 @@ def _check(modality: str, grades: tuple[int, int, int], reject: str | None) -> N
 
 
 def _acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry.Acquisition,
-                  pose: geometry.Pose, with_tissue: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+                  pose: geometry.Pose, with_tissue: bool, rand: randomise.Randomisation | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Sample the subject's template image on the acquisition grid, with the slice profile and PSF blur."""
     image, labels, lesion_ml = anat.template_image(anatomy, levels, with_labels=with_tissue)
+    if rand is not None:
+        image = randomise.add_pathology(image, labels, levels, rand)
     per_slice = max(1, int(round(acq.voxel_mm[2])))
     sampling = acq.with_slices(per_slice) if per_slice > 1 else acq
     coords = geometry.template_coordinates(sampling, pose, anatomy, anat.head_model())
@@ -86,9 +96,12 @@ def _acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry
     return ndimage.gaussian_filter(clean, PARTIAL_VOLUME_SIGMA_VOX), tissue, lesion_ml
 
 
-def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range) -> tuple[np.ndarray, dict[str, object]]:
-    """Scale the 99.9th percentile (or the maximum of sparse images) to a drawn value, round to a drawn dtype."""
-    dtype = INTEGER_DTYPES[int(rng.integers(len(INTEGER_DTYPES)))]
+def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range, dtype: str | None = None
+                ) -> tuple[np.ndarray, dict[str, object]]:
+    """Scale the 99.9th percentile (or the maximum of sparse images) to a drawn value, round to a drawn dtype
+    (or to `dtype`)."""
+    drawn = INTEGER_DTYPES[int(rng.integers(len(INTEGER_DTYPES)))]
+    dtype = dtype or drawn
     top = (UINT8_MAX if dtype == "uint8" and target.hi > UINT8_MAX.hi else target).draw(rng)
     reference = float(np.percentile(data[::5], 99.9)) or float(data.max()) or 1.0
     scaled = np.clip(np.rint(data * (top / reference)), 0, np.iinfo(dtype).max).astype(dtype)
@@ -114,8 +127,10 @@ def _background(data: np.ndarray, clean: np.ndarray, voxel_mm: tuple[float, floa
 
 def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, float], acq: geometry.Acquisition,
              grades: tuple[int, int, int], contrast_mode: str, field_t: float,
-             motion_grading: str = "displacement") -> tuple[np.ndarray, dict[str, object]]:
-    """Contrast failure, bias, motion, Rician noise on a clean float image; returns magnitude and parameters."""
+             motion_grading: str = "displacement", rand: randomise.Randomisation | None = None
+             ) -> tuple[np.ndarray, dict[str, object]]:
+    """Contrast failure, bias, motion, Rician noise on a clean float image; returns magnitude and parameters.
+    With `rand`, its bias amplitude and clean-image SNR, and its intensity warp after the bias."""
     motion, noise, contrast = grades
     params: dict[str, object] = {}
     plan = artefacts.draw_contrast(rng, contrast, contrast_mode)
@@ -123,7 +138,10 @@ def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, floa
         clean = artefacts.reduce_contrast(clean, plan, levels)
         params.update(plan.summary())
     amplitude = BIAS_AMPLITUDE[field_t].draw(rng)
+    amplitude = rand.bias_amplitude if rand is not None else amplitude
     clean = clean * fields.bias_field(rng, clean.shape, amplitude)
+    if rand is not None:
+        clean = randomise.warp_intensities(clean, rand)
     params["bias_amplitude"] = round(amplitude, 4)
     reference = reference_signal(clean)
     signal = clean
@@ -131,6 +149,7 @@ def _degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, floa
         signal, summary = artefacts.draw_moved(clean, motion, rng, acq.voxel_mm, motion_grading)
         params.update(summary)
     snr = artefacts.draw_snr(rng, noise)
+    snr = rand.snr if rand is not None and noise == 0 else snr
     sigma = reference / snr if reference > 0 else 1.0
     params.update(snr=round(snr, 3), noise_sigma=round(sigma, 6))
     return artefacts.add_rician_noise(signal, sigma, rng), params
@@ -155,12 +174,18 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
     levels = draw_levels(rng, sequence)
     if contrast_mode is None:
         contrast_mode = str(rng.choice(CONTRAST_MODES, p=CONTRAST_MODE_WEIGHTS)) if sequence == "FLAIR" else "gm_wm"
+    rand = (randomise.draw(seed, config.presentation, config.pathology)
+            if config.randomise and modality == "FLAIR" and reject is None else None)
+    if rand is not None:  # drawn from its own stream: the draws above are the unrandomised image's
+        levels, acq = rand.levels, randomise.acquisition(acq, rand)
+        pose = randomise.template_pose() if randomise.registered(rand) else pose
+        anatomy = randomise.with_pathology_lesions(anatomy, rand)
     params: dict[str, object] = {
         "seed": seed, "subject_seed": subject_seed, "sequence": sequence, **acq.summary(), **pose.summary(),
         **anatomy.summary(), **{f"level_{k}": round(levels[k], 4) for k in ("csf", "gm", "wm", "lesion", "fat")},
         "manufacturer": scanner.manufacturer, "model": scanner.model, "field_strength_t": scanner.field_t,
     }
-    want_tissue = with_tissue or reject == "segmentation"
+    want_tissue = with_tissue or reject == "segmentation" or rand is not None
     tissue = None
     integer_max = INTEGER_MAX
     if reject in NO_HEAD_REJECTS:
@@ -179,7 +204,7 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
         params.update(extra, **degrade)
         tissue = np.zeros(acq.shape, np.uint8) if with_tissue else None
     else:
-        clean, tissue, lesion_ml = _acquire_head(anatomy, levels, acq, pose, want_tissue)
+        clean, tissue, lesion_ml = _acquire_head(anatomy, levels, acq, pose, want_tissue, rand)
         params["lesion_ml"] = round(lesion_ml, 3)
         if reject == "segmentation":
             kind = str(rng.choice(["labels", "gm", "wm"]))
@@ -191,22 +216,33 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
                 data = _acquire_head(flat, rejects.probability_levels(kind), acq, pose, False)[0]
         else:
             data, degrade = _degrade(rng, clean, levels, acq, grades, contrast_mode, scanner.field_t,
-                                     config.motion_grading)
+                                     config.motion_grading, rand)
             params.update(degrade)
             data = _background(data, clean, acq.voxel_mm, seed, config, params)
         if reject == "truncated":
             axis, start, stop, fraction = rejects.truncation(rng, clean, acq)
             params.update(truncation_axis=axis, truncation_fraction=round(fraction, 3))
     affine = acq.affine
+    if rand is not None:
+        data, affine, tissue = randomise.present(data, affine, tissue, rand)
+        params.update(rand.summary())
     if reject == "truncated":
         data, affine = geometry.crop(data, affine, axis, start, stop)
         tissue = geometry.crop(tissue, acq.affine, axis, start, stop)[0] if tissue is not None else None
-    if config.integer and data.dtype.kind == "f" and params.get("segmentation_kind") not in ("gm", "wm"):
-        data, scaling = _to_integer(data, rng, integer_max)
+    as_float = rand is not None and randomise.stores_as_float(rand)
+    as_uint8 = rand is not None and randomise.stores_as_uint8(rand)
+    probability_map = params.get("segmentation_kind") in ("gm", "wm")
+    if config.integer and data.dtype.kind == "f" and not probability_map and not as_float:
+        data, scaling = _to_integer(data, rng, integer_max, "uint8" if as_uint8 else None)
         params.update(scaling)
     else:
         params["dtype"] = str(data.dtype)
-    if config.reorient:
+    if rand is not None and randomise.registered(rand):  # a registered image is stored as its template: RAS
+        ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(affine),
+                                               nib.orientations.axcodes2ornt("RAS"))
+        data, affine = geometry.apply_storage(data, affine, ornt)
+        tissue = geometry.apply_storage(tissue, np.eye(4), ornt)[0] if tissue is not None else None
+    elif config.reorient:
         ornt = geometry.draw_storage(rng)
         data, affine = geometry.apply_storage(data, affine, ornt)
         tissue = geometry.apply_storage(tissue, np.eye(4), ornt)[0] if tissue is not None else None

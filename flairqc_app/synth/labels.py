@@ -23,6 +23,7 @@ GEN_PARAMETERS = (
     "truncation_axis", "truncation_fraction", "segmentation_kind",
     "phantom_diameter_mm", "phantom_length_mm", "phantom_rods", "phantom_spheres", "near_empty_spots",
     "zero_background", "dtype", "intensity_max", "manufacturer", "model", "field_strength_t",
+    "presentation", "pathology", "intensity_gamma",  # domain randomisation (randomise.py), n/a without it
 )
 GEN_COLUMNS = tuple(f"gen_{name}" for name in GEN_PARAMETERS)
 COLUMNS = ID_COLUMNS + LABEL_COLUMNS + GEN_COLUMNS

@@ -7,7 +7,7 @@ between grades so that a label is never a coin toss on the boundary (paper secti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,7 +35,7 @@ TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  
 # `gm` and `lesion` are ratios to `wm` (FLAIR, T2w, PD) so that the stated order holds whatever is drawn.
 # FLAIR scalp (fat, marrow, skin) reaches down to WM level: the real 3D FLAIR's scalp peaks at 0.70 of the
 # [0, 1] registered scale where bright fat at 1.5-2x WM saturated it (attempt 4 read the real, dimmer and
-# softer scalp as motion blur: docs/model-card.md).
+# softer scalp as motion blur: docs/model-history.md#attempt-4).
 SEQUENCE_INTENSITIES: dict[str, dict[str, Range]] = {
     "FLAIR": {
         "wm": Range(0.50, 0.62), "gm": Range(1.12, 1.45), "csf": Range(0.03, 0.16), "lesion": Range(1.45, 1.80),
@@ -72,7 +72,7 @@ class AnatomyRanges:
     # Individual cortex: the ICBM maps average 152 brains, so their sulci are blurred away. Per subject, the tissue
     # fractions are sharpened (p**k renormalised, k = 1 keeps the average), folded by a fine elastic field, and
     # given a fine multiplicative texture (real tissue is not flat; attempt 3 of the default models rejected a
-    # real 3D FLAIR that looks nothing like the smooth average: docs/model-card.md).
+    # real 3D FLAIR that looks nothing like the smooth average: docs/model-history.md#attempt-3).
     sharpness: Range = Range(1.0, 4.0)
     fine_elastic_mm: Range = Range(0.3, 1.5)
     fine_elastic_spacing_mm: float = 4.0
@@ -209,6 +209,57 @@ CONTRAST_MODE_WEIGHTS = (0.7, 0.15, 0.15)
 ARTEFACT_WEIGHTS = {"motion": 0.25, "noise": 0.30, "contrast": 0.45}
 ARTEFACT_COUNT_WEIGHTS = (0.7, 0.25, 0.05)  # one, two or three artefacts in one image
 SEVERE_PROBABILITY = 0.5
+
+
+# ---------------------------------------------------------------- domain randomisation (SynthConfig.randomise)
+@dataclass(frozen=True)
+class RandomisationRanges:
+    """What flairqc_app/synth/randomise.py draws per randomised FLAIR (docs/synthetic-data.md, issue 31).
+
+    FLAIR order holds whatever is drawn: GM and CSF are ratios to WM (CSF at most 0.45 of it, GM at least 1.06
+    times it), lesions a ratio above 1 to GM. The engine's own ranges (SEQUENCE_INTENSITIES) sit inside these.
+    """
+
+    wm: Range = Range(0.30, 0.80)
+    gm_to_wm: Range = Range(1.06, 1.60)
+    csf_to_wm: Range = Range(0.00, 0.45)
+    lesion_to_gm: Range = Range(1.08, 1.60)
+    head_to_wm: dict[str, Range] = field(default_factory=lambda: {  # scalp classes as ratios to WM, dim to bright
+        "bone": Range(0.0, 0.15), "marrow": Range(0.3, 1.8), "soft": Range(0.2, 1.0), "fat": Range(0.4, 2.0),
+        "skin": Range(0.3, 1.4)})
+    gamma: tuple[float, float] = (0.6, 1.6)  # drawn log-uniform
+    warp_knots: int = 6  # knots of the monotone histogram warp, ends fixed at 0 and 1
+    warp_jitter: float = 0.5  # share of the inner knots' outputs drawn at random (sorted) rather than on the line
+    saturation_percentile: Range = Range(99.0, 100.0)  # voxels above it saturate
+    clean_snr: Range = Range(18.0, 90.0)  # noise floor of a grade-0 image; grade 1 is SNR 8-14
+    bias_amplitude: Range = Range(0.05, 0.40)
+    in_plane_mm: Range = Range(0.8, 1.2)
+    slice_mm: Range = Range(1.0, 2.0)  # anisotropic 3D reconstructions (box slice profile)
+    crop_margin_mm: Range = Range(4.0, 20.0)  # kept round the brain by the cropped presentation
+    winsorise_percentiles: tuple[float, float] = (0.5, 99.5)
+    float_scale: Range = Range(0.5, 4.0)
+    float_offset: Range = Range(-0.3, -0.02)  # added on the winsorised [0, 1] scale: CSF and air below zero
+    presentation_weights: dict[str, float] = field(default_factory=lambda: {  # as acquired 3 in 10
+        name: 3.0 if name == "as_acquired" else 1.0 for name in PRESENTATIONS})
+    heavy_lesion_count: tuple[int, int] = (40, 90)
+    heavy_lesion_radius_mm: Range = Range(2.0, 7.0)
+    oedema_radius_mm: Range = Range(14.0, 30.0)
+    core_fraction: Range = Range(0.25, 0.6)
+    oedema_to_lesion: Range = Range(0.85, 1.05)
+    infarct_radius_mm: Range = Range(8.0, 20.0)
+    cavity_fraction: Range = Range(0.6, 0.85)
+
+
+# Each presentation is a sequence of steps (randomise.present); registered grids are the templates' 1 mm grids.
+PRESENTATIONS = {
+    "as_acquired": (), "skull_stripped": ("skull_stripped",), "registered_mni": ("mni",),
+    "registered_sri24": ("sri24", "skull_stripped"), "cropped": ("cropped",), "float_n4": ("float_n4",),
+    "uint8": ("uint8",), "mni_stripped_float": ("mni", "skull_stripped", "float_n4"),
+}
+REGISTERED_GRIDS = {"mni": (197, 233, 189), "sri24": (240, 240, 155)}  # (R, A, S) voxels at 1 mm
+PATHOLOGIES = ("none", "tumour_oedema", "heavy_lesions", "infarct")
+PATHOLOGY_WEIGHTS = (0.7, 0.1, 0.1, 0.1)
+RANDOMISATION = RandomisationRanges()
 
 
 # ---------------------------------------------------------------- straight rejects

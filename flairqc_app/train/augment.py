@@ -9,7 +9,7 @@
 - `outside_gain`: multiply everything outside the brain (scalp, skull, face, neck) by a smooth random gain.
   The engine's scalps are smooth concentric layers, a real one is thin and textured, and networks trained on
   the former read the latter as motion (the real 3D FLAIR of realdata-dev: its brain in a synthetic head gives
-  motion_moderate 0.01, its own head 0.89; docs/model-card.md). The gain is positive and smooth (noise
+  motion_moderate 0.01, its own head 0.89; docs/model-history.md#attempt-6). The gain is positive and smooth (noise
   smoothed at sigma 3 mm), so edges, ghosts and noise stay where they are; the brain is untouched.
 - `sharpness`: blur or sharpen the whole image by an unsharp mask of random sign and amount. Scanners, their
   reconstruction filters and interpolation make good images more or less sharp, and the engine's layered scalp
@@ -20,8 +20,13 @@
 - `head_swap`: give an image the head (everything outside the brain + 6 mm: scalp, skull, face, neck, air) of
   another image of its mini-batch, whose labels are drawn independently of its own. The label is then carried by
   the brain alone. The engine's heads are a few smooth layers unlike any real one, and networks trained on them
-  latched onto the head in some initialisations and not others (attempt 13, docs/model-card.md: with the engine's
+  latched onto the head in some initialisations and not others (docs/model-history.md#attempt-13: with the engine's
   6-15 mm shell in place of the real one, the real 3D FLAIR's motion reading fell from 0.58-0.95 to 0.02-0.21).
+
+- `intensity_warp`: a random monotone intensity mapping of the [0, 1] input: a gamma and a warp through jittered
+  knots (Agitation's histogram and gamma randomisation, issue 31). Real scanners and post-processing map tissue
+  intensities differently; a model should read artefacts, not a histogram. Monotone, so tissue order holds, and the
+  gamma range keeps contrast grade 2 (GM/WM at most 1.054) under grade 0 (at least 1.12): 1.054**1.3 < 1.12**0.77.
 
 Images are on the registered model grid (RAS array order: axis 1 runs posterior to anterior, axis 2
 inferior to superior), so the protected region is the template brain there. The draws of one iteration come
@@ -38,7 +43,8 @@ from scipy import ndimage
 
 from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
-AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression", "head_swap")
+AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression", "head_swap",
+                 "intensity_warp")
 PROBABILITY = 0.5  # of each augmentation, per image
 CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
@@ -49,11 +55,14 @@ GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, dr
 GAIN_LEVEL = (0.6, 1.3)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
 SHARPNESS_SMOOTHING_VOX = 1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
-# real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-card.md, attempt 8)
+# real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-history.md#attempt-8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
 # range of the suppression threshold, as a fraction of the mean over the template brain: from just above the engine's
 # air noise to where most real motion-1 ghosts fade
 SUPPRESSION_THRESHOLD = (0.03, 0.08)
+WARP_GAMMA = (0.77, 1.3)  # drawn log-uniform
+WARP_KNOTS = 5  # of the monotone warp, ends fixed at 0 and 1
+WARP_JITTER = 0.4  # share of the inner knots' outputs drawn at random (sorted) rather than on the identity line
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -125,6 +134,20 @@ def suppress_background(volume: np.ndarray, threshold: float) -> np.ndarray:
     return out
 
 
+def warp_intensity(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random gamma, then a monotone warp through jittered knots, of a [0, 1] volume.
+
+    >>> v = np.linspace(0, 1, 11, dtype=np.float32).reshape(11, 1, 1)
+    >>> w = warp_intensity(v, np.random.default_rng(0)).ravel()
+    >>> bool(w[0] == 0 and w[-1] == 1 and np.all(np.diff(w) > 0))
+    True
+    """
+    gamma = float(np.exp(rng.uniform(*np.log(WARP_GAMMA))))
+    inner = np.linspace(0, 1, WARP_KNOTS)[1:-1]
+    outputs = np.r_[0.0, (1 - WARP_JITTER) * inner + WARP_JITTER * np.sort(rng.uniform(0, 1, inner.size)), 1.0]
+    return np.interp(np.clip(volume, 0, 1) ** gamma, np.linspace(0, 1, WARP_KNOTS), outputs).astype(volume.dtype)
+
+
 def swap_heads(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The batch [N, 1, X, Y, Z] where each image, with probability 1/2, has the head of another image drawn from
     the batch (itself excluded) around its own brain + margin."""
@@ -156,4 +179,6 @@ def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Gene
             out[i, 0] = gain_outside_brain(out[i, 0], rng)
         if "sharpness" in names and rng.random() < PROBABILITY:
             out[i, 0] = change_sharpness(out[i, 0], rng)  # last of an image's draws, as outside_gain
+        if "intensity_warp" in names and rng.random() < PROBABILITY:  # after the rest: runs without it as before
+            out[i, 0] = warp_intensity(out[i, 0], rng)
     return out

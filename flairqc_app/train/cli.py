@@ -9,6 +9,8 @@
     flairqc-train compare EVAL_A EVAL_B --out CMP
     flairqc-train export --runs RUN_A ... --models-dir MODELS [--metrics EVAL]    (runs or ensembles)
     flairqc-train consensus --ratings A.tsv B.tsv ... --out BIDS/labels.tsv    (the reports' rating exports)
+    flairqc-train calibrate --proxy proxy-cases.tsv --out DIR   (thresholds on the real-proxy set)
+    flairqc-train assemble --candidate single=MODELS:proxy-cases.tsv ... --prefer single --out DIR --manifest-version V
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "see flairqc_app/train/synthetic.py)")
     s.add_argument("--recipe", type=Path, required=True,
                    help="TOML: input_shape, grid, dtype, preprocess (a recipe name, or absent for the shortcut), "
-                        "motion_grading (displacement | visible) and [[parts]] (e.g. tools/default-models/data.toml)")
+                        "motion_grading (displacement | visible), randomise (domain randomisation, default false) "
+                        "and [[parts]] (e.g. tools/default-models/data.toml)")
     s.add_argument("--cache", type=Path, required=True)
     s.add_argument("--jobs", type=int, default=1)
 
@@ -125,7 +128,59 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--disagreements", type=Path, help="default: OUT's name with _disagreements.tsv")
     r.add_argument("--agreement", type=Path, help="kappa and balanced accuracy as JSON; default: OUT's name with "
                                                   "_agreement.json")
+
+    k = sub.add_parser("calibrate", help="thresholds from the real-proxy set's table (benchmarks/bench_real_proxy.py):"
+                                         " every clean variant tier 1, graded degradations over them in order")
+    k.add_argument("--proxy", type=Path, required=True, help="proxy-cases.tsv written by bench_real_proxy.py")
+    k.add_argument("--out", type=Path, required=True, help="writes thresholds.json (flairqc --thresholds) and "
+                                                           "calibration.json (how each was set)")
+
+    a = sub.add_parser("assemble", help="one model set of candidates scored on the real-proxy set: per task the "
+                                        "--prefer candidate unless another is measurably better there; thresholds "
+                                        "calibrated on the set")
+    a.add_argument("--candidate", action="append", required=True, metavar="NAME=MODELS_DIR:PROXY_TSV",
+                   help="a models directory and its bench_real_proxy.py table (repeat)")
+    a.add_argument("--prefer", required=True, help="the candidate kept unless another is measurably better")
+    a.add_argument("--margin", type=int, default=2, help="proxy images more on their side that count as better")
+    a.add_argument("--out", type=Path, required=True)
+    a.add_argument("--manifest-version", required=True)
     return parser
+
+
+def _assemble(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from flairqc_app.train.calibrate import assemble, calibrate, on_side, prefer, read_cases
+
+    dirs, records = {}, {}
+    for text in args.candidate:
+        name, _, rest = text.partition("=")
+        models, _, table = rest.rpartition(":")
+        if not (name and models and table):
+            parser.error(f"--candidate {text!r}: expected NAME=MODELS_DIR:PROXY_TSV")
+        dirs[name], records[name] = Path(models), calibrate(read_cases(Path(table)))
+    if args.prefer not in dirs:
+        parser.error(f"--prefer {args.prefer!r} is not a candidate ({', '.join(dirs)})")
+    choice = prefer(records, args.prefer, args.margin)
+    assemble(dirs, records, choice, args.out, args.manifest_version)
+    for task, name in choice.items():
+        scores = ", ".join(f"{n} {on_side(next(r for r in recs if r.task == task))}" for n, recs in records.items())
+        print(f"{task}: {name} (proxy images on their side: {scores})")
+    print(f"wrote {args.out}")
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from flairqc_app.train.calibrate import calibrate, criteria, read_cases, thresholds_of, write_calibration
+
+    rows = read_cases(args.proxy)
+    records = calibrate(rows)
+    for r in records:
+        print(f"{r.task}: {r.threshold:.3f} (above {r.hard_bound:.3f}; positives {r.positives_at_or_above}/"
+              f"{r.positives} at or above, negatives {r.negatives_below}/{r.negatives} below)")
+    scored = criteria(rows, thresholds_of(records))
+    hit, n = scored.graded["all"]
+    print(f"in-sample: clean tier 1 {scored.clean_tier1}/{scored.clean}, graded at or above their level {hit}/{n}, "
+          f"proxy straight-rejected {scored.straight_rejected}/{scored.proxy}")
+    thresholds, how = write_calibration(records, args.out)
+    print(f"wrote {thresholds} and {how}")
 
 
 def _consensus(args: argparse.Namespace) -> int:
@@ -192,7 +247,7 @@ def _synth_cache(args: argparse.Namespace) -> None:
     items = [item for part in recipe["parts"] for item in Part(**part).items()]
     cache = build_cache(args.cache, items, tuple(recipe["input_shape"]), recipe.get("grid", "2mm"), args.jobs,
                         recipe.get("dtype", "float16"), recipe.get("preprocess"),
-                        recipe.get("motion_grading", "displacement"))
+                        recipe.get("motion_grading", "displacement"), recipe.get("randomise", False))
     print(f"{len(items)} synthetic images cached in {cache.root}")
 
 
@@ -245,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['task']}: McNemar p = {row['p_value']:.4g} (Bonferroni {row['p_bonferroni']:.4g})")
     elif args.command == "consensus":
         return _consensus(args)
+    elif args.command == "calibrate":
+        _calibrate(args)
+    elif args.command == "assemble":
+        _assemble(args, parser)
     else:
         _export(args)
     return 0

@@ -2,7 +2,7 @@
 runs trained with other seeds), scored, evaluated and exported to ONNX as one model.
 
 Why: the reading of an image far from the training data (a real FLAIR, for models trained on synthetic ones)
-can depend on the run as much as on the data (docs/model-card.md, attempt 13); the mean over runs depends on
+can depend on the run as much as on the data (docs/model-history.md#attempt-13); the mean over runs depends on
 it less, and the median does not follow one member that reads such an image apart from the others (attempt 15).
 The ensemble's threshold is chosen as a run's is (maximal balanced accuracy), on the labelled FLAIR that no
 member trained on: the images in every member's validation pool (the validation split, and images

@@ -57,7 +57,8 @@ class FeatureExtractor(nn.Module):
     ceil-mode pooling equals zero-padding to an even size, as in ClinicaDL's PadMaxPool3d.
 
     With a `window`, F sees only the brain: for artefacts judged in the brain, where the engine's scalp
-    (smooth layers, unlike a real one) would otherwise teach a cue that real heads trip (docs/model-card.md).
+    (smooth layers, unlike a real one) would otherwise teach a cue that real heads trip
+    (docs/model-history.md#attempt-7).
     """
 
     def __init__(self, channels: tuple[int, ...], window: np.ndarray | None = None):

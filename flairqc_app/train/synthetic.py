@@ -9,7 +9,7 @@ Two ways onto the model grid:
   the 169x208x179 grid, corner aligned like `resize_to`), then clipped to its [2, 98] percentiles and scaled
   to [0, 1]. N4 and registration are skipped: the head pose and the bias field stay in. Measured: models
   trained this way scored well on shortcut test images but missed grade-2 motion and a T1w on the same
-  synthetic heads run through the real pipeline (docs/model-card.md), so the shortcut is for comparing
+  synthetic heads run through the real pipeline (docs/model-history.md#attempt-1), so the shortcut is for comparing
   training methods, not for models to ship.
 
 Used by `flairqc-train synth-cache` (the default models' recipe) and benchmarks/bench_ssda.py. A long cache
@@ -141,7 +141,7 @@ def item_id(item: Item, config: SynthConfig, recipe: str) -> str:
     """Identity of a cached item: its participant and everything that decides its pixels and labels (the motion
     grading only for images with motion, so a cache switched to another grading renders only those again)."""
     graded = item.spec.motion > 0 and config.motion_grading != "displacement"
-    options = [config.grid] + ([config.motion_grading] if graded else [])
+    options = [config.grid] + ([config.motion_grading] if graded else []) + (["randomised"] if config.randomise else [])
     text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), *options,
                        recipe, renderer_fingerprint()], sort_keys=True)
     return f"{item.participant}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
@@ -166,17 +166,17 @@ def _plain(value: object) -> object:
 
 def build_cache(root: Path, items: list[Item], shape: tuple[int, int, int], grid: str = "2mm", jobs: int = 1,
                 dtype: str = "float16", preprocess: str | None = None,
-                motion_grading: str = "displacement") -> VolumeCache:
+                motion_grading: str = "displacement", randomise: bool = False) -> VolumeCache:
     """Render every item onto the model grid into the cache at `root`, then write samples.tsv with the splits;
     `preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut);
-    `motion_grading` how a motion plan earns its grade (SynthConfig).
+    `motion_grading` how a motion plan earns its grade, `randomise` the engine's domain randomisation (SynthConfig).
     Items already journalled with their volume in the cache are not rendered again, so an interrupted run
     resumes where it stopped and a complete one costs nothing."""
     recipe = WORLD if preprocess is None else f"synth-{preprocess}"
     cache = VolumeCache(root, shape, dtype, recipe)
     if cache.recipe != recipe:
         raise ValueError(f"{root} holds a {cache.recipe!r} cache, not a {recipe!r} one: use another directory")
-    config = SynthConfig(grid=grid, motion_grading=motion_grading)
+    config = SynthConfig(grid=grid, motion_grading=motion_grading, randomise=randomise)
     ids = [item_id(item, config, recipe) for item in items]
     journal = cache.root / JOURNAL_NAME
     done = {i: entry for i, entry in read_journal(journal).items() if cache.has(entry[0])}

@@ -16,7 +16,7 @@ from flairqc_app.resample import resize_to
 
 # How far past the template brain a brain-windowed network sees, and what a head swap leaves an image of its own:
 # registration error and the brain's own variation, so no cortex is cut, and little scalp is left (6 mm took the
-# real FLAIR's motion cue away in attempt 5's probe, docs/model-card.md).
+# real FLAIR's motion cue away in attempt 5's probe, docs/model-history.md#attempt-5).
 BRAIN_WINDOW_MARGIN_MM = 6.0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The default motion models (docs/model-card.md, attempt 16), from the repository root:
+# The default motion models (docs/model-history.md#attempt-16), from the repository root:
 #   bash tools/default-models/train-motion.sh WORK_DIR [JOBS]
 # Renders data-motion.toml's cache into WORK_DIR/cache-motion (reused: only missing images are rendered), trains
 # each motion model four times (seeds 0-3: initial weights, batch order, augmentations, validation fold) and makes

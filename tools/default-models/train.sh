@@ -21,7 +21,7 @@ flairqc-train synth-cache --recipe "$here/data.toml" --cache "$cache" --jobs "$j
 # task:method[:option] of each model but the motion models: straight reject target-only (the paper has no SSDA
 # model for it), with the synthetic T1w as further rejects (a T1w saved as FLAIR is one); the artefact models SSDA
 # (paper section 2.4), each its own model; the contrast models see only the brain (+ 6 mm), where grey/white
-# contrast is judged, not the engine's scalp (attempt 7, docs/model-card.md).
+# contrast is judged, not the engine's scalp (docs/model-history.md#attempt-7).
 models="straight_reject:target-only:--source-as-rejects noise_moderate:ssda noise_severe:ssda
 contrast_moderate:ssda:--input-region=brain contrast_severe:ssda:--input-region=brain"
 rm -rf "$work/runs"  # every model is trained afresh
