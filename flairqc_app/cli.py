@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from flairqc_app import __version__, config
+from flairqc_app.cpus import available_cpus
 
 log = logging.getLogger("flairqc")
 LEVELS = ("participant", "group")
@@ -70,10 +71,12 @@ def build_parser() -> Parser:
     run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
     run.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
-    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=config.DEFAULT_NPROCS,
-                     help="images processed in parallel (default %(default)s)")
+    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=available_cpus(),
+                     help="images processed in parallel (default: the CPUs given, SLURM_CPUS_PER_TASK or the CPU "
+                          "affinity: %(default)s here)")
     res.add_argument("--omp-nthreads", type=positive_int, default=config.DEFAULT_OMP_NTHREADS,
-                     help="threads per image for ANTs and onnxruntime (default %(default)s)")
+                     help="OpenMP/BLAS threads per image (default %(default)s); ANTs and onnxruntime always run on "
+                          "one thread per image, so that results never depend on it")
     res.add_argument("--mem", "--mem-gb", type=float, metavar="GB",
                      help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image")
     res.add_argument("-w", "--work-dir", type=Path, help="scratch directory (default: a new folder in $TMPDIR)")
@@ -164,8 +167,9 @@ def setup_logging(verbosity: int, output_dir: Path, levels: list[str]) -> None:
 
 
 def set_thread_limits(threads: int) -> None:
-    """Before ANTs/ITK and onnxruntime start their thread pools; never 'all CPUs' (VIP runs many jobs per node)."""
-    for name in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    """Before numpy/scipy start their thread pools; never 'all CPUs' (VIP runs many jobs per node). ANTs and
+    onnxruntime are pinned to one thread elsewhere (config.ANTS_THREADS)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
 
 

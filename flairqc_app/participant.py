@@ -25,7 +25,8 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app import __version__, atomic, derivatives, tsv
-from flairqc_app.config import FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, SIDECAR_FIELDS, PreprocSettings
+from flairqc_app.config import (FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, INFERENCE_THREADS, SIDECAR_FIELDS,
+                                PreprocSettings)
 from flairqc_app.discover import FlairImage
 from flairqc_app.gate import REASONS, check_image
 from flairqc_app.grade import decide
@@ -62,7 +63,7 @@ def run_participants(images: list[FlairImage], settings: RunSettings) -> list[Ou
     """Process every image, in parallel worker processes when nprocs > 1."""
     derivatives.prepare_output_dir(settings.output_dir, settings.bids_dir)
     if settings.nprocs <= 1 or len(images) <= 1:
-        models = load_models(settings.models_dir, settings.device, settings.omp_nthreads, settings.threshold_overrides)
+        models = load_models(settings.models_dir, settings.device, INFERENCE_THREADS, settings.threshold_overrides)
         return [process_image(image, settings, models) for image in images]
     load_models(settings.models_dir, settings.device, 1, settings.threshold_overrides)  # fail early, in the parent
     outcomes = []
@@ -78,8 +79,7 @@ _WORKER_MODELS: ModelSet | None = None
 
 def _init_worker(settings: RunSettings) -> None:
     global _WORKER_MODELS
-    _WORKER_MODELS = load_models(settings.models_dir, settings.device, settings.omp_nthreads,
-                                 settings.threshold_overrides)
+    _WORKER_MODELS = load_models(settings.models_dir, settings.device, INFERENCE_THREADS, settings.threshold_overrides)
 
 
 def _process_in_worker(image: FlairImage, settings: RunSettings) -> Outcome:
