@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from flairqc_app import __version__, config
-from flairqc_app.cpus import available_cpus
+from flairqc_app.cpus import default_nprocs
 
 log = logging.getLogger("flairqc")
 LEVELS = ("participant", "group")
@@ -71,9 +71,9 @@ def build_parser() -> Parser:
     run.add_argument("--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)")
     run.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
-    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=available_cpus(),
+    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=default_nprocs(),
                      help="images processed in parallel (default: the CPUs given, SLURM_CPUS_PER_TASK or the CPU "
-                          "affinity: %(default)s here)")
+                          "affinity, as many as the memory holds: %(default)s here)")
     res.add_argument("--omp-nthreads", type=positive_int, default=config.DEFAULT_OMP_NTHREADS,
                      help="OpenMP/BLAS threads per image (default %(default)s); ANTs and onnxruntime always run on "
                           "one thread per image, so that results never depend on it")
