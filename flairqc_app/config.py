@@ -58,10 +58,11 @@ class PreprocSettings:
     N4 stops at once on images with a zero background (measured on the real 3D FLAIR: bias field 1.000
     everywhere) and crawls on zero-padded, skull-stripped ones (10 minutes for the FLAIR template).
     When the registered image correlates poorly with the template (NCC below `retry_below_ncc`), `fast`
-    registers again with `retry_registration` (rigid then affine from 12 mm: about 3 s more; it recovers a
+    registers again with `retry_registration` (rigid then affine from 12 mm: about 5 s more; it recovers a
     registration stuck near its starting point, tests/test_preprocess.py) and keeps the better of the two.
     benchmarks/bench_speed.py compares it with the recipe it replaced (N4 on 4 mm, rigid then affine, a 2 mm
-    retry: 2 to 3 times slower, same verdicts); benchmarks/bench_preprocess.py measures alignment.
+    retry: 2.2 times the CPU time, the same verdict on 12 of 14 images; README "Speed and memory").
+    benchmarks/bench_preprocess.py measures alignment.
     """
 
     name: str
