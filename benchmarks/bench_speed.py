@@ -35,7 +35,8 @@ STAGES = ("load", "n4", "registration", "resample", "registration_retry", "infer
 BEFORE_36 = PreprocSettings(  # `fast` as it was before issue #36 (flairqc 0.1.0 up to commit 7b1fd43)
     name="before-36", n4_shrink_factor=1, n4_iterations=(25, 25, 25), n4_tolerance=1e-4, n4_working_spacing_mm=4.0,
     n4_head_mask=True,
-    registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250), shrink_factors=(2, 1), smoothing_vox=(1, 0)),
+    registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250), shrink_factors=(2, 1),
+                                      smoothing_vox=(1, 0)),
     retry_registration=RegistrationSettings(spacing_mm=2.0, iterations=(1000, 500, 250), shrink_factors=(4, 2, 1),
                                             smoothing_vox=(2, 1, 0)),
 )
@@ -131,7 +132,8 @@ def synthetic_heads(scratch: Path, count: int) -> list[Path]:
 
 
 def median_table(results: dict[str, list[dict]]) -> None:
-    print("| stage | old wall s | new wall s | new/old | old CPU s | new CPU s | new/old |\n|---|---|---|---|---|---|---|")
+    print("| stage | old wall s | new wall s | new/old | old CPU s | new CPU s | new/old |\n"
+          "|---|---|---|---|---|---|---|")
     for stage in (*STAGES, "total"):
         cells = []
         for kind in ("wall", "cpu"):
