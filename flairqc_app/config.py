@@ -54,14 +54,16 @@ class PreprocSettings:
     """One preprocessing recipe. `paper` follows Clinica flair-linear; `fast` is the default (issue #36).
 
     `fast` runs N4 on a 6 mm copy inside a head mask, with three levels of 25 iterations, and registers 3 mm
-    copies with one affine stage (6 then 3 mm levels) from the centres of mass. The mask matters: without one,
+    copies (rigid then affine, 6 then 3 mm levels) from the centres of mass. An affine stage alone halves the
+    registration time but failed on a 2 mm synthetic FLAIR with motion (tests/test_train_synthetic.py, NCC 0.14
+    against 0.5 and more). The mask matters: without one,
     N4 stops at once on images with a zero background (measured on the real 3D FLAIR: bias field 1.000
     everywhere) and crawls on zero-padded, skull-stripped ones (10 minutes for the FLAIR template).
     When the registered image correlates poorly with the template (NCC below `retry_below_ncc`), `fast`
     registers again with `retry_registration` (rigid then affine from 12 mm: about 5 s more; it recovers a
     registration stuck near its starting point, tests/test_preprocess.py) and keeps the better of the two.
     benchmarks/bench_speed.py compares it with the recipe it replaced (N4 on 4 mm, rigid then affine, a 2 mm
-    retry: 2.2 times the CPU time, the same verdict on 12 of 14 images; README "Speed and memory").
+    retry: 1.6 times the CPU time, the same verdict on 12 of 14 images; README "Speed and memory").
     benchmarks/bench_preprocess.py measures alignment.
     """
 
@@ -88,8 +90,8 @@ PREPROC_RECIPES = {
         n4_tolerance=1e-4,
         n4_working_spacing_mm=6.0,
         n4_head_mask=True,
-        registration=RegistrationSettings(spacing_mm=3.0, transforms=("Affine[0.1]",), iterations=(500, 250),
-                                          shrink_factors=(2, 1), smoothing_vox=(1, 0), convergence_threshold=1e-5),
+        registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250), shrink_factors=(2, 1),
+                                          smoothing_vox=(1, 0)),
         retry_registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250, 125), shrink_factors=(4, 2, 1),
                                                 smoothing_vox=(2, 1, 0), convergence_threshold=1e-5),
     ),
