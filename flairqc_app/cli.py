@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flairqc_app import __version__, config
+from flairqc_app.cpus import default_nprocs
 from flairqc_app.progress import Progress, SkipFlagged
 
 if TYPE_CHECKING:
@@ -92,10 +93,12 @@ def build_parser() -> Parser:
                      help="also write each image's IQMs in MRIQC's JSON layout (*_desc-iqms_FLAIR.json)")
     run.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
-    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=config.DEFAULT_NPROCS,
-                     help="images processed in parallel (default %(default)s)")
+    res.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=positive_int, default=default_nprocs(),
+                     help="images processed in parallel (default: the CPUs given, SLURM_CPUS_PER_TASK or the CPU "
+                          "affinity, as many as the memory holds: %(default)s here)")
     res.add_argument("--omp-nthreads", type=positive_int, default=config.DEFAULT_OMP_NTHREADS,
-                     help="threads per image for ANTs and onnxruntime (default %(default)s)")
+                     help="OpenMP/BLAS threads per image (default %(default)s); ANTs and onnxruntime always run on "
+                          "one thread per image, so that results never depend on it")
     res.add_argument("--mem", "--mem-gb", type=float, metavar="GB",
                      help=f"memory limit; caps --nprocs at about {config.PER_IMAGE_MEMORY_GB} GB per image, and an "
                           "image whose grid needs more than its share fails (too_large; default: the machine's memory)")
@@ -220,8 +223,9 @@ def setup_logging(verbosity: int, output_dir: Path, levels: list[str], quiet: bo
 
 
 def set_thread_limits(threads: int) -> None:
-    """Before ANTs/ITK and onnxruntime start their thread pools; never 'all CPUs' (VIP runs many jobs per node)."""
-    for name in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    """Before numpy/scipy start their thread pools; never 'all CPUs' (VIP runs many jobs per node). ANTs and
+    onnxruntime are pinned to one thread elsewhere (config.ANTS_THREADS)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
 
 

@@ -43,25 +43,31 @@ class RegistrationSettings:
     """Levels of the rigid then affine Mattes MI registration (antsRegistrationSyNQuick -t a by default)."""
 
     spacing_mm: float | None = None  # None: register at native resolution
+    transforms: tuple[str, ...] = ("Rigid[0.1]", "Affine[0.1]")  # antsRegistration stages, each over all levels
     iterations: tuple[int, ...] = (1000, 500, 250, 0)
     shrink_factors: tuple[int, ...] = (8, 4, 2, 1)
     smoothing_vox: tuple[int, ...] = (3, 2, 1, 0)
+    convergence_threshold: float = 1e-6  # a level stops when the metric changes less over the last 10 iterations
     mi_bins: int = 32
     sampling_percentage: float = 0.25
 
 
 @dataclass(frozen=True)
 class PreprocSettings:
-    """One preprocessing recipe. `paper` follows Clinica flair-linear; `fast` meets the 20 s budget.
+    """One preprocessing recipe. `paper` follows Clinica flair-linear; `fast` is the default (issue #36).
 
-    `fast` runs N4 on a 4 mm copy (the sampling density of the paper's shrink factor 4 at 1 mm) inside a head
-    mask, with three levels of 25 iterations, and registers 3 mm copies (6 then 3 mm levels). The mask matters:
-    without one, N4 stops at once on images with a zero background (measured on the real 3D FLAIR: bias field
-    1.000 everywhere) and crawls on zero-padded, skull-stripped ones (10 minutes for the FLAIR template).
+    `fast` runs N4 on a 6 mm copy inside a head mask, with three levels of 25 iterations, and registers 3 mm
+    copies (rigid then affine, 6 then 3 mm levels) from the centres of mass. An affine stage alone halves the
+    registration time but failed on a 2 mm synthetic FLAIR with motion (tests/test_train_synthetic.py, NCC 0.14
+    against 0.5 and more). The mask matters: without one,
+    N4 stops at once on images with a zero background (measured on the real 3D FLAIR: bias field 1.000
+    everywhere) and crawls on zero-padded, skull-stripped ones (10 minutes for the FLAIR template).
     When the registered image correlates poorly with the template (NCC below `retry_below_ncc`), `fast`
-    registers again with `retry_registration` (2 mm, three levels: about 10 s more; it recovers a registration
-    stuck near its starting point, tests/test_preprocess.py) and keeps the better of the two.
-    benchmarks/bench_preprocess.py measures time and alignment against `paper` and known affines.
+    registers again with `retry_registration` (rigid then affine from 12 mm: about 5 s more; it recovers a
+    registration stuck near its starting point, tests/test_preprocess.py) and keeps the better of the two.
+    benchmarks/bench_speed.py compares it with the recipe it replaced (N4 on 4 mm, rigid then affine, a 2 mm
+    retry: 1.6 times the CPU time, the same verdict on 12 of 14 images; README "Speed and memory").
+    benchmarks/bench_preprocess.py measures alignment.
     """
 
     name: str
@@ -85,12 +91,12 @@ PREPROC_RECIPES = {
         n4_shrink_factor=1,
         n4_iterations=(25, 25, 25),
         n4_tolerance=1e-4,
-        n4_working_spacing_mm=4.0,
+        n4_working_spacing_mm=6.0,
         n4_head_mask=True,
         registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250), shrink_factors=(2, 1),
                                           smoothing_vox=(1, 0)),
-        retry_registration=RegistrationSettings(spacing_mm=2.0, iterations=(1000, 500, 250),
-                                                shrink_factors=(4, 2, 1), smoothing_vox=(2, 1, 0)),
+        retry_registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250, 125), shrink_factors=(4, 2, 1),
+                                                smoothing_vox=(2, 1, 0), convergence_threshold=1e-5),
     ),
 }
 DEFAULT_PREPROC = "fast"
@@ -125,8 +131,12 @@ ARTEFACT_TASKS = tuple(f"{a}_{s}" for a in ARTEFACTS for s in SEVERITIES)
 TASKS = ("straight_reject",) + ARTEFACT_TASKS
 
 # ---------------------------------------------------------------- runtime defaults
-DEFAULT_NPROCS = 1
-DEFAULT_OMP_NTHREADS = 2
+DEFAULT_OMP_NTHREADS = 1  # --nprocs defaults to the CPUs given (cpus.available_cpus): images in parallel
+# ITK splits the N4 fit and the registration metric into per-thread sums, and onnxruntime its convolutions, so the
+# thread count changes the result (up to 0.07 in a probability of the real 3D FLAIR with ANTs on 1 or 2 threads):
+# both run on one thread per image, whatever --omp-nthreads, and --nprocs uses the other cores.
+ANTS_THREADS = 1
+INFERENCE_THREADS = 1
 PER_IMAGE_MEMORY_GB = 2.0  # per-image memory bound for --mem (measured peak 1.1 GB: benchmarks/bench_pipeline.py)
 # working float32 copies of an image while it is processed: the measured peak grows by ~26 bytes per input voxel
 # (6.5 copies) above ~650 MB of models and templates; 10 leaves room. memory.too_large refuses an image whose

@@ -146,6 +146,9 @@ class ModelSet:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.use_deterministic_compute = True
+        # idle pool threads would spin between the seven small runs, stealing the CPU from the next image's N4
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = select_providers(device)
         try:
             self.sessions = {t: ort.InferenceSession(str(s.path), options, providers=providers)

@@ -26,8 +26,8 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app import __version__, atomic, derivatives, memory, tsv
-from flairqc_app.config import (FLAIR_TEMPLATE, GATE_LIMITS, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, SIDECAR_FIELDS,
-                                GateLimits, PreprocSettings)
+from flairqc_app.config import (FLAIR_TEMPLATE, GATE_LIMITS, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM,
+                                INFERENCE_THREADS, SIDECAR_FIELDS, GateLimits, PreprocSettings)
 from flairqc_app.discover import FlairImage
 from flairqc_app.gate import REASONS, check_image, describe_limits
 from flairqc_app.grade import decide
@@ -95,8 +95,7 @@ _WORKER_MODELS: ModelSet | None = None
 
 def _init_worker(settings: RunSettings) -> None:
     global _WORKER_MODELS
-    _WORKER_MODELS = load_models(settings.models_dir, settings.device, settings.omp_nthreads,
-                                 settings.threshold_overrides)
+    _WORKER_MODELS = load_models(settings.models_dir, settings.device, INFERENCE_THREADS, settings.threshold_overrides)
 
 
 def _process_in_worker(image: FlairImage, settings: RunSettings) -> Outcome:

@@ -1,8 +1,9 @@
 """flair-linear preprocessing with antspyx: N4, rigid+affine MI registration to MNI, resampling, clip, scale.
 
 Two recipes (config.PREPROC_RECIPES): `paper` reproduces Clinica's settings at native resolution; `fast`
-runs the same algorithms on 2 mm copies (the bias field and the affine are resolution independent) and
-applies their result to the full-resolution image, which meets the per-image time budget.
+runs the same algorithms on coarse copies (N4 on 6 mm, registration on 3 mm: the bias field and the affine are
+resolution independent) and applies their result to the full-resolution image, which meets the per-image time
+budget. ANTs runs on one thread (config.ANTS_THREADS), so a result never depends on the thread count.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import ants
 import nibabel as nib
 import numpy as np
-from ants.internal import get_pointer_string
 
 from flairqc_app import config
 from flairqc_app.config import PreprocSettings, RegistrationSettings
+
+# ITK reads its thread count once, at its first filter: set before anything runs (config.ANTS_THREADS says why)
+os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.ANTS_THREADS)
+import ants  # noqa: E402
+from ants.internal import get_pointer_string  # noqa: E402
 
 
 @dataclass
@@ -29,7 +33,8 @@ class PreprocResult:
     transform: Path  # ANTs affine (.mat), template <- subject (moving) mapping as antsRegistration writes it
     registration_ncc: float
     bias_field: np.ndarray | None = None  # N4 field on the native grid (input array order), for the IQMs
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage: robust to a loaded machine
 
 
 def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:
@@ -111,18 +116,18 @@ def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> tuple[ants.ANT
 
 def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, settings: RegistrationSettings, seed: int,
                     prefix: str) -> Path:
-    """Rigid then affine, Mattes MI, centre-of-mass initialisation: antsRegistrationSyNQuick -t a."""
+    """The settings' stages (rigid then affine: antsRegistrationSyNQuick -t a), Mattes MI, centre-of-mass start."""
     fixed = at_spacing(template, settings.spacing_mm)
     mov = at_spacing(moving, settings.spacing_mm)
     f, m = get_pointer_string(fixed), get_pointer_string(mov)
     levels = dict(
-        convergence=f"[{'x'.join(map(str, settings.iterations))},1e-6,10]",
+        convergence=f"[{'x'.join(map(str, settings.iterations))},{settings.convergence_threshold},10]",
         shrink="x".join(map(str, settings.shrink_factors)),
         smooth="x".join(map(str, settings.smoothing_vox)) + "vox",
     )
     metric = f"MI[{f},{m},1,{settings.mi_bins},Regular,{settings.sampling_percentage}]"
     stages: list[str] = []
-    for transform in ("Rigid[0.1]", "Affine[0.1]"):
+    for transform in settings.transforms:
         stages += ["--transform", transform, "--metric", metric, "--convergence", levels["convergence"],
                    "--shrink-factors", levels["shrink"], "--smoothing-sigmas", levels["smooth"]]
     args = [
@@ -160,13 +165,14 @@ def preprocess_image(
 ) -> PreprocResult:
     """Run the whole recipe on one image. The transform is kept in transform_dir (a temp dir by default)."""
     timings: dict[str, float] = {}
-    tic = time.perf_counter()
+    cpu_seconds: dict[str, float] = {}
+    tic, cpu_tic = time.perf_counter(), time.process_time()
 
     def lap(name: str) -> None:
-        nonlocal tic
-        now = time.perf_counter()
-        timings[name] = round(now - tic, 3)
-        tic = now
+        nonlocal tic, cpu_tic
+        now, cpu_now = time.perf_counter(), time.process_time()
+        timings[name], cpu_seconds[name] = round(now - tic, 3), round(cpu_now - cpu_tic, 3)
+        tic, cpu_tic = now, cpu_now
 
     image = to_ants(img)
     template = read_template(template_path)
@@ -190,7 +196,7 @@ def preprocess_image(
             retry.unlink()
         lap("registration_retry")
     return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, bias_field=bias_field,
-                         timings=timings)
+                         timings=timings, cpu_seconds=cpu_seconds)
 
 
 def registered_volume(corrected: ants.ANTsImage, transform: Path, template_path: Path,

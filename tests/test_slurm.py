@@ -90,7 +90,7 @@ def test_the_job_array_recipe_equals_a_local_run(slurm, tmp_path):
     submitted = subprocess.run(["bash", str(SUBMIT), str(bids), str(out)], capture_output=True, text=True,
                                env=env, timeout=60)
     assert submitted.returncode == 0, submitted.stderr
-    array, group = re.search(r"participant array job (\d+) \(8 tasks\), group job (\d+)", submitted.stdout).groups()
+    array, group = re.search(r"participant array job (\d+) \(8 tasks for 8 subjects\), group job (\d+)", submitted.stdout).groups()
     deadline = time.time() + 540
     while time.time() < deadline:
         queued = subprocess.run(["squeue", "-h", "-j", f"{array},{group}"], capture_output=True, text=True).stdout
@@ -123,3 +123,16 @@ def test_the_job_array_recipe_equals_a_local_run(slurm, tmp_path):
                              if p.is_file() and "logs" not in p.parts)
     print(f"\nSLURM job array, N = 8 (1 CPU per task, {os.cpu_count()} CPUs): submit to group done "
           f"{slurm_seconds:.1f} s; the same images locally (--nprocs 2 --omp-nthreads 1): {local_seconds:.1f} s")
+
+
+@pytest.mark.parametrize("task, expected", [("1", "sub-01 sub-02 sub-03"), ("2", "sub-04 sub-05 sub-06"),
+                                            ("3", "sub-07")])
+def test_an_array_task_takes_its_share_of_subjects(tmp_path, task, expected):
+    """FLAIRQC_PER_TASK subjects per task (here 3 of 7): the task's slice of the list, one image per CPU."""
+    subjects = tmp_path / "subjects.txt"
+    subjects.write_text("".join(f"sub-0{i}\n" for i in range(1, 8)))
+    env = {**os.environ, "FLAIRQC": "echo", "SLURM_ARRAY_TASK_ID": task, "SLURM_CPUS_PER_TASK": "4"}
+    proc = subprocess.run(["bash", str(SUBMIT.with_name("participant.sbatch")), str(subjects), "3", "BIDS", "OUT",
+                           "--force"], capture_output=True, text=True, env=env, check=True)
+    assert proc.stdout.split() == ["BIDS", "OUT", "participant", "--participant-label", *expected.split(),
+                                   "--nprocs", "4", "--force"]

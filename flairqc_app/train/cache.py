@@ -252,7 +252,8 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[in
                + dataset_samples(target_dir, "target", same_subjects))
     check_validation_participants([s for s, _ in pending], validation_participants)  # before hours of preprocessing
     previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
-    keyed = [(replace(s, key=cache_key(sha256_of(p), recipe, cache.shape)), p) for s, p in pending]
+    settings = repr(PREPROC_RECIPES[recipe])  # in the key: a recipe keeps its name when its settings change
+    keyed = [(replace(s, key=cache_key(sha256_of(p), settings, cache.shape)), p) for s, p in pending]
     samples, todo = [], []
     for sample, path in keyed:
         if cache.has(sample.key):

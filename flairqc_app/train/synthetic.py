@@ -128,10 +128,11 @@ def to_sample(item: Item, labels: dict[str, object]) -> Sample:
 
 @lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
-    """Hash of the code that turns a plan into pixels (the engine, preprocessing, resampling): a journalled image
-    drawn by other code is not reused, so a resumed cache holds only images the current code renders."""
+    """Hash of the code and settings that turn a plan into pixels (the engine, preprocessing and its recipes,
+    resampling): a journalled image drawn by other code is not reused, so a resumed cache holds only images the
+    current code renders (a recipe keeps its name when its settings change)."""
     package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(repr(PREPROC_RECIPES).encode())
     for path in sorted((package / "synth").glob("*.py")) + [package / "preprocess.py", package / "resample.py"]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
