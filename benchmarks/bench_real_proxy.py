@@ -25,7 +25,6 @@ cores); `--seeds 3` is the full grid (three draws: 193 images).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
