@@ -110,7 +110,8 @@ def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None 
     """Write the group TSV (+ dictionary) and HTML of the selection (group_stem names them); return the rows.
 
     With a thresholds file, grades and tiers are recomputed from the stored probabilities (recompute.py);
-    without one, a record of an earlier recompute is removed, since the table no longer follows it.
+    without one, a record of an earlier recompute is removed, since the table no longer follows it. Only a plain
+    group run of the whole dataset puts the IQM percentiles within the run into the per-image reports.
     """
     rows = [row for row in collect_rows(output_dir) if matches(row, wanted)]
     if not rows:
@@ -129,10 +130,14 @@ def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None 
     else:
         record.unlink(missing_ok=True)
     from flairqc_app.report import render_group_report
-    from flairqc_app.report.iqms import refresh_participant_reports
 
-    refreshed = refresh_participant_reports(output_dir, rows)
-    log.info("group level: the IQM percentiles within the run put into %d per-image report(s)", refreshed)
+    if not wanted and thresholds_file is None:
+        # the per-image pages get the percentiles of the whole run only: a selection's or a recompute's group run
+        # leaves the participant outputs as they are (and concurrent selections cannot race on them)
+        from flairqc_app.report.iqms import refresh_participant_reports
+
+        refreshed = refresh_participant_reports(output_dir, rows)
+        log.info("group level: the IQM percentiles within the run put into %d per-image report(s)", refreshed)
 
     html = render_group_report(rows, recomputed=recomputed).encode("utf-8")
     # one write for the three files: a full disk leaves the previous table and report, never a new table beside

@@ -11,6 +11,7 @@ from test_report_support import MALICIOUS, Page, assert_self_contained, browser,
 
 from flairqc_app.group import run_group
 from flairqc_app.iqm.definitions import IQMS
+from flairqc_app.config import DEFAULT_MODELS_DIR
 from flairqc_app.iqm.ranking import percentiles, second_opinion
 from flairqc_app.report import render_group_report, render_participant_report
 from flairqc_app.report.iqms import END, START
@@ -76,15 +77,20 @@ def test_second_opinion_flags_strong_disagreement_only():
         "contrast models say severe, but GM/WM contrast-to-noise ratio is in the run's best 5 % (percentile 98.8)"]
 
 
-def test_group_level_refreshes_only_the_iqm_section_of_each_report(tmp_path):
-    rows = run_rows()
+def write_run(folder) -> dict[str, str]:
+    """The run's participant TSVs and per-image pages as the participant level leaves them; name -> page."""
     before = {}
-    for row in rows:
+    for row in run_rows():
         stem = row["bids_name"].removesuffix("_FLAIR")
-        write_table(tmp_path / row["participant_id"] / "anat" / f"{stem}_desc-flairqc_FLAIR.tsv", [row])
+        write_table(folder / row["participant_id"] / "anat" / f"{stem}_desc-flairqc_FLAIR.tsv", [row])
         page = render_participant_report(row, None, None, None)
-        (tmp_path / f"{row['bids_name']}.html").write_text(page, encoding="utf-8")
+        (folder / f"{row['bids_name']}.html").write_text(page, encoding="utf-8")
         before[row["bids_name"]] = page
+    return before
+
+
+def test_group_level_refreshes_only_the_iqm_section_of_each_report(tmp_path):
+    before = write_run(tmp_path)
     assert len(run_group(tmp_path, {})) == RUN_SIZE
     for name, old in before.items():
         new = (tmp_path / f"{name}.html").read_text(encoding="utf-8")
@@ -98,6 +104,15 @@ def test_group_level_refreshes_only_the_iqm_section_of_each_report(tmp_path):
     group = (tmp_path / "group_FLAIR.html").read_text(encoding="utf-8")
     assert 'id="iqm-distribution"' in group and 'id="iqm-scatter"' in group
     assert group.count("<tr><td>sub-00_FLAIR</td>") >= 2  # its second opinions are listed
+
+
+def test_a_selection_or_a_recompute_leaves_the_per_image_reports_alone(tmp_path):
+    """Percentiles are those of the whole run; a selection's or a recompute's group run writes only group files."""
+    before = write_run(tmp_path)
+    (tmp_path / "t.json").write_text('{"motion_moderate": 0.5}', encoding="utf-8")
+    assert len(run_group(tmp_path, {"subject": ["00", "01"]})) == 2
+    assert len(run_group(tmp_path, {}, DEFAULT_MODELS_DIR, tmp_path / "t.json")) == RUN_SIZE
+    assert {name: (tmp_path / f"{name}.html").read_text(encoding="utf-8") for name in before} == before
 
 
 @pytest.mark.browser
