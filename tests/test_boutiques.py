@@ -34,9 +34,10 @@ def small_dataset(root: Path) -> tuple[Path, Path]:
     return bids, build_models_dir(root / "models", biases={"motion_moderate": 2.0})
 
 
-def verdicts(out: Path) -> list[tuple]:
-    """(bids_name, status, tier) of the group table, once each row is checked against its image's TSV and report."""
-    rows = read_table(out / "group_FLAIR.tsv")
+def verdicts(out: Path, stem: str = "group_FLAIR") -> list[tuple]:
+    """(bids_name, status, tier) of the group table (`stem`: a selection's, group.group_stem), once each row is
+    checked against its image's TSV and report."""
+    rows = read_table(out / f"{stem}.tsv")
     for row in rows:
         stem = row["bids_name"].removesuffix("_FLAIR")
         assert read_table(out / row["participant_id"] / "anat" / f"{stem}_desc-flairqc_FLAIR.tsv") == [row]

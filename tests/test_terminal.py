@@ -25,8 +25,9 @@ def dataset(tmp_path: Path) -> tuple[Path, Path]:
 
 def flairqc(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    return subprocess.run(["flairqc", *args, "--skip-bids-validation"], capture_output=True, text=True, env=env,
-                          timeout=600)
+    # one image at a time, so that [n/N] follows the dataset's order
+    return subprocess.run(["flairqc", *args, "--skip-bids-validation", "--nprocs", "1"], capture_output=True,
+                          text=True, env=env, timeout=600)
 
 
 def test_lines_summary_verbose_and_quiet(dataset: tuple[Path, Path], tmp_path: Path) -> None:

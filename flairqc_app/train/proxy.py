@@ -71,7 +71,7 @@ def anchor_of(clean: nib.Nifti1Image, work_dir: Path | None = None) -> Anchor:
     recipe = PREPROC_RECIPES["fast"]
     image = to_ants(clean)
     prefix = str(Path(work_dir or tempfile.mkdtemp(prefix="flairqc-proxy-")) / "anchor_")
-    transform = register_affine(n4_correct(image, recipe), read_template(FLAIR_TEMPLATE), recipe.registration,
+    transform = register_affine(n4_correct(image, recipe)[0], read_template(FLAIR_TEMPLATE), recipe.registration,
                                 recipe.seed, prefix)
     mask = ants.image_read(str(BRAIN_MASK), pixeltype="float")
     back = ants.apply_transforms(image, mask, [str(transform)], interpolator="linear", whichtoinvert=[True])
