@@ -157,7 +157,7 @@ def bench_group(rows_count: int, scratch: Path) -> None:
     from flairqc_app.group import run_group
 
     out = scratch / "group"
-    for row in synthetic_rows(rows_count):
+    for row in synthetic_rows(rows_count, iqms=True):  # the group report draws every IQM too
         tsv.write_table(out / row["participant_id"] / "ses-1" / "anat" / f"{row['bids_name'].removesuffix('_FLAIR')}"
                         "_desc-flairqc_FLAIR.tsv", [row])
     tic = time.perf_counter()

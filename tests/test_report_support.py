@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from flairqc_app.config import TASKS
+from flairqc_app.iqm.definitions import IQMS
 from flairqc_app.schema import COLUMN_NAMES
 
 MALICIOUS = "</script><script>alert(1)</script><!--"
@@ -36,9 +37,11 @@ def tier_of(grades: dict[str, int]) -> int:
     return 3 if 2 in grades.values() else 2 if 1 in grades.values() else 1
 
 
-def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
-    """n rows with a realistic mix: mostly ok, some straight rejects, skipped and failed images."""
+def synthetic_rows(n: int, seed: int = 0, iqms: bool = False) -> list[dict]:
+    """n rows with a realistic mix: mostly ok, some straight rejects, skipped and failed images; with `iqms`, the
+    processed ones carry a value for every IQM (drawn apart, so the rest of the rows stay the same)."""
     rng = random.Random(seed)
+    iqm_rng = random.Random(seed + 1)
     width = max(4, len(str(n)))
     rows = []
     for i in range(1, n + 1):
@@ -64,6 +67,8 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
             values.update(grades, straight_reject=reject, tier=None if reject else tier_of(grades),
                           reject_source="model" if reject else None, registration_ncc=rng.uniform(0.4, 0.95),
                           **{f"p_{t}": rng.random() for t in TASKS})
+            if iqms:
+                values.update({iqm.column: iqm_rng.uniform(0.05, 20.0) for iqm in IQMS})
         elif status == "skipped":
             values.update(straight_reject=1, reject_source="gate", reason="thick_slices",
                           reason_detail="2D acquisition")
