@@ -158,7 +158,7 @@ def test_resume_after_a_kill(tmp_path):
     out = tmp_path / "out"
     first = out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv"
     second = out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv"
-    proc = flairqc(bids, out, models)
+    proc = flairqc(bids, out, models, "--nprocs", "1")  # one image at a time: the kill lands in the second one
     deadline = time.time() + 400
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
