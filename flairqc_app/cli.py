@@ -340,7 +340,7 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
     total = args.mem * 2**30 if args.mem else machine_memory_bytes()
     return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
                        recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
-                       omp_nthreads=args.omp_nthreads, nprocs=nprocs, threshold_overrides=overrides,
+                       nprocs=nprocs, threshold_overrides=overrides,
                        write_preproc=args.write_preproc, write_iqm_json=args.iqm_json, force=args.force,
                        gate_limits=limits, image_memory_bytes=int(total // nprocs))
 

@@ -47,7 +47,6 @@ class RunSettings:
     models_dir: Path
     recipe: PreprocSettings
     device: str = "auto"
-    omp_nthreads: int = 1
     nprocs: int = 1
     threshold_overrides: dict[str, float] = field(default_factory=dict)
     write_preproc: bool = False
