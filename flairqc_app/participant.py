@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -32,9 +32,11 @@ from flairqc_app.discover import FlairImage
 from flairqc_app.gate import REASONS, check_image, describe_limits
 from flairqc_app.grade import decide
 from flairqc_app.infer import ModelSet, load_models, sha256_of
-from flairqc_app.preprocess import PreprocResult, preprocess_image
 from flairqc_app.schema import SIDECAR_COLUMNS
 from flairqc_app.workers import run_in_workers
+
+if TYPE_CHECKING:
+    from flairqc_app.preprocess import PreprocResult
 
 log = logging.getLogger("flairqc")
 
@@ -180,6 +182,8 @@ def process_image(image: FlairImage, settings: RunSettings, models: ModelSet) ->
             return finish(image, settings, row, started, status=("skipped", gate.reason, gate.detail),
                           original=gate.image)
         return finish(image, settings, row, started, failure=(gate.reason, gate.detail), original=gate.image)
+
+    from flairqc_app.preprocess import preprocess_image  # ANTs (250 MB) only for an image that passed the gate
 
     work = Path(tempfile.mkdtemp(prefix=f"{image.bids_name}-", dir=settings.work_dir))
     try:
