@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from flairqc_app import __version__, config
 from flairqc_app.cpus import default_nprocs
+from flairqc_app.exceptions import DiscoveryError, GateConfigError, ModelError, Terminated, UsageError
 from flairqc_app.progress import Progress, SkipFlagged
 
 if TYPE_CHECKING:
@@ -26,17 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flairqc")
 LEVELS = ("participant", "group")
-
-
-class UsageError(Exception):
-    def __init__(self, message: str, exit_code: int = config.EXIT_USAGE):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class Terminated(BaseException):
-    """SIGTERM (a plain kill, a SLURM or Kubernetes stop), raised in the main thread as Ctrl-C raises
-    KeyboardInterrupt, so that the same clean-up runs: workers ended, scratch removed, finished rows kept."""
 
 
 def raise_terminated(signum: int, frame: object) -> None:
@@ -170,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         labels = discover.read_labels_arg(args.participant_label)
         filters = discover.read_filter_file(args.bids_filter_file)
-    except discover.DiscoveryError as exc:
+    except DiscoveryError as exc:
         raise UsageError(str(exc), exc.exit_code) from exc
     selecting = bool(labels or args.session_id or args.run_id or filters)
     code = config.EXIT_OK
@@ -232,7 +222,7 @@ def set_thread_limits(threads: int) -> None:
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
                       filters: dict, selecting: bool, shown: Progress) -> int:
     from flairqc_app import discover
-    from flairqc_app.infer import ModelError, read_thresholds, select_providers
+    from flairqc_app.infer import read_thresholds, select_providers
 
     try:
         select_providers(args.device)
@@ -246,7 +236,7 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
     started = time.perf_counter()
     try:
         images = discover.discover(bids_dir, labels, args.session_id, args.run_id, filters)
-    except discover.DiscoveryError as exc:
+    except DiscoveryError as exc:
         raise UsageError(str(exc), exc.exit_code) from exc
     log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
     if report is not None:  # the validator's file-level errors fail their images (reason bids_invalid)
@@ -293,7 +283,7 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
 
 def gate_limits(path: Path | None) -> config.GateLimits:
     """The defaults, or a --gate-config file's overrides of them (logged: they change which images are rejected)."""
-    from flairqc_app.gate import GateConfigError, describe_limits, read_gate_limits
+    from flairqc_app.gate import describe_limits, read_gate_limits
 
     if path is None:
         return config.GATE_LIMITS
@@ -348,7 +338,6 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
                 selecting: bool, shown: Progress) -> int:
     from flairqc_app.group import describe, group_stem, run_group, selection
-    from flairqc_app.infer import ModelError
 
     wanted = selection(labels, args.session_id, args.run_id, filters)
     try:  # --thresholds at group level: verdicts recomputed from the stored probabilities (recompute.py)

@@ -20,19 +20,13 @@ from bids import BIDSLayout, BIDSLayoutIndexer
 from bids.layout import Query
 from bids.layout.models import Config, Entity
 
+from flairqc_app.exceptions import DiscoveryError
+
 FLAIR_QUERY = {"suffix": "FLAIR", "datatype": "anat", "extension": [".nii", ".nii.gz"]}
 # BIDS entity names in filters and in our columns (pybids names on the left)
 ENTITY_COLUMNS = {"subject": "participant_id", "session": "session_id", "acquisition": "acq_id",
                   "reconstruction": "rec_id", "run": "run_id"}
 ENTITY_PREFIX = {"subject": "sub", "session": "ses", "acquisition": "acq", "reconstruction": "rec", "run": "run"}
-
-
-class DiscoveryError(Exception):
-    """A usage problem with the selection (unknown label, bad filter file); the CLI maps it to an exit code."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app.config import GATE_LIMITS, GateLimits
+from flairqc_app.exceptions import GateConfigError, GateFailure
 
 # code -> (status, one-line meaning); README.md lists the same table
 REASONS: dict[str, tuple[str, str]] = {
@@ -50,13 +51,6 @@ class GateResult:
     detail: str | None = None
     image: nib.Nifti1Image | None = None  # 3D float32 image, loaded once, for preprocessing and the report
     geometry: dict[str, Any] = field(default_factory=dict)  # voxel_size_x.., dim_x.. for the output row
-
-
-class GateFailure(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def check_image(path: Path, metadata: dict[str, Any], limits: GateLimits = GATE_LIMITS) -> GateResult:
@@ -178,10 +172,6 @@ def sidecar_problems(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     if kind == "2D":
         return [("sidecar_2d", "the sidecar JSON says MRAcquisitionType is 2D")]
     return []
-
-
-class GateConfigError(ValueError):
-    """A `--gate-config` file that cannot be used; the CLI says so and exits 64."""
 
 
 def read_gate_limits(path: Path) -> GateLimits:

@@ -7,7 +7,8 @@ import pytest
 from bids.layout import Query
 from conftest import make_dataset
 
-from flairqc_app.discover import DiscoveryError, discover, read_filter_file, read_labels_arg
+from flairqc_app.discover import discover, read_filter_file, read_labels_arg
+from flairqc_app.exceptions import DiscoveryError
 
 SMALL = np.zeros((4, 4, 4), np.float32)
 

@@ -13,7 +13,8 @@ from scipy import ndimage
 from flairqc_app import tsv
 from flairqc_app.cli import main
 from flairqc_app.config import GATE_LIMITS
-from flairqc_app.gate import REASONS, GateConfigError, check_image, describe_limits, read_gate_limits
+from flairqc_app.exceptions import GateConfigError
+from flairqc_app.gate import REASONS, check_image, describe_limits, read_gate_limits
 
 
 def head(shape=(160, 192, 160)) -> np.ndarray:
