@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from flairqc_app import __version__, config
 from flairqc_app.cpus import default_nprocs
+from flairqc_app.entities import Selection
 from flairqc_app.exceptions import DiscoveryError, GateConfigError, ModelError, Terminated, UsageError
 from flairqc_app.progress import Progress, SkipFlagged
 
@@ -162,14 +163,14 @@ def run(args: argparse.Namespace) -> int:
         filters = discover.read_filter_file(args.bids_filter_file)
     except DiscoveryError as exc:
         raise UsageError(str(exc), exc.exit_code) from exc
-    selecting = bool(labels or args.session_id or args.run_id or filters)
+    selection = Selection.of(labels, args.session_id, args.run_id, filters)
     code = config.EXIT_OK
     shown = Progress(quiet=args.quiet)
     try:
         if "participant" in levels:
-            code = participant_level(args, bids_dir, output_dir, labels, filters, selecting, shown)
+            code = participant_level(args, bids_dir, output_dir, selection, shown)
         if "group" in levels:
-            code = max(code, group_level(output_dir, labels, args, filters, selecting, shown))
+            code = max(code, group_level(output_dir, selection, args, shown))
     finally:
         shown.finish()
     return code
@@ -219,8 +220,8 @@ def set_thread_limits(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
-def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
-                      filters: dict, selecting: bool, shown: Progress) -> int:
+def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, selection: Selection,
+                      shown: Progress) -> int:
     from flairqc_app import discover
     from flairqc_app.infer import read_thresholds, select_providers
 
@@ -235,15 +236,15 @@ def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path
         report = run_validation(bids_dir, output_dir)
     started = time.perf_counter()
     try:
-        images = discover.discover(bids_dir, labels, args.session_id, args.run_id, filters)
+        images = discover.discover(bids_dir, selection)
     except DiscoveryError as exc:
         raise UsageError(str(exc), exc.exit_code) from exc
     log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
     if report is not None:  # the validator's file-level errors fail their images (reason bids_invalid)
         images = [replace(im, bids_errors=tuple(report.errors_for(im.relpath))) for im in images]
     if not images:
-        raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {'matches the selection' if selecting else 'in ' + str(bids_dir)}",
-                         config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
+        raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {'matches the selection' if selection else 'in ' + str(bids_dir)}",
+                         config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
     try:
         overrides = read_thresholds(args.thresholds) if args.thresholds else {}
     except ModelError as exc:
@@ -335,11 +336,10 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
                        gate_limits=limits, image_memory_bytes=int(total // nprocs))
 
 
-def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
-                selecting: bool, shown: Progress) -> int:
-    from flairqc_app.group import describe, group_stem, run_group, selection
+def group_level(output_dir: Path, selection: Selection, args: argparse.Namespace, shown: Progress) -> int:
+    from flairqc_app.group import describe, group_stem, run_group, table_selection
 
-    wanted = selection(labels, args.session_id, args.run_id, filters)
+    wanted = table_selection(selection)
     try:  # --thresholds at group level: verdicts recomputed from the stored probabilities (recompute.py)
         rows = run_group(output_dir, wanted, args.models_dir, args.thresholds)
     except ModelError as exc:
@@ -348,8 +348,8 @@ def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Names
         log.error("I/O error: %s (the previous group table and report, if any, are unchanged)", exc)
         return config.EXIT_IO
     if not rows:
-        raise UsageError(f"no participant-level results {'match the selection ' if selecting else ''}in {output_dir}; "
-                         "run the participant level first", config.EXIT_NO_MATCH if selecting else config.EXIT_NO_INPUT)
+        raise UsageError(f"no participant-level results {'match the selection ' if selection else ''}in {output_dir}; "
+                         "run the participant level first", config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
     report = output_dir / f"{group_stem(wanted)}.html"
     log.info("group level: %d image(s)%s -> %s", len(rows), f" selected by {describe(wanted)}" if wanted else "", report)
     from flairqc_app.report.verdict import category

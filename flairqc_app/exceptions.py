@@ -25,7 +25,7 @@ class Terminated(BaseException):
 class DiscoveryError(Exception):
     """A usage problem with the selection (unknown label, bad filter file); the CLI maps it to an exit code."""
 
-    def __init__(self, message: str, exit_code: int):
+    def __init__(self, message: str, exit_code: int = config.EXIT_USAGE):
         super().__init__(message)
         self.exit_code = exit_code
 

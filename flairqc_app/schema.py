@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from flairqc_app.config import SIDECAR_FIELDS, TASKS
+from flairqc_app.entities import ENTITIES
 from flairqc_app.iqm.definitions import IQMS, NOTES_COLUMN, NOTES_DESCRIPTION, Iqm
 
 
@@ -71,13 +72,7 @@ def _iqm(iqm: Iqm) -> Column:
 
 IQM_COLUMNS = (*(_iqm(i) for i in IQMS), Column(NOTES_COLUMN, "IQM notes", NOTES_DESCRIPTION))
 
-ENTITY_COLUMNS = (
-    Column("participant_id", "Participant", "BIDS subject label with its sub- prefix."),
-    Column("session_id", "Session", "BIDS session label with its ses- prefix."),
-    Column("acq_id", "Acquisition", "BIDS acq entity value."),
-    Column("rec_id", "Reconstruction", "BIDS rec entity value."),
-    Column("run_id", "Run", "BIDS run entity value."),
-)
+ENTITY_COLUMNS = tuple(Column(e.column, e.long_name, e.description) for e in ENTITIES)
 
 COLUMNS: tuple[Column, ...] = (
     Column("bids_name", "BIDS name", "File name of the input image without extension; unique key of a row."),
