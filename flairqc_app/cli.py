@@ -321,7 +321,6 @@ def run_validation(bids_dir: Path, output_dir: Path) -> ValidationReport:
 def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, overrides: dict[str, float],
                   limits: config.GateLimits, work_dir: Path):
     from flairqc_app.memory import machine_memory_bytes
-    from flairqc_app.participant import RunSettings
 
     nprocs = args.nprocs
     if args.mem:
@@ -329,7 +328,7 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
         if nprocs < args.nprocs:
             log.warning("--mem %.1f GB allows %d parallel image(s), not %d", args.mem, nprocs, args.nprocs)
     total = args.mem * 2**30 if args.mem else machine_memory_bytes()
-    return RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
+    return config.RunSettings(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, models_dir=args.models_dir,
                        recipe=config.PREPROC_RECIPES[args.preproc], device=args.device,
                        nprocs=nprocs, threshold_overrides=overrides,
                        write_preproc=args.write_preproc, write_iqm_json=args.iqm_json, force=args.force,

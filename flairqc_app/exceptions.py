@@ -30,6 +30,17 @@ class DiscoveryError(Exception):
         self.exit_code = exit_code
 
 
+class ImageFailed(Exception):
+    """A stage stops one image: `reason` is a schema.REASONS code, whose status (failed or skipped) the row
+    takes; `trace` is the traceback of an unexpected error, for the crash file. The other images go on."""
+
+    def __init__(self, reason: str, detail: str, trace: str | None = None):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.trace = trace
+
+
 class GateFailure(Exception):
     """The input gate cannot read or use the image at all (reason code, detail)."""
 
