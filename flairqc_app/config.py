@@ -126,6 +126,36 @@ GATE_LIMITS = GateLimits()
 
 
 @dataclass(frozen=True)
+class Settings:
+    """Everything `flairqc` was asked to do, built once by cli.py from the arguments (MRIQC's config): the
+    levels read only this, and each run writes it to logs/ (runlog.write_settings). Field names are the
+    options' (--session-id is session_id); the parser gives every default."""
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: tuple[str, ...]  # as given, repeats removed
+    participant_label: tuple[str, ...] | None  # labels, with or without sub-, or files of labels
+    session_id: tuple[str, ...] | None
+    run_id: tuple[str, ...] | None
+    bids_filter_file: Path | None
+    models_dir: Path
+    device: str
+    thresholds: Path | None
+    preproc: str
+    gate_config: Path | None
+    write_preproc: bool
+    iqm_json: bool
+    force: bool
+    nprocs: int
+    omp_nthreads: int
+    mem: float | None  # GB
+    work_dir: Path | None
+    skip_bids_validation: bool
+    verbose: int
+    quiet: bool
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """What every image of a participant-level run is processed with (the workers get a copy)."""
 

@@ -22,12 +22,8 @@ class Terminated(BaseException):
     KeyboardInterrupt, so that the same clean-up runs: workers ended, scratch removed, finished rows kept."""
 
 
-class DiscoveryError(Exception):
-    """A usage problem with the selection (unknown label, bad filter file); the CLI maps it to an exit code."""
-
-    def __init__(self, message: str, exit_code: int = config.EXIT_USAGE):
-        super().__init__(message)
-        self.exit_code = exit_code
+class DiscoveryError(UsageError):
+    """A usage problem with the selection (unknown label, bad filter file, no BIDS dataset)."""
 
 
 class ImageFailed(Exception):
