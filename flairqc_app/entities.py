@@ -1,7 +1,8 @@
 """The BIDS entities flairqc selects on and writes, and the one `Selection` of images a run is asked for.
 
 One table maps each entity (its pybids name, as filter files spell it) to its file-name key and its output
-column; discovery (pybids queries) and the group level (filters on the per-image rows) read the same Selection.
+column; discovery (pybids queries) and the group level (filters on the per-image rows) read the same
+Selection.
 No pybids import here: the filter values Query.NONE and Query.ANY pass through as they are.
 """
 
@@ -41,8 +42,10 @@ class Entity:
 
 
 ENTITIES = (
-    Entity("subject", "sub", "participant_id", "Participant", "BIDS subject label with its sub- prefix.", True),
-    Entity("session", "ses", "session_id", "Session", "BIDS session label with its ses- prefix.", True),
+    Entity("subject", "sub", "participant_id", "Participant", "BIDS subject label with its sub- prefix.",
+           prefixed=True),
+    Entity("session", "ses", "session_id", "Session", "BIDS session label with its ses- prefix.",
+           prefixed=True),
     Entity("acquisition", "acq", "acq_id", "Acquisition", "BIDS acq entity value."),
     Entity("reconstruction", "rec", "rec_id", "Reconstruction", "BIDS rec entity value."),
     Entity("run", "run", "run_id", "Run", "BIDS run entity value."),
@@ -63,15 +66,15 @@ class Selection:
     subjects: tuple[str, ...] = ()
     sessions: tuple[str, ...] = ()
     runs: tuple[str, ...] = ()
-    filters: Mapping[str, Any] = field(default_factory=dict)  # pybids name -> value(s), Query.NONE or Query.ANY
+    filters: Mapping[str, Any] = field(default_factory=dict)  # pybids name -> value(s), Query.NONE, Query.ANY
 
     @classmethod
     def of(cls, participant_labels: Sequence[str] | None, session_ids: Sequence[str] | None,
            run_ids: Sequence[str] | None, filters: Mapping[str, Any] | None) -> Selection:
         """The participant labels as discover.read_labels_arg returned them (sub- already taken off)."""
-        by_name = ENTITIES_BY_NAME
-        return cls(tuple(participant_labels or ()), tuple(by_name["session"].label(s) for s in session_ids or ()),
-                   tuple(by_name["run"].label(r) for r in run_ids or ()), dict(filters or {}))
+        session, run = ENTITIES_BY_NAME["session"], ENTITIES_BY_NAME["run"]
+        return cls(tuple(participant_labels or ()), tuple(session.label(s) for s in session_ids or ()),
+                   tuple(run.label(r) for r in run_ids or ()), dict(filters or {}))
 
     def __bool__(self) -> bool:
         return bool(self.subjects or self.sessions or self.runs or self.filters)

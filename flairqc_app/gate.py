@@ -2,9 +2,9 @@
 
 A broken file (unreadable, truncated, impossible geometry, NaN) is `failed`; a readable image that is not
 a 3D FLAIR of the whole brain (2D acquisition, too few slices, constant, small field of view) is
-`skipped` and counted as a straight reject by the gate. Every reason is a code of schema.GATE_REASONS, documented
-in README.md. The limits are config.GateLimits, overridden by a `--gate-config` JSON file (read_gate_limits) and
-recorded in every row.
+`skipped` and counted as a straight reject by the gate. Every reason is a code of schema.GATE_REASONS,
+documented in README.md. The limits are config.GateLimits, overridden by a `--gate-config` JSON file
+(read_gate_limits) and recorded in every row.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ def write_result(result: ImageResult, output_dir: Path) -> Outcome:
     return Outcome.of(row)
 
 
-def write_crash_file(output_dir: Path, image: FlairImage, reason: str, detail: str, trace: str | None) -> None:
+def write_crash_file(output_dir: Path, image: FlairImage, reason: str, detail: str,
+                     trace: str | None) -> None:
     lines = [
         f"image: {image.relpath}",
         f"reason: {reason} ({REASONS.get(reason, ('', ''))[1]})",

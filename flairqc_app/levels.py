@@ -22,6 +22,8 @@ from flairqc_app.exceptions import GateConfigError, ModelError, UsageError
 from flairqc_app.progress import Progress
 
 if TYPE_CHECKING:
+    from flairqc_app.discover import FlairImage
+    from flairqc_app.image_result import Outcome
     from flairqc_app.validate import ValidationReport
 
 log = logging.getLogger("flairqc")
@@ -42,7 +44,7 @@ def run(settings: Settings) -> int:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "logs").mkdir(exist_ok=True)
-        for folder in (output_dir, output_dir / "logs"):  # an existing read-only folder: root passes os.access
+        for folder in (output_dir, output_dir / "logs"):  # a read-only folder: root passes os.access
             tempfile.TemporaryFile(dir=folder).close()
         log_file = runlog.setup_logging(settings.verbose, output_dir, levels, settings.quiet)
     except OSError as exc:
@@ -72,8 +74,9 @@ def run(settings: Settings) -> int:
 
 def check_not_inside(path: Path, bids_dir: Path, what: str) -> None:
     """Outputs inside the raw dataset would be indexed as raw data, except under derivatives/."""
-    if path == bids_dir or (bids_dir in path.parents and (bids_dir / "derivatives") not in [path, *path.parents]):
-        raise UsageError(f"{what} {path} is inside the BIDS dataset; use {bids_dir / 'derivatives' / 'flairqc'} "
+    derivatives = bids_dir / "derivatives"
+    if path == bids_dir or (bids_dir in path.parents and derivatives not in [path, *path.parents]):
+        raise UsageError(f"{what} {path} is inside the BIDS dataset; use {derivatives / 'flairqc'} "
                          "or a folder outside it")
 
 
@@ -85,27 +88,14 @@ def set_thread_limits(threads: int) -> None:
 
 
 def participant_level(settings: Settings, selection: Selection, shown: Progress) -> int:
-    from flairqc_app import discover
+    """Select the images, process them in worker processes, summarise; exit 1 when an image failed."""
     from flairqc_app.infer import read_thresholds, select_providers
 
-    bids_dir, output_dir = settings.bids_dir, settings.output_dir
     try:
         select_providers(settings.device)
     except ModelError as exc:
         raise UsageError(str(exc)) from exc
-    report = None
-    if settings.skip_bids_validation:
-        log.info("BIDS validation skipped (--skip-bids-validation)")
-    else:
-        report = run_validation(bids_dir, output_dir)
-    started = time.perf_counter()
-    images = discover.discover(bids_dir, selection)
-    log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
-    if report is not None:  # the validator's file-level errors fail their images (reason bids_invalid)
-        images = [replace(im, bids_errors=tuple(report.errors_for(im.relpath))) for im in images]
-    if not images:
-        raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {'matches the selection' if selection else 'in ' + str(bids_dir)}",
-                         config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
+    images = selected_images(settings, selection)
     try:
         overrides = read_thresholds(settings.thresholds) if settings.thresholds else {}
     except ModelError as exc:
@@ -115,15 +105,17 @@ def participant_level(settings: Settings, selection: Selection, shown: Progress)
     from flairqc_app.scratch import scratch_dir
 
     work_root = settings.work_dir.resolve() if settings.work_dir else Path(tempfile.gettempdir())
-    check_not_inside(work_root, bids_dir, "work directory")
-    with ExitStack() as stack:  # the scratch goes on return, error, Ctrl-C and SIGTERM (its guardian: on kill -9)
+    check_not_inside(work_root, settings.bids_dir, "work directory")
+    with ExitStack() as stack:  # the scratch goes on return, error, Ctrl-C, SIGTERM (its guardian: kill -9)
         try:
             work_dir = stack.enter_context(scratch_dir(work_root))
         except OSError as exc:
-            raise UsageError(f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE) from exc
+            raise UsageError(f"cannot create work directory in {work_root}: {exc}",
+                             config.EXIT_CANT_CREATE) from exc
         try:
             shown.start(len(images))
-            outcomes = run_participants(images, run_settings(settings, overrides, limits, work_dir), shown.image_done)
+            processing = run_settings(settings, overrides, limits, work_dir)
+            outcomes = run_participants(images, processing, shown.image_done)
         except ModelError as exc:
             hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
                     "--models-dir" if settings.models_dir == config.DEFAULT_MODELS_DIR else "")
@@ -132,6 +124,33 @@ def participant_level(settings: Settings, selection: Selection, shown: Progress)
         except OSError as exc:
             log.error("I/O error: %s", exc)
             return config.EXIT_IO
+    return summarise(outcomes)
+
+
+def selected_images(settings: Settings, selection: Selection) -> list[FlairImage]:
+    """BIDS validation (unless skipped), then discovery; no image at all is a usage error (exit 18 or 66)."""
+    from flairqc_app import discover
+
+    bids_dir = settings.bids_dir
+    report = None
+    if settings.skip_bids_validation:
+        log.info("BIDS validation skipped (--skip-bids-validation)")
+    else:
+        report = run_validation(bids_dir, settings.output_dir)
+    started = time.perf_counter()
+    images = discover.discover(bids_dir, selection)
+    log.info("found %d FLAIR image(s) in %.1f s", len(images), time.perf_counter() - started)
+    if report is not None:  # the validator's file-level errors fail their images (reason bids_invalid)
+        images = [replace(im, bids_errors=tuple(report.errors_for(im.relpath))) for im in images]
+    if not images:
+        where = "matches the selection" if selection else f"in {bids_dir}"
+        raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {where}",
+                         config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
+    return images
+
+
+def summarise(outcomes: list[Outcome]) -> int:
+    """The counts in the log; exit 1 when an image failed (the others were processed)."""
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
     reused = sum(o.reused for o in outcomes)
     log.info("participant level done: %d ok, %d skipped, %d failed (%d reused from an earlier run)",
@@ -143,7 +162,8 @@ def participant_level(settings: Settings, selection: Selection, shown: Progress)
 
 
 def gate_limits(path: Path | None) -> config.GateLimits:
-    """The defaults, or a --gate-config file's overrides of them (logged: they change which images are rejected)."""
+    """The defaults, or a --gate-config file's overrides of them (logged: they change which images are
+    rejected)."""
     from flairqc_app.gate import describe_limits, read_gate_limits
 
     if path is None:
@@ -157,7 +177,8 @@ def gate_limits(path: Path | None) -> config.GateLimits:
 
 
 def run_validation(bids_dir: Path, output_dir: Path) -> ValidationReport:
-    """Validate; stop on dataset-level errors (exit 16). The findings go to logs/, a summary to the console."""
+    """Validate; stop on dataset-level errors (exit 16). The findings go to logs/, a summary to the
+    console."""
     from flairqc_app import validate
 
     report = validate.validate_dataset(bids_dir)
@@ -165,7 +186,8 @@ def run_validation(bids_dir: Path, output_dir: Path) -> ValidationReport:
     report.write(findings)
     blocking = report.dataset_errors
     verdict = "FAILED" if blocking else "passed" if report.ok else "passed at the dataset level"
-    log.info("BIDS validation by %s: %s; %s (all findings: %s)", report.validator, verdict, report.summary(), findings)
+    log.info("BIDS validation by %s: %s; %s (all findings: %s)", report.validator, verdict, report.summary(),
+             findings)
     shown_errors = (blocking or report.errors)[: validate.MAX_ERRORS_SHOWN]
     more = len(blocking or report.errors) - len(shown_errors)
     listing = "\n  ".join(f.text() for f in shown_errors) + (f"\n  ... and {more} more" if more > 0 else "")
@@ -187,13 +209,15 @@ def run_settings(settings: Settings, overrides: dict[str, float], limits: config
     if settings.mem:
         nprocs = max(1, min(nprocs, int(settings.mem // config.PER_IMAGE_MEMORY_GB)))
         if nprocs < settings.nprocs:
-            log.warning("--mem %.1f GB allows %d parallel image(s), not %d", settings.mem, nprocs, settings.nprocs)
+            log.warning("--mem %.1f GB allows %d parallel image(s), not %d", settings.mem, nprocs,
+                        settings.nprocs)
     total = settings.mem * 2**30 if settings.mem else machine_memory_bytes()
     return config.RunSettings(bids_dir=settings.bids_dir, output_dir=settings.output_dir, work_dir=work_dir,
                               models_dir=settings.models_dir, recipe=config.PREPROC_RECIPES[settings.preproc],
                               device=settings.device, nprocs=nprocs, threshold_overrides=overrides,
                               write_preproc=settings.write_preproc, write_iqm_json=settings.iqm_json,
-                              force=settings.force, gate_limits=limits, image_memory_bytes=int(total // nprocs))
+                              force=settings.force, gate_limits=limits,
+                              image_memory_bytes=int(total // nprocs))
 
 
 def group_level(settings: Settings, selection: Selection, shown: Progress) -> int:
@@ -209,10 +233,12 @@ def group_level(settings: Settings, selection: Selection, shown: Progress) -> in
         log.error("I/O error: %s (the previous group table and report, if any, are unchanged)", exc)
         return config.EXIT_IO
     if not rows:
-        raise UsageError(f"no participant-level results {'match the selection ' if selection else ''}in {output_dir}; "
+        matching = "match the selection " if selection else ""
+        raise UsageError(f"no participant-level results {matching}in {output_dir}; "
                          "run the participant level first", config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
     report = output_dir / f"{group_stem(wanted)}.html"
-    log.info("group level: %d image(s)%s -> %s", len(rows), f" selected by {describe(wanted)}" if wanted else "", report)
+    selected = f" selected by {describe(wanted)}" if wanted else ""
+    log.info("group level: %d image(s)%s -> %s", len(rows), selected, report)
     from flairqc_app.report.verdict import category
 
     shown.group_done([category(row) for row in rows], report)

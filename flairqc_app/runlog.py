@@ -1,4 +1,4 @@
-"""The run's log: the console and a file in <output_dir>/logs/, and the effective settings written beside it."""
+"""The run's log, on the console and in a file in <output_dir>/logs/, and the effective settings beside it."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ class LogFileHandler(logging.FileHandler):
 
 def setup_logging(verbosity: int, output_dir: Path, levels: Sequence[str], quiet: bool = False) -> Path:
     """INFO on stderr by default, DEBUG (stage timings) with -v, errors only with -q; the log file in logs/
-    always has everything, and is returned. Per-image lines are printed by progress.Progress, not by the console
-    handler."""
+    always has everything, and is returned. Per-image lines are printed by progress.Progress, not by the
+    console handler."""
     log.setLevel(logging.DEBUG)
     log.handlers.clear()
     console = logging.StreamHandler(sys.stderr)

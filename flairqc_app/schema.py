@@ -39,6 +39,7 @@ STATUS_LEVELS = {
     "skipped": "the input gate found the file is not a 3D FLAIR of the whole brain; straight reject, no model was run",
     "failed": "the file could not be read or processing broke; see reason and the crash file in logs/",
 }
+
 # reason code -> (status, one-line meaning); README.md lists the same table
 GATE_REASONS: dict[str, tuple[str, str]] = {  # the input gate's (gate.py)
     "unreadable": ("failed", "the file cannot be opened as NIfTI or its data are truncated"),

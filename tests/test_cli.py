@@ -148,7 +148,8 @@ def test_each_run_writes_its_effective_settings_beside_its_log(dataset, tmp_path
     settings = written["settings"]
     assert settings["bids_dir"] == str(dataset.resolve()) and settings["output_dir"] == str(out.resolve())
     assert settings["analysis_level"] == ["group"] and settings["session_id"] == ["ses-a", "b"]
-    assert (settings["nprocs"], settings["mem"], settings["preproc"], settings["iqm_json"]) == (3, 5.5, "paper", True)
+    assert (settings["nprocs"], settings["mem"]) == (3, 5.5)
+    assert (settings["preproc"], settings["iqm_json"]) == ("paper", True)
     assert (settings["verbose"], settings["quiet"], settings["force"]) == (1, False, False)
     assert settings["work_dir"] == str(tmp_path / "work") and settings["participant_label"] is None
     assert settings["models_dir"].endswith("flairqc_app/data/models") and settings["thresholds"] is None

@@ -63,7 +63,8 @@ def test_labels_sessions_runs(dataset, tmp_path):
     label_file = tmp_path / "labels.txt"
     label_file.write_text("sub-02\n03\n")
     assert read_labels_arg([str(label_file)]) == ["02", "03"]
-    assert names(discover(dataset, Selection.of(["02"], ["ses-b"], None, None))) == ["sub-02_ses-b_acq-ax_FLAIR"]
+    by_session = Selection.of(["02"], ["ses-b"], None, None)
+    assert names(discover(dataset, by_session)) == ["sub-02_ses-b_acq-ax_FLAIR"]
     assert names(discover(dataset, Selection.of(None, None, ["2"], None))) == ["sub-02_ses-a_acq-sag_run-02_FLAIR"]
 
 
@@ -76,9 +77,11 @@ def test_unknown_label_is_a_usage_error(dataset):
 def test_filter_file(dataset, tmp_path):
     path = tmp_path / "filter.json"
     path.write_text(json.dumps({"flair": {"acquisition": "sag", "run": 1}}))
-    assert names(discover(dataset, Selection(filters=read_filter_file(path)))) == ["sub-02_ses-a_acq-sag_run-01_FLAIR"]
+    filtered = Selection(filters=read_filter_file(path))
+    assert names(discover(dataset, filtered)) == ["sub-02_ses-a_acq-sag_run-01_FLAIR"]
     path.write_text(json.dumps({"flair": {"session": None}}))
-    assert names(discover(dataset, Selection(filters=read_filter_file(path)))) == ["sub-01_FLAIR", "sub-03_rec-norm_FLAIR"]
+    filtered = Selection(filters=read_filter_file(path))
+    assert names(discover(dataset, filtered)) == ["sub-01_FLAIR", "sub-03_rec-norm_FLAIR"]
     path.write_text(json.dumps({"t1w": {}}))
     with pytest.raises(DiscoveryError, match="unknown query"):
         read_filter_file(path)

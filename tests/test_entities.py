@@ -26,7 +26,8 @@ def test_labels_given_with_or_without_their_key_select_the_same_rows():
         assert matches(row, table_selection(Selection.of(["02"], sessions, runs, None)))
     assert not matches(row, table_selection(Selection.of(["02"], ["b"], None, None)))
     assert not matches(row, table_selection(Selection(filters={"reconstruction": Query.ANY})))
-    assert matches(row, table_selection(Selection(filters={"reconstruction": Query.NONE, "acquisition": "sag"})))
+    no_rec = Selection(filters={"reconstruction": Query.NONE, "acquisition": "sag"})
+    assert matches(row, table_selection(no_rec))
 
 
 def test_the_options_override_the_filter_file_and_runs_become_integers_for_pybids():
