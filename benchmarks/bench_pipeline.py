@@ -171,6 +171,7 @@ def bench_group(rows_count: int, scratch: Path) -> None:
 
 def bench_discovery(subjects: int, scratch: Path) -> None:
     from flairqc_app.discover import discover
+    from flairqc_app.entities import Selection
 
     root = scratch / "large-bids"
     root.mkdir()
@@ -183,7 +184,7 @@ def bench_discovery(subjects: int, scratch: Path) -> None:
             path.touch()
     for labels in (["00042"], None):
         tic = time.perf_counter()
-        found = discover(root, labels, None, None, {})
+        found = discover(root, Selection.of(labels, None, None, None))
         print(f"\ndiscovery on {subjects} subjects, {'one subject' if labels else 'all subjects'}: "
               f"{len(found)} FLAIR in {time.perf_counter() - tic:.2f} s")
 

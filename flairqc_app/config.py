@@ -5,7 +5,7 @@ Anything a user or a developer may want to tune lives here, so that modules stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -123,6 +123,55 @@ class GateLimits:
 
 
 GATE_LIMITS = GateLimits()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `flairqc` was asked to do, built once by cli.py from the arguments (MRIQC's config): the
+    levels read only this, and each run writes it to logs/ (runlog.write_settings). Field names are the
+    options' (--session-id is session_id); the parser gives every default."""
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: tuple[str, ...]  # as given, repeats removed
+    participant_label: tuple[str, ...] | None  # labels, with or without sub-, or files of labels
+    session_id: tuple[str, ...] | None
+    run_id: tuple[str, ...] | None
+    bids_filter_file: Path | None
+    models_dir: Path
+    device: str
+    thresholds: Path | None
+    preproc: str
+    gate_config: Path | None
+    write_preproc: bool
+    iqm_json: bool
+    force: bool
+    nprocs: int
+    omp_nthreads: int
+    mem: float | None  # GB
+    work_dir: Path | None
+    skip_bids_validation: bool
+    verbose: int
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every image of a participant-level run is processed with (the workers get a copy)."""
+
+    bids_dir: Path
+    output_dir: Path
+    work_dir: Path
+    models_dir: Path
+    recipe: PreprocSettings
+    device: str = "auto"
+    nprocs: int = 1
+    threshold_overrides: dict[str, float] = field(default_factory=dict)
+    write_preproc: bool = False
+    write_iqm_json: bool = False  # --iqm-json: the IQMs in MRIQC's JSON layout beside the TSV
+    force: bool = False
+    gate_limits: GateLimits = GATE_LIMITS
+    image_memory_bytes: int = 8 << 30  # memory.too_large refuses an image that would need more
 
 # ---------------------------------------------------------------- tasks and grades
 ARTEFACTS = ("motion", "noise", "contrast")

@@ -20,19 +20,11 @@ from bids import BIDSLayout, BIDSLayoutIndexer
 from bids.layout import Query
 from bids.layout.models import Config, Entity
 
+from flairqc_app import config
+from flairqc_app.entities import ENTITIES, ENTITIES_BY_NAME, Selection
+from flairqc_app.exceptions import DiscoveryError
+
 FLAIR_QUERY = {"suffix": "FLAIR", "datatype": "anat", "extension": [".nii", ".nii.gz"]}
-# BIDS entity names in filters and in our columns (pybids names on the left)
-ENTITY_COLUMNS = {"subject": "participant_id", "session": "session_id", "acquisition": "acq_id",
-                  "reconstruction": "rec_id", "run": "run_id"}
-ENTITY_PREFIX = {"subject": "sub", "session": "ses", "acquisition": "acq", "reconstruction": "rec", "run": "run"}
-
-
-class DiscoveryError(Exception):
-    """A usage problem with the selection (unknown label, bad filter file); the CLI maps it to an exit code."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -55,21 +47,14 @@ class FlairImage:
 
     def entity_columns(self) -> dict[str, str | None]:
         """participant_id, session_id, acq_id, rec_id, run_id for the output rows."""
-        cols: dict[str, str | None] = {}
-        for entity, column in ENTITY_COLUMNS.items():
-            value = self.entities.get(entity)
-            cols[column] = None if value is None else (f"{ENTITY_PREFIX[entity]}-{value}" if entity in ("subject", "session") else str(value))
-        return cols
-
-
-def strip_prefix(label: str, prefix: str) -> str:
-    return label[len(prefix) + 1 :] if label.startswith(prefix + "-") else label
+        return {entity.column: entity.cell(self.entities.get(entity.name)) for entity in ENTITIES}
 
 
 def read_labels_arg(values: list[str] | None) -> list[str] | None:
     """Participant labels from the CLI: labels with or without `sub-`, or files with one label per line."""
     if not values:
         return None
+    subject = ENTITIES_BY_NAME["subject"]
     labels: list[str] = []
     for value in values:
         candidate = Path(value)
@@ -77,10 +62,10 @@ def read_labels_arg(values: list[str] | None) -> list[str] | None:
             try:
                 lines = candidate.read_text(encoding="utf-8").split()
             except (OSError, ValueError) as exc:
-                raise DiscoveryError(f"cannot read the participant label file {candidate}: {exc}", 64) from exc
-            labels += [strip_prefix(x.strip(), "sub") for x in lines if x.strip() and not x.startswith("#")]
+                raise DiscoveryError(f"cannot read the participant label file {candidate}: {exc}") from exc
+            labels += [subject.label(x.strip()) for x in lines if x.strip() and not x.startswith("#")]
         else:
-            labels.append(strip_prefix(value, "sub"))
+            labels.append(subject.label(value))
     return sorted(set(labels))
 
 
@@ -91,17 +76,17 @@ def read_filter_file(path: Path | None) -> dict[str, Any]:
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8
-        raise DiscoveryError(f"cannot read the BIDS filter file {path}: {exc}", 64) from exc
+        raise DiscoveryError(f"cannot read the BIDS filter file {path}: {exc}") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("flair", {}), dict):
-        raise DiscoveryError(f"{path}: expected a JSON object {{\"flair\": {{entity: value}}}}", 64)
+        raise DiscoveryError(f"{path}: expected a JSON object {{\"flair\": {{entity: value}}}}")
     unknown = set(payload) - {"flair"}
     if unknown:
-        raise DiscoveryError(f"{path}: unknown query name(s) {sorted(unknown)}; flairqc reads only 'flair'", 64)
+        raise DiscoveryError(f"{path}: unknown query name(s) {sorted(unknown)}; flairqc reads only 'flair'")
     filters = {}
     for entity, value in payload.get("flair", {}).items():
         problem = filter_problem(entity, value)
         if problem:
-            raise DiscoveryError(f"{path}: {problem}", 64)
+            raise DiscoveryError(f"{path}: {problem}")
         filters[entity] = Query.NONE if value is None else Query.ANY if value == "*" else value
     return filters
 
@@ -216,41 +201,29 @@ def entities_below(root: Path) -> Iterator[None]:
         Entity.match_file = original  # type: ignore[method-assign]
 
 
-def discover(
-    bids_dir: Path,
-    participant_labels: list[str] | None = None,
-    session_ids: list[str] | None = None,
-    run_ids: list[str] | None = None,
-    filters: dict[str, Any] | None = None,
-) -> list[FlairImage]:
+def discover(bids_dir: Path, selection: Selection = Selection()) -> list[FlairImage]:
     """Every 3D-FLAIR candidate of the selection, with its sidecar metadata (BIDS inheritance)."""
     bids_dir = Path(bids_dir).resolve()
     available = dataset_subjects(bids_dir)
     if not available:
-        raise DiscoveryError(f"{bids_dir}: no sub-* folder, is this a BIDS dataset?", 66)
+        raise DiscoveryError(f"{bids_dir}: no sub-* folder, is this a BIDS dataset?", config.EXIT_NO_INPUT)
+    participant_labels = list(selection.subjects) or None
     if participant_labels:
         missing = sorted(set(participant_labels) - set(available))
         if missing:
-            raise DiscoveryError(f"participant label(s) not in {bids_dir}: {', '.join(missing)}", 64)
+            raise DiscoveryError(f"participant label(s) not in {bids_dir}: {', '.join(missing)}")
     broken = broken_sidecars(bids_dir, participant_labels)
     ignored = [re.compile(rf"^/{re.escape(rel)}$") for rel in broken]
     indexer = BIDSLayoutIndexer(validate=False, ignore=ignore_patterns(participant_labels) + ignored,
                                 index_metadata=True)
     with entities_below(bids_dir):
         layout = BIDSLayout(bids_dir, validate=False, indexer=indexer, derivatives=False)
-    query: dict[str, Any] = dict(FLAIR_QUERY)
-    query.update(filters or {})
-    if participant_labels:
-        query["subject"] = participant_labels
-    if session_ids:
-        query["session"] = [strip_prefix(s, "ses") for s in session_ids]
-    if run_ids:
-        query["run"] = [int(r) if str(r).isdigit() else r for r in (strip_prefix(x, "run") for x in run_ids)]
+    query: dict[str, Any] = {**FLAIR_QUERY, **selection.pybids_query()}
     images = []
     for bids_file in layout.get(**query):
         path = Path(bids_file.path)
         entities = {k: str(v) if k != "run" else _run_text(path, v) for k, v in bids_file.get_entities().items()
-                    if k in ENTITY_COLUMNS}
+                    if k in ENTITIES_BY_NAME}
         metadata = {k: v for k, v in bids_file.get_metadata().items()}
         relpath = path.relative_to(bids_dir).as_posix()
         errors = [f"sidecar {rel} {problem}" for rel, problem in broken.items() if applies_to(rel, relpath)]

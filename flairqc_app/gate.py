@@ -2,8 +2,9 @@
 
 A broken file (unreadable, truncated, impossible geometry, NaN) is `failed`; a readable image that is not
 a 3D FLAIR of the whole brain (2D acquisition, too few slices, constant, small field of view) is
-`skipped` and counted as a straight reject by the gate. Every reason is a code documented in README.md. The limits
-are config.GateLimits, overridden by a `--gate-config` JSON file (read_gate_limits) and recorded in every row.
+`skipped` and counted as a straight reject by the gate. Every reason is a code of schema.GATE_REASONS,
+documented in README.md. The limits are config.GateLimits, overridden by a `--gate-config` JSON file
+(read_gate_limits) and recorded in every row.
 """
 
 from __future__ import annotations
@@ -18,30 +19,8 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app.config import GATE_LIMITS, GateLimits
-
-# code -> (status, one-line meaning); README.md lists the same table
-REASONS: dict[str, tuple[str, str]] = {
-    "bids_invalid": ("failed", "the BIDS validator found an error in this file or its sidecar (code and message in "
-                               "reason_detail); the other images are processed"),
-    "unreadable": ("failed", "the file cannot be opened as NIfTI or its data are truncated"),
-    "degenerate_affine": ("failed", "the voxel-to-world affine is singular or not finite"),
-    "non_finite": ("failed", "the image contains NaN or infinite values"),
-    "not_3d": ("skipped", "not a 3D volume (2D, or 4D with more than one volume)"),
-    "constant_intensity": ("skipped", "all voxels have (nearly) the same value: no image content"),
-    "too_few_slices": ("skipped", "fewer voxels than a whole-brain 3D acquisition has along some axis"),
-    "voxel_size_out_of_range": ("skipped", "a voxel size is outside the range of brain MRI (or the header's is wrong)"),
-    "acquisition_2d": ("skipped", "slices thicker than a 3D FLAIR has, or gaps between slices: a 2D acquisition"),
-    "voxels_too_coarse": ("skipped", "voxels too coarse in every direction (e.g. 3 mm isotropic) to grade the image"),
-    "sidecar_2d": ("skipped", "the sidecar says MRAcquisitionType is 2D"),
-    "small_field_of_view": ("skipped", "the field of view is too small to hold the whole brain"),
-    "preprocessing_error": ("failed", "N4, registration or resampling raised an error (see the crash file)"),
-    "inference_error": ("failed", "a model could not be run on the image (see the crash file)"),
-    "too_large": ("failed",
-                  "processing the image would need more memory than allowed (--mem); checked from its header"),
-    "sidecar_invalid": ("failed", "a JSON sidecar of the image is not a JSON object in UTF-8"),
-    "worker_died": ("failed", "the worker process ended while processing the image (killed, out of memory)"),
-}
-
+from flairqc_app.exceptions import GateConfigError, GateFailure
+from flairqc_app.schema import GATE_REASONS
 
 @dataclass
 class GateResult:
@@ -52,27 +31,20 @@ class GateResult:
     geometry: dict[str, Any] = field(default_factory=dict)  # voxel_size_x.., dim_x.. for the output row
 
 
-class GateFailure(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
 def check_image(path: Path, metadata: dict[str, Any], limits: GateLimits = GATE_LIMITS) -> GateResult:
     """Load the image and return its first blocking problem (with all problems in the detail)."""
     geometry: dict[str, Any] = {}
     try:
         img = load_3d(path, geometry)
     except GateFailure as exc:
-        return GateResult(REASONS[exc.reason][0], exc.reason, exc.detail, None, geometry)
+        return GateResult(GATE_REASONS[exc.reason][0], exc.reason, exc.detail, None, geometry)
     problems = (sidecar_problems(metadata) + content_problems(np.asanyarray(img.dataobj))
                 + geometry_problems(img, metadata, limits))
     if not problems:
         return GateResult("ok", image=img, geometry=geometry)
     reason = problems[0][0]
     detail = "; ".join(text for _, text in problems)
-    return GateResult(REASONS[reason][0], reason, detail, img, geometry)
+    return GateResult(GATE_REASONS[reason][0], reason, detail, img, geometry)
 
 
 def load_3d(path: Path, geometry: dict[str, Any]) -> nib.Nifti1Image:
@@ -178,10 +150,6 @@ def sidecar_problems(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     if kind == "2D":
         return [("sidecar_2d", "the sidecar JSON says MRAcquisitionType is 2D")]
     return []
-
-
-class GateConfigError(ValueError):
-    """A `--gate-config` file that cannot be used; the CLI says so and exits 64."""
 
 
 def read_gate_limits(path: Path) -> GateLimits:

@@ -17,13 +17,9 @@ from typing import Any
 from bids.layout import Query
 
 from flairqc_app import atomic, derivatives, recompute, tsv
+from flairqc_app.entities import ENTITIES_BY_NAME, Selection
 
 log = logging.getLogger("flairqc")
-
-# filter-file entity (pybids name) -> group-table column
-FILTERABLE = {"subject": "participant_id", "session": "session_id", "acquisition": "acq_id",
-              "reconstruction": "rec_id", "run": "run_id"}
-PREFIXED = {"subject": "sub-", "session": "ses-"}
 
 
 def collect_rows(output_dir: Path) -> list[dict[str, Any]]:
@@ -36,25 +32,17 @@ def collect_rows(output_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def selection(participant_labels: list[str] | None, session_ids: list[str] | None,
-              run_ids: list[str] | None, filters: dict[str, Any] | None) -> dict[str, Any]:
-    """The participant-level selection expressed on the group-table entities."""
-    wanted: dict[str, Any] = dict(filters or {})
-    if participant_labels:
-        wanted["subject"] = participant_labels
-    if session_ids:
-        wanted["session"] = [s.removeprefix("ses-") for s in session_ids]
-    if run_ids:
-        wanted["run"] = [r.removeprefix("run-") for r in run_ids]
-    unknown = sorted(set(wanted) - set(FILTERABLE))
-    for entity in unknown:
+def table_selection(selection: Selection) -> dict[str, Any]:
+    """The participant-level selection on the entities the per-image rows hold (the others are ignored)."""
+    wanted = selection.entities()
+    for entity in sorted(set(wanted) - set(ENTITIES_BY_NAME)):
         log.warning("group level: filter on %r cannot be applied to the QC tables, ignored", entity)
-    return {k: v for k, v in wanted.items() if k in FILTERABLE}
+    return {k: v for k, v in wanted.items() if k in ENTITIES_BY_NAME}
 
 
 def matches(row: dict[str, Any], wanted: dict[str, Any]) -> bool:
     for entity, value in wanted.items():
-        cell = row.get(FILTERABLE[entity])
+        cell = row.get(ENTITIES_BY_NAME[entity].column)
         if value is Query.NONE:
             if cell is not None:
                 return False
@@ -63,7 +51,8 @@ def matches(row: dict[str, Any], wanted: dict[str, Any]) -> bool:
             if cell is None:
                 return False
             continue
-        accepted = {PREFIXED.get(entity, "") + _normal(entity, v) for v in (value if isinstance(value, list) else [value])}
+        values = value if isinstance(value, list) else [value]
+        accepted = {ENTITIES_BY_NAME[entity].cell(_normal(entity, v)) for v in values}
         if cell is None or _normal(entity, str(cell)) not in {_normal(entity, a) for a in accepted}:
             return False
     return True

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from flairqc_app.config import GRID_SHAPE, TASKS, TEMPLATE_SPACE
+from flairqc_app.exceptions import ModelError
 from flairqc_app.resample import resize_to
 
 MANIFEST_NAME = "models.json"
@@ -23,10 +24,6 @@ SUPPORTED_FORMAT = 1
 NORMALISATION = "clip_p2_p98_minmax"
 REQUIRED_FIELDS = ("file", "sha256", "version", "input_name", "output_name", "output_type",
                    "input_shape", "normalisation", "threshold")
-
-
-class ModelError(Exception):
-    """A models directory, manifest, model file or threshold file is unusable."""
 
 
 @dataclass(frozen=True)

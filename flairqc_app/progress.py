@@ -73,7 +73,7 @@ class Progress:
             self.bar = tqdm(total=total, file=self.stream, unit="image", dynamic_ncols=True,
                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
 
-    def image_done(self, outcome) -> None:  # a participant.Outcome
+    def image_done(self, outcome) -> None:  # an image_result.Outcome
         self.done += 1
         self.categories.append(outcome.category)
         line = image_line(self.done, self.total, outcome.bids_name, outcome.verdict, outcome.seconds, outcome.reused)

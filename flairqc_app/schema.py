@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from flairqc_app.config import SIDECAR_FIELDS, TASKS
+from flairqc_app.entities import ENTITIES
 from flairqc_app.iqm.definitions import IQMS, NOTES_COLUMN, NOTES_DESCRIPTION, Iqm
 
 
@@ -38,6 +39,32 @@ STATUS_LEVELS = {
     "skipped": "the input gate found the file is not a 3D FLAIR of the whole brain; straight reject, no model was run",
     "failed": "the file could not be read or processing broke; see reason and the crash file in logs/",
 }
+
+# reason code -> (status, one-line meaning); README.md lists the same table
+GATE_REASONS: dict[str, tuple[str, str]] = {  # the input gate's (gate.py)
+    "unreadable": ("failed", "the file cannot be opened as NIfTI or its data are truncated"),
+    "degenerate_affine": ("failed", "the voxel-to-world affine is singular or not finite"),
+    "non_finite": ("failed", "the image contains NaN or infinite values"),
+    "not_3d": ("skipped", "not a 3D volume (2D, or 4D with more than one volume)"),
+    "constant_intensity": ("skipped", "all voxels have (nearly) the same value: no image content"),
+    "too_few_slices": ("skipped", "fewer voxels than a whole-brain 3D acquisition has along some axis"),
+    "voxel_size_out_of_range": ("skipped", "a voxel size is outside the range of brain MRI (or the header's is wrong)"),
+    "acquisition_2d": ("skipped", "slices thicker than a 3D FLAIR has, or gaps between slices: a 2D acquisition"),
+    "voxels_too_coarse": ("skipped", "voxels too coarse in every direction (e.g. 3 mm isotropic) to grade the image"),
+    "sidecar_2d": ("skipped", "the sidecar says MRAcquisitionType is 2D"),
+    "small_field_of_view": ("skipped", "the field of view is too small to hold the whole brain"),
+}
+PIPELINE_REASONS: dict[str, tuple[str, str]] = {  # the other stages' (participant.py)
+    "bids_invalid": ("failed", "the BIDS validator found an error in this file or its sidecar (code and message in "
+                               "reason_detail); the other images are processed"),
+    "preprocessing_error": ("failed", "N4, registration or resampling raised an error (see the crash file)"),
+    "inference_error": ("failed", "a model could not be run on the image (see the crash file)"),
+    "too_large": ("failed",
+                  "processing the image would need more memory than allowed (--mem); checked from its header"),
+    "sidecar_invalid": ("failed", "a JSON sidecar of the image is not a JSON object in UTF-8"),
+    "worker_died": ("failed", "the worker process ended while processing the image (killed, out of memory)"),
+}
+REASONS = {**GATE_REASONS, **PIPELINE_REASONS}
 GRADE_LEVELS = {"0": "none", "1": "moderate", "2": "severe"}
 TIER_LEVELS = {
     "1": "good: no artefact graded",
@@ -71,13 +98,7 @@ def _iqm(iqm: Iqm) -> Column:
 
 IQM_COLUMNS = (*(_iqm(i) for i in IQMS), Column(NOTES_COLUMN, "IQM notes", NOTES_DESCRIPTION))
 
-ENTITY_COLUMNS = (
-    Column("participant_id", "Participant", "BIDS subject label with its sub- prefix."),
-    Column("session_id", "Session", "BIDS session label with its ses- prefix."),
-    Column("acq_id", "Acquisition", "BIDS acq entity value."),
-    Column("rec_id", "Reconstruction", "BIDS rec entity value."),
-    Column("run_id", "Run", "BIDS run entity value."),
-)
+ENTITY_COLUMNS = tuple(Column(e.column, e.long_name, e.description) for e in ENTITIES)
 
 COLUMNS: tuple[Column, ...] = (
     Column("bids_name", "BIDS name", "File name of the input image without extension; unique key of a row."),

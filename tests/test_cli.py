@@ -132,3 +132,24 @@ def test_missing_or_damaged_default_models_stop_with_a_hint(dataset, tmp_path, m
     assert code == 1
     err = capsys.readouterr().err
     assert "default models of this installation are missing or damaged" in err and "pass --models-dir" in err
+
+
+def test_each_run_writes_its_effective_settings_beside_its_log(dataset, tmp_path):
+    """MRIQC saves its config per run: the settings file reads back as what the command line asked for."""
+    out = tmp_path / "out"
+    args = [str(dataset), str(out), "group", "group", "--session-id", "ses-a", "b", "--nprocs", "3", "--mem",
+            "5.5", "--preproc", "paper", "--iqm-json", "-v", "-w", str(tmp_path / "work")]
+    assert main(args) == 18  # no participant-level results match the selection
+    settings_file, = (out / "logs").glob("flairqc-group-*.settings.json")
+    log_file, = (out / "logs").glob("flairqc-group-*.log")
+    assert settings_file.name == log_file.name.replace(".log", ".settings.json")
+    written = json.loads(settings_file.read_text(encoding="utf-8"))
+    assert written["flairqc_version"] == __version__
+    settings = written["settings"]
+    assert settings["bids_dir"] == str(dataset.resolve()) and settings["output_dir"] == str(out.resolve())
+    assert settings["analysis_level"] == ["group"] and settings["session_id"] == ["ses-a", "b"]
+    assert (settings["nprocs"], settings["mem"]) == (3, 5.5)
+    assert (settings["preproc"], settings["iqm_json"]) == ("paper", True)
+    assert (settings["verbose"], settings["quiet"], settings["force"]) == (1, False, False)
+    assert settings["work_dir"] == str(tmp_path / "work") and settings["participant_label"] is None
+    assert settings["models_dir"].endswith("flairqc_app/data/models") and settings["thresholds"] is None

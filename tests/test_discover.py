@@ -7,7 +7,9 @@ import pytest
 from bids.layout import Query
 from conftest import make_dataset
 
-from flairqc_app.discover import DiscoveryError, discover, read_filter_file, read_labels_arg
+from flairqc_app.discover import discover, read_filter_file, read_labels_arg
+from flairqc_app.entities import Selection
+from flairqc_app.exceptions import DiscoveryError
 
 SMALL = np.zeros((4, 4, 4), np.float32)
 
@@ -56,27 +58,30 @@ def test_sidecar_inheritance_and_missing_sidecars(dataset):
 
 
 def test_labels_sessions_runs(dataset, tmp_path):
-    assert names(discover(dataset, ["03"])) == ["sub-03_rec-norm_FLAIR"]
+    assert names(discover(dataset, Selection.of(["03"], None, None, None))) == ["sub-03_rec-norm_FLAIR"]
     assert read_labels_arg(["sub-03", "01"]) == ["01", "03"]
     label_file = tmp_path / "labels.txt"
     label_file.write_text("sub-02\n03\n")
     assert read_labels_arg([str(label_file)]) == ["02", "03"]
-    assert names(discover(dataset, ["02"], session_ids=["ses-b"])) == ["sub-02_ses-b_acq-ax_FLAIR"]
-    assert names(discover(dataset, None, run_ids=["2"])) == ["sub-02_ses-a_acq-sag_run-02_FLAIR"]
+    by_session = Selection.of(["02"], ["ses-b"], None, None)
+    assert names(discover(dataset, by_session)) == ["sub-02_ses-b_acq-ax_FLAIR"]
+    assert names(discover(dataset, Selection.of(None, None, ["2"], None))) == ["sub-02_ses-a_acq-sag_run-02_FLAIR"]
 
 
 def test_unknown_label_is_a_usage_error(dataset):
     with pytest.raises(DiscoveryError, match="not in") as info:
-        discover(dataset, ["99"])
+        discover(dataset, Selection.of(["99"], None, None, None))
     assert info.value.exit_code == 64
 
 
 def test_filter_file(dataset, tmp_path):
     path = tmp_path / "filter.json"
     path.write_text(json.dumps({"flair": {"acquisition": "sag", "run": 1}}))
-    assert names(discover(dataset, filters=read_filter_file(path))) == ["sub-02_ses-a_acq-sag_run-01_FLAIR"]
+    filtered = Selection(filters=read_filter_file(path))
+    assert names(discover(dataset, filtered)) == ["sub-02_ses-a_acq-sag_run-01_FLAIR"]
     path.write_text(json.dumps({"flair": {"session": None}}))
-    assert names(discover(dataset, filters=read_filter_file(path))) == ["sub-01_FLAIR", "sub-03_rec-norm_FLAIR"]
+    filtered = Selection(filters=read_filter_file(path))
+    assert names(discover(dataset, filtered)) == ["sub-01_FLAIR", "sub-03_rec-norm_FLAIR"]
     path.write_text(json.dumps({"t1w": {}}))
     with pytest.raises(DiscoveryError, match="unknown query"):
         read_filter_file(path)
@@ -88,7 +93,7 @@ def test_filter_file(dataset, tmp_path):
 def test_one_subject_run_does_not_index_the_others(dataset):
     """A one-subject run never reads another subject's sidecar; a full run marks only the image it applies to."""
     (dataset / "sub-01/anat/sub-01_FLAIR.json").write_text("{broken json")
-    selected = discover(dataset, ["03"])
+    selected = discover(dataset, Selection.of(["03"], None, None, None))
     assert names(selected) == ["sub-03_rec-norm_FLAIR"] and selected[0].sidecar_error is None
     errors = {image.bids_name: image.sidecar_error for image in discover(dataset)}
     assert errors.pop("sub-01_FLAIR").startswith("sidecar sub-01/anat/sub-01_FLAIR.json is not valid JSON")
@@ -108,5 +113,5 @@ def test_a_dataset_under_an_entity_like_folder_is_read_below_its_root(tmp_path, 
         ("sub-01_FLAIR", {"subject": "01"}, {}),
         ("sub-02_ses-1_FLAIR", {"subject": "02", "session": "1"}, {"EchoTime": 0.1}),
     ]
-    assert names(discover(root, ["02"], ["1"])) == ["sub-02_ses-1_FLAIR"]
-    assert names(discover(root, filters={"session": Query.NONE})) == ["sub-01_FLAIR"]
+    assert names(discover(root, Selection.of(["02"], ["1"], None, None))) == ["sub-02_ses-1_FLAIR"]
+    assert names(discover(root, Selection(filters={"session": Query.NONE}))) == ["sub-01_FLAIR"]

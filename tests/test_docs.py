@@ -3,8 +3,7 @@
 from pathlib import Path
 
 from flairqc_app import config
-from flairqc_app.gate import REASONS
-from flairqc_app.schema import COLUMNS
+from flairqc_app.schema import COLUMNS, REASONS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

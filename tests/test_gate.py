@@ -13,7 +13,9 @@ from scipy import ndimage
 from flairqc_app import tsv
 from flairqc_app.cli import main
 from flairqc_app.config import GATE_LIMITS
-from flairqc_app.gate import REASONS, GateConfigError, check_image, describe_limits, read_gate_limits
+from flairqc_app.exceptions import GateConfigError
+from flairqc_app.gate import check_image, describe_limits, read_gate_limits
+from flairqc_app.schema import GATE_REASONS
 
 
 def head(shape=(160, 192, 160)) -> np.ndarray:
@@ -73,18 +75,12 @@ def crafted(tmp_path: Path, reason: str) -> tuple[Path, dict]:
     return path, {}
 
 
-# reasons set outside check_image: by validation, discovery, the memory check, the workers or later stages
-NOT_GATE_REASONS = ("bids_invalid", "sidecar_invalid", "too_large", "worker_died", "preprocessing_error",
-                    "inference_error")
-GATE_REASONS = [r for r in REASONS if r not in NOT_GATE_REASONS]
-
-
 @pytest.mark.parametrize("reason", GATE_REASONS)
 def test_each_reason_on_a_crafted_file(tmp_path, reason):
     path, metadata = crafted(tmp_path, reason)
     result = check_image(path, metadata)
     assert result.reason == reason, result.detail
-    assert result.status == REASONS[reason][0]
+    assert result.status == GATE_REASONS[reason][0]
     assert result.detail
 
 

@@ -7,7 +7,7 @@ import io
 import logging
 from pathlib import Path
 
-from flairqc_app.participant import Outcome
+from flairqc_app.image_result import Outcome
 from flairqc_app.progress import Progress, SkipFlagged, image_line
 
 

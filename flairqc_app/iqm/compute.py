@@ -12,16 +12,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from flairqc_app.exceptions import NotAvailable
 from flairqc_app.iqm import artefacts, bias, contrast, noise
 from flairqc_app.iqm.definitions import IQM_COLUMNS, NOTES_COLUMN
 from flairqc_app.iqm.masks import Masks, build_masks, native_labels
 
 log = logging.getLogger("flairqc")
 PHASE_AXES = {"i": 0, "j": 1, "k": 2}
-
-
-class NotAvailable(Exception):
-    """A metric that does not apply to this image (not an error): its message is the n/a reason."""
 
 
 @dataclass
