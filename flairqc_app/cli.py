@@ -232,7 +232,8 @@ def set_thread_limits(threads: int) -> None:
 def participant_level(args: argparse.Namespace, bids_dir: Path, output_dir: Path, labels: list[str] | None,
                       filters: dict, selecting: bool, shown: Progress) -> int:
     from flairqc_app import discover
-    from flairqc_app.infer import ModelError, read_thresholds, select_providers
+    from flairqc_app.infer import select_providers
+    from flairqc_app.manifest import ModelError, read_thresholds
 
     try:
         select_providers(args.device)
@@ -348,7 +349,7 @@ def make_settings(args: argparse.Namespace, bids_dir: Path, output_dir: Path, ov
 def group_level(output_dir: Path, labels: list[str] | None, args: argparse.Namespace, filters: dict,
                 selecting: bool, shown: Progress) -> int:
     from flairqc_app.group import describe, group_stem, run_group, selection
-    from flairqc_app.infer import ModelError
+    from flairqc_app.manifest import ModelError
 
     wanted = selection(labels, args.session_id, args.run_id, filters)
     try:  # --thresholds at group level: verdicts recomputed from the stored probabilities (recompute.py)

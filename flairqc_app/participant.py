@@ -31,7 +31,8 @@ from flairqc_app.config import (FLAIR_TEMPLATE, GATE_LIMITS, GRID_ORIGIN_RAS_MM,
 from flairqc_app.discover import FlairImage
 from flairqc_app.gate import REASONS, check_image, describe_limits
 from flairqc_app.grade import decide
-from flairqc_app.infer import ModelSet, load_models, sha256_of
+from flairqc_app.infer import ModelSet, load_models
+from flairqc_app.manifest import sha256_of
 from flairqc_app.preprocess import PreprocResult, preprocess_image
 from flairqc_app.schema import SIDECAR_COLUMNS
 from flairqc_app.workers import run_in_workers

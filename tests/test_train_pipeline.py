@@ -181,7 +181,7 @@ def test_a_brain_windowed_model_ignores_the_head_and_exports_its_window(cache, t
 
 
 def test_manifest_fields_follow_the_documented_format(models_dir):
-    from flairqc_app.infer import sha256_of
+    from flairqc_app.manifest import sha256_of
 
     manifest = json.loads((models_dir / "models" / "models.json").read_text())
     assert manifest["format_version"] == 1 and manifest["name"] == "test-models"
