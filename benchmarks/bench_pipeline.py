@@ -68,7 +68,7 @@ def measure(job: dict) -> dict:
     from flairqc_app.infer import load_models
     from flairqc_app.preprocess import preprocess_image
     from flairqc_app.report import render_participant_report
-    from flairqc_app.resample import resize_to
+    from flairqc_app.grid import resize_to
 
     models = load_models(Path(job["models"]), "cpu", job["threads"])
     path = Path(job["path"])

@@ -41,7 +41,8 @@ def measure(job: dict) -> dict:
 
     from flairqc_app import config
     from flairqc_app.alignment import alignment_error, brain_points, map_points, move_image, world_map
-    from flairqc_app.preprocess import preprocess_image, template_brain_mask
+    from flairqc_app.grid import template_brain_mask
+    from flairqc_app.preprocess import preprocess_image
 
     recipe = config.PREPROC_RECIPES[job["recipe"]]
     template = config.T1W_TEMPLATE if job["template"] == "T1w" else config.FLAIR_TEMPLATE

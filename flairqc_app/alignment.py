@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from flairqc_app import config
-from flairqc_app.preprocess import template_brain_mask
+from flairqc_app.grid import template_brain_mask
 
 LPS = np.array([-1.0, -1.0, 1.0])  # ITK transforms work in LPS coordinates
 

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from flairqc_app.config import GRID_SHAPE, TASKS
 from flairqc_app.manifest import ModelError, ModelSpec, read_manifest
-from flairqc_app.resample import resize_to
+from flairqc_app.grid import resize_to
 
 
 def select_providers(device: str) -> list[str]:

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from flairqc_app.config import GRID_SHAPE, TASKS  # noqa: E402
-from flairqc_app.resample import resize_to  # noqa: E402
+from flairqc_app.grid import resize_to  # noqa: E402
 from flairqc_app.train import cli, loop, schedules  # noqa: E402
 from flairqc_app.train import settings as settings_mod  # noqa: E402
 from flairqc_app.train.cache import VolumeCache  # noqa: E402

@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app.config import GRID_SPACING_MM, SIDECAR_FIELDS, TASKS
+from flairqc_app.grid import template_brain_mask
 from flairqc_app.report.figures import (
     VIEWS,
     canonical_volume,
@@ -107,9 +108,6 @@ def original_strips(image: nib.Nifti1Image) -> tuple[list[Strip], list[Strip]]:
 
 def preprocessed_strips(volume: np.ndarray) -> list[Strip]:
     """The model input's montage, each strip with the template brain-mask outline as a layer over it."""
-    # Imported here: antspyx is slow to import and the group report never needs it.
-    from flairqc_app.preprocess import template_brain_mask
-
     zooms = (GRID_SPACING_MM,) * 3
     outlines = outline_strips(template_brain_mask(), volume, zooms)
     return [Strip(v, data_uri(s, "JPEG"), data_uri(o)) for v, s, o in zip(VIEWS, montage_strips(volume, zooms), outlines)]

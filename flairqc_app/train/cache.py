@@ -25,7 +25,7 @@ import numpy as np
 
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
 from flairqc_app.manifest import sha256_of
-from flairqc_app.resample import resize_to
+from flairqc_app.grid import resize_to
 from flairqc_app.train import labels as lab
 from flairqc_app.train import splits
 

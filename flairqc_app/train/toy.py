@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from flairqc_app.config import ARTEFACTS
-from flairqc_app.preprocess import clip_and_scale
+from flairqc_app.grid import clip_and_scale
 from flairqc_app.train.cache import Sample, VolumeCache, assign_test_split
 
 LEVELS = {"source": {"csf": 0.15, "gm": 0.60, "wm": 0.90}, "target": {"csf": 0.05, "gm": 0.80, "wm": 0.55}}
