@@ -23,7 +23,7 @@ from flairqc_app.report.figures import (
 from flairqc_app.report.iqms import render_section, section
 from flairqc_app.report.page import render
 from flairqc_app.report.rating import rating_context
-from flairqc_app.report.verdict import as_number, category, text, verdict
+from flairqc_app.report.verdict import as_number, badge, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME, ENTITY_COLUMNS, SIDECAR_COLUMNS
 
 IDENTITY_FIELDS = ("bids_name", "source_file", *(c.name for c in ENTITY_COLUMNS))
@@ -124,7 +124,7 @@ def render_participant_report(
     return render(
         "participant.html.j2",
         bids_name=text(row.get("bids_name")),
-        verdict=verdict(row),
+        verdict=badge(row),
         warning=registration_warning(row),
         identity=table(row, IDENTITY_FIELDS),
         metadata=table(row, METADATA_FIELDS),
