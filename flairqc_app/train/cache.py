@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SAMPLES_NAME = "samples.tsv"
 META_NAME = "cache.json"
-DOMAINS = ("source", "target")
 MODALITY = {"source": "T1w", "target": "FLAIR"}  # the domains of SSDA (paper): labelled T1w, FLAIR
 TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to its own template, as at inference
 # trainval: training and cross-validation folds; validation: labelled target images held out of training, in every
