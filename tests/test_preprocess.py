@@ -9,10 +9,10 @@ from dataclasses import replace
 import nibabel as nib
 import numpy as np
 import pytest
+from alignment_helpers import alignment_error, move_image, world_map
 from conftest import REALDATA, template_head
 
 from flairqc_app import config
-from flairqc_app.alignment import alignment_error, move_image, world_map
 from flairqc_app.config import PREPROC_RECIPES
 from flairqc_app.grid import template_brain_mask
 from flairqc_app.preprocess import (

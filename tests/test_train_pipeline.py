@@ -24,7 +24,7 @@ from flairqc_app.train.loop import make_streams, train_step  # noqa: E402
 from flairqc_app.train.methods import METHODS  # noqa: E402
 from flairqc_app.train.metrics import best_threshold  # noqa: E402
 from flairqc_app.train.runner import fold_pools, load_fold_model, load_selected, train_run  # noqa: E402
-from flairqc_app.train.toy import toy_cache  # noqa: E402
+from toy_cache import toy_cache  # noqa: E402
 
 TINY_MODEL = {"input_shape": [24, 24, 24], "channels": [4, 8, 8], "hidden": [16, 8], "dropout": 0.0}
 
