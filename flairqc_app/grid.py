@@ -17,7 +17,7 @@ from flairqc_app import config
 
 
 def grid_affine() -> np.ndarray:
-    """Voxel -> RAS mm of the output grid: identity direction, config.GRID_SPACING_MM, config.GRID_ORIGIN_RAS_MM.
+    """Voxel -> RAS mm of the output grid: identity direction, GRID_SPACING_MM, GRID_ORIGIN_RAS_MM (config).
 
     >>> grid_affine()[:, 3].tolist()
     [-84.0, -119.0, -78.0, 1.0]
@@ -43,10 +43,10 @@ def clip_and_scale(volume: np.ndarray, percentiles: tuple[float, float]) -> np.n
 def resize_to(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Linear (order 1) resampling of a 3D volume to `shape` over the same field of view, float32.
 
-    A compact model may work at about 2 mm ([85, 104, 90] instead of the 1 mm grid); training and the BIDS-App
-    both call this, so a model sees at inference exactly the interpolation it was trained on. Corner voxels map
-    to corner voxels (scipy.ndimage.zoom with grid_mode=False), so the first and last voxel centres of each axis
-    are kept; a volume already at `shape` is returned unchanged (as float32).
+    A compact model may work at about 2 mm ([85, 104, 90] instead of the 1 mm grid); training and the
+    BIDS-App both call this, so a model sees at inference exactly the interpolation it was trained on. Corner
+    voxels map to corner voxels (scipy.ndimage.zoom with grid_mode=False), so the first and last voxel centres
+    of each axis are kept; a volume already at `shape` is returned unchanged (as float32).
 
     >>> resize_to(np.arange(8.0).reshape(2, 2, 2), (3, 2, 2))[:, 0, 0].tolist()
     [0.0, 2.0, 4.0]
@@ -77,7 +77,7 @@ def voxel_offset(affine: np.ndarray) -> np.ndarray:
 
 
 def on_grid(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """The image on the output grid when their voxels coincide (nearest neighbour is then a copy); 0 outside."""
+    """The image on the output grid when their voxels coincide (nearest neighbour is a copy); 0 outside."""
     start = voxel_offset(affine)
     out = np.zeros(config.GRID_SHAPE, dtype=data.dtype)
     low = np.maximum(start, 0)

@@ -1,8 +1,9 @@
 """The one home of `models.json` (docs/models-manifest.md): its spec, its validation, thresholds and hashes.
 
-The BIDS-App reads it (`read_manifest`, then infer.py runs the models), flairqc-train writes it (`new_entry`,
-`read_or_new_manifest`, `write_manifest`): both sides share this module, not a set of constants. Hashes are
-checked at load time, so a corrupted or swapped model is an error naming the file, never a silent wrong verdict.
+The BIDS-App reads it (`read_manifest`, then infer.py runs the models), flairqc-train writes it
+(`new_entry`, `read_or_new_manifest`, `write_manifest`): both sides share this module, not a set of
+constants. Hashes are checked at load time, so a corrupted or swapped model is an error naming the file,
+never a silent wrong verdict.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def parse_entry(manifest_path: Path, task: str, entry: dict[str, Any]) -> ModelS
     if absent:
         raise ModelError(f"{where}: missing field(s) {', '.join(absent)}")
     if entry["normalisation"] != NORMALISATION:
-        raise ModelError(f"{where}: normalisation {entry['normalisation']!r} unsupported (only {NORMALISATION})")
+        raise ModelError(f"{where}: normalisation {entry['normalisation']!r} unsupported "
+                         f"(only {NORMALISATION})")
     if entry["output_type"] not in ("logits", "probabilities"):
         raise ModelError(f"{where}: output_type must be 'logits' or 'probabilities'")
     if entry.get("space", TEMPLATE_SPACE) != TEMPLATE_SPACE:
@@ -99,7 +101,8 @@ def parse_entry(manifest_path: Path, task: str, entry: dict[str, Any]) -> ModelS
                      input_name=entry["input_name"], output_name=entry["output_name"],
                      output_type=entry["output_type"], input_shape=shape,
                      threshold=check_threshold(where, entry["threshold"]),
-                     positive_index=int(entry.get("positive_index", 1)), provenance=entry.get("provenance", {}))
+                     positive_index=int(entry.get("positive_index", 1)),
+                     provenance=entry.get("provenance", {}))
 
 
 def check_threshold(where: str, value: Any) -> float:
@@ -138,7 +141,8 @@ def new_entry(onnx_path: Path, version: str, input_name: str, output_name: str, 
     }
 
 
-def read_or_new_manifest(models_dir: Path, name: str, version: str | None, description: str) -> dict[str, Any]:
+def read_or_new_manifest(models_dir: Path, name: str, version: str | None,
+                         description: str) -> dict[str, Any]:
     """The set's manifest, or a new one (version 1.0.0 unless given). A version given for an existing manifest
     replaces its own: a set whose models are replaced one by one is a new version of the set."""
     path = models_dir / MANIFEST_NAME

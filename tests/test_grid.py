@@ -22,10 +22,18 @@ def test_clip_and_scale_uses_whole_volume_percentiles():
     assert np.all(clip_and_scale(np.ones((4, 4, 4)), (2.0, 98.0)) == 0.0)
 
 
+@pytest.mark.parametrize("module", ["flairqc_app.grid", "flairqc_app.manifest"])
+def test_the_doctest_examples_hold(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_on_grid_copies_the_overlap_and_leaves_zero_outside():
     data = np.arange(1, 1 + 200 * 240 * 170, dtype=np.int32).reshape(200, 240, 170)
     affine = grid_affine()
-    affine[:3, 3] -= (10, 20, -5)  # the image starts 10 and 20 voxels before the grid in x, y, 5 after it in z
+    affine[:3, 3] -= (10, 20, -5)  # the image starts 10, 20 voxels before the grid in x, y, 5 after it in z
     out = on_grid(data, affine)
     assert out.shape == config.GRID_SHAPE  # 169 x 208 x 179
     assert np.array_equal(out[:, :, 5:175], data[10:179, 20:228, :])
@@ -52,14 +60,18 @@ def test_template_brain_mask_is_the_ants_nearest_neighbour_resampling():
 
 
 def package_modules(package: str) -> list[str]:
-    return [package] + [m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__, package + ".")]
+    modules = pkgutil.iter_modules(importlib.import_module(package).__path__, package + ".")
+    return [package] + [m.name for m in modules]
 
 
-@pytest.mark.parametrize("module", package_modules("flairqc_app.report") + package_modules("flairqc_app.train")
-                         + ["flairqc_app.grade", "flairqc_app.grid", "flairqc_app.infer"])
+WITHOUT_ANTS = [*package_modules("flairqc_app.report"), *package_modules("flairqc_app.train"),
+                "flairqc_app.grade", "flairqc_app.grid", "flairqc_app.infer"]
+
+
+@pytest.mark.parametrize("module", WITHOUT_ANTS)
 def test_module_imports_without_ants(module):
-    """Reports, grading, inference and training work on the grid and never load antspyx at import (the training
-    cache loads it only when it preprocesses)."""
+    """Reports, grading, inference and training work on the grid and never load antspyx at import (the
+    training cache loads it only when it preprocesses)."""
     code = f"import sys, {module}; assert 'ants' not in sys.modules, 'ants loaded'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
