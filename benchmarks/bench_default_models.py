@@ -32,7 +32,7 @@ from conftest import REALDATA, make_dataset  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
 from flairqc_app.infer import ModelSet, load_models
-from flairqc_app.resample import resize_to
+from flairqc_app.grid import resize_to
 from flairqc_app.synth import apply_artefact
 from flairqc_app.train.augment import sharpened
 from flairqc_app.tsv import read_table

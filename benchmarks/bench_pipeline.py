@@ -34,12 +34,11 @@ STAGES = ("load", "n4", "registration", "resample", "registration retry", "infer
 
 def random_models(directory: Path, input_shape: tuple[int, int, int]) -> Path:
     """Seven compact Conv5 + global-pooling networks with random weights, exported like flairqc-train does."""
-    import hashlib
-
     import numpy as np
     import torch
 
     from flairqc_app.config import TASKS
+    from flairqc_app.manifest import SUPPORTED_FORMAT, new_entry, write_manifest
     from flairqc_app.train.export import INPUT_NAME, OUTPUT_NAME, to_onnx
     from flairqc_app.train.models import SSDANet, TargetClassifier
     from flairqc_app.train.settings import ModelSettings
@@ -51,12 +50,9 @@ def random_models(directory: Path, input_shape: tuple[int, int, int]) -> Path:
     for task in TASKS:
         path = directory / f"{task}.onnx"
         to_onnx(TargetClassifier(SSDANet(settings, 2, ("target",), False)).eval(), example, path)
-        entries[task] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                         "version": "bench", "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-                         "output_type": "logits", "input_shape": [1, 1, *input_shape],
-                         "normalisation": "clip_p2_p98_minmax", "threshold": 0.5}
-    (directory / "models.json").write_text(json.dumps({"format_version": 1, "name": "bench-random",
-                                                       "version": "0", "models": entries}))
+        entries[task] = new_entry(path, "bench", INPUT_NAME, OUTPUT_NAME, [1, 1, *input_shape], 0.5, {})
+    write_manifest(directory, {"format_version": SUPPORTED_FORMAT, "name": "bench-random", "version": "0",
+                               "models": entries})
     return directory
 
 
@@ -68,7 +64,7 @@ def measure(job: dict) -> dict:
     from flairqc_app.infer import load_models
     from flairqc_app.preprocess import preprocess_image
     from flairqc_app.report import render_participant_report
-    from flairqc_app.resample import resize_to
+    from flairqc_app.grid import resize_to
 
     models = load_models(Path(job["models"]), "cpu", job["threads"])
     path = Path(job["path"])
@@ -200,9 +196,10 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=3000, help="discovery dataset size (0 skips it)")
     args = parser.parse_args()
     from flairqc_app.config import DEFAULT_MODELS_DIR
+    from flairqc_app.manifest import MANIFEST_NAME
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    models = args.models_dir or (DEFAULT_MODELS_DIR if (DEFAULT_MODELS_DIR / "models.json").is_file() else None)
+    models = args.models_dir or (DEFAULT_MODELS_DIR if (DEFAULT_MODELS_DIR / MANIFEST_NAME).is_file() else None)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; models: "
           f"{models or f'RANDOM weights at {args.input_shape} (timing only)'}")
     if models is None:

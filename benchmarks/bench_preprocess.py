@@ -3,8 +3,8 @@
 Accuracy is measured where the truth is known: an image moved by a known affine must come back to the
 template (error in mm over the template brain). Three cases:
   * the FLAIR template moved, registered to the FLAIR template (same contrast);
-  * the FLAIR template moved, registered cross-modally (MI) to the T1w template (method.md asks which
-    template registers FLAIR better; both templates share one space, so the truth is the same);
+  * the FLAIR template moved, registered cross-modally (MI) to the T1w template (the design asks
+    which template registers FLAIR better; both templates share one space, so the truth is the same);
   * a synthetic FLAIR head (skull, neck, deformed anatomy; flairqc_app.synth) registered twice, as is and
     moved by a known affine: the two recovered transforms must differ by exactly that affine.
 On the real 3D FLAIR: time, peak memory, NCC with the template and the share of the template brain
@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # alignment_helpers
 REAL_FLAIR = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev" / "flair3d_head_1mm.nii.gz"
 POSES = [((6, -4, 10), (8.0, -6.0, 5.0), 1.04), ((-10, 5, -6), (-12.0, 10.0, -8.0), 0.95),
          ((3, 12, -3), (5.0, 15.0, 10.0), 1.08), ((-5, -8, 15), (-6.0, -4.0, 12.0), 1.0)]
@@ -39,9 +40,11 @@ def measure(job: dict) -> dict:
     """Run in a subprocess: one preprocessing, its timings, errors and peak memory."""
     import nibabel as nib
 
+    from alignment_helpers import alignment_error, brain_points, map_points, move_image, world_map
+
     from flairqc_app import config
-    from flairqc_app.alignment import alignment_error, brain_points, map_points, move_image, world_map
-    from flairqc_app.preprocess import preprocess_image, template_brain_mask
+    from flairqc_app.grid import template_brain_mask
+    from flairqc_app.preprocess import preprocess_image
 
     recipe = config.PREPROC_RECIPES[job["recipe"]]
     template = config.T1W_TEMPLATE if job["template"] == "T1w" else config.FLAIR_TEMPLATE
@@ -85,7 +88,7 @@ def consistency_error(as_is: dict, moved: dict, pose: int) -> float:
     """Registering a head and the same head moved by A: the moved transform must equal A^-1 after the first."""
     import numpy as np
 
-    from flairqc_app.alignment import world_map
+    from alignment_helpers import world_map
 
     a_inv = np.linalg.inv(world_map(*POSES[pose]))
     first = np.array(as_is["mapped"])

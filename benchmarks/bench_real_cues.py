@@ -32,7 +32,7 @@ from conftest import REALDATA  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, DEFAULT_MODELS_DIR
 from flairqc_app.infer import ModelSet, load_models
-from flairqc_app.resample import resize_to
+from flairqc_app.grid import resize_to
 from flairqc_app.synth import SynthConfig, render_case
 from flairqc_app.train.augment import sharpened
 from flairqc_app.train.cache import TEMPLATES, preprocess_for_training

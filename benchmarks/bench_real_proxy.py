@@ -35,7 +35,7 @@ import nibabel as nib
 from bench_default_models import REAL, REALDATA, flair_dataset, run_app  # noqa: E402 (its own folder)
 
 from flairqc_app.config import ARTEFACTS, DEFAULT_MODELS_DIR, TASKS
-from flairqc_app.infer import read_manifest
+from flairqc_app.manifest import read_manifest
 from flairqc_app.train import calibrate, proxy
 
 REJECTS = ("t1w", "t2w", "flair2d")  # realdata-dev images that must be rejected

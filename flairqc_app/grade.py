@@ -1,4 +1,4 @@
-"""From model probabilities to grades and tiers (method.md section 3; paper section 2.3).
+"""From model probabilities to grades and tiers (paper sections 2.3.1 and 2.4.2).
 
 Grade per artefact: 2 when the severe model fires, else 1 when the moderate model fires, else 0.
 Tier: 1 when every grade is 0, 3 when any grade is 2, 2 otherwise. A straight reject overrides the tier and the

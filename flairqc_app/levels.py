@@ -89,7 +89,8 @@ def set_thread_limits(threads: int) -> None:
 
 def participant_level(settings: Settings, selection: Selection, shown: Progress) -> int:
     """Select the images, process them in worker processes, summarise; exit 1 when an image failed."""
-    from flairqc_app.infer import read_thresholds, select_providers
+    from flairqc_app.infer import select_providers
+    from flairqc_app.manifest import read_thresholds
 
     try:
         select_providers(settings.device)

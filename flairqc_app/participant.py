@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
-import numpy as np
 
 from flairqc_app import __version__, atomic, derivatives, memory, tsv
-from flairqc_app.config import (FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SPACING_MM, INFERENCE_THREADS,
-                                SIDECAR_FIELDS, RunSettings)
+from flairqc_app.config import FLAIR_TEMPLATE, INFERENCE_THREADS, SIDECAR_FIELDS, RunSettings
 from flairqc_app.discover import FlairImage
 from flairqc_app.exceptions import ImageFailed
 from flairqc_app.gate import check_image, describe_limits
 from flairqc_app.grade import decide
+from flairqc_app.grid import grid_affine
 from flairqc_app.image_result import ImageResult, Outcome, write_result
-from flairqc_app.infer import ModelSet, load_models, sha256_of
+from flairqc_app.infer import ModelSet, load_models
+from flairqc_app.manifest import sha256_of
 from flairqc_app.schema import SIDECAR_COLUMNS
 from flairqc_app.workers import run_in_workers
 
@@ -218,8 +218,7 @@ def write_image_outputs(image: FlairImage, settings: RunSettings, result: Prepro
         document = mriqc_json(row, image.metadata, md5_of(image.path))
         atomic.write_json(derivatives.iqm_json(settings.output_dir, image), document)
     if settings.write_preproc:
-        affine = np.diag([GRID_SPACING_MM] * 3 + [1.0])
-        affine[:3, 3] = GRID_ORIGIN_RAS_MM
+        affine = grid_affine()
         img = nib.Nifti1Image(result.volume, affine)
         img.header.set_xyzt_units("mm", "sec")
         img.header.set_qform(affine, code=4)  # MNI

@@ -20,6 +20,7 @@ import numpy as np
 
 from flairqc_app import config
 from flairqc_app.config import PreprocSettings, RegistrationSettings
+from flairqc_app.grid import clip_and_scale, grid_affine, template_brain_mask
 
 # ITK reads its thread count once, at its first filter: set before anything runs (config.ANTS_THREADS says why)
 os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.ANTS_THREADS)
@@ -56,20 +57,9 @@ def read_template(path: Path) -> ants.ANTsImage:
 @lru_cache(maxsize=1)
 def output_grid() -> ants.ANTsImage:
     """The 169x208x179 1 mm grid with origin (-84, -119, -78) mm RAS and identity direction (Clinica)."""
-    affine = np.eye(4)
-    affine[:3, :3] *= config.GRID_SPACING_MM
-    affine[:3, 3] = config.GRID_ORIGIN_RAS_MM
-    grid = nib.Nifti1Image(np.zeros(config.GRID_SHAPE, np.float32), affine)
+    grid = nib.Nifti1Image(np.zeros(config.GRID_SHAPE, np.float32), grid_affine())
     grid.header.set_xyzt_units("mm", "sec")
     return ants.from_nibabel_nifti(grid)
-
-
-@lru_cache(maxsize=1)
-def template_brain_mask() -> np.ndarray:
-    """The template brain mask on the output grid (bool, RAS array order)."""
-    mask = ants.image_read(str(config.BRAIN_MASK), pixeltype="float")
-    on_grid = ants.resample_image_to_target(mask, output_grid(), interp_type="nearestNeighbor")
-    return ants.to_nibabel_nifti(on_grid).get_fdata() > 0.5
 
 
 @lru_cache(maxsize=2)
@@ -143,14 +133,6 @@ def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, settings: 
     if not transform.exists():
         raise RuntimeError("antsRegistration wrote no transform")
     return transform
-
-
-def clip_and_scale(volume: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
-    """Clip to the given percentiles of the whole volume, then scale to [0, 1] (paper, section 2.2)."""
-    low, high = np.percentile(volume, percentiles)
-    if high <= low:
-        return np.zeros_like(volume, dtype=np.float32)
-    return ((np.clip(volume, low, high) - low) / (high - low)).astype(np.float32)
 
 
 def normalised_cross_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:

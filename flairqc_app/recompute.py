@@ -16,7 +16,7 @@ from typing import Any
 from flairqc_app import __version__, atomic
 from flairqc_app.config import ARTEFACTS, TASKS
 from flairqc_app.grade import decide
-from flairqc_app.infer import read_manifest, read_thresholds
+from flairqc_app.manifest import read_manifest, read_thresholds
 from flairqc_app.report.rating import model_verdict_text
 from flairqc_app.report.verdict import as_number, category
 

@@ -20,7 +20,7 @@ from test_boutiques import DESCRIPTOR, EXPECTED, launch, small_dataset, verdicts
 from flairqc_app import __version__
 from flairqc_app.config import DEFAULT_MODELS_DIR, TASKS
 from flairqc_app.group import group_stem
-from flairqc_app.infer import read_manifest
+from flairqc_app.manifest import read_manifest
 from flairqc_app.synth import SynthConfig, generate_case
 from flairqc_app.tsv import read_table
 

@@ -11,7 +11,8 @@ import pytest
 from flairqc_app.config import DEFAULT_MODELS_DIR, FLAIR_TEMPLATE, PREPROC_RECIPES
 from flairqc_app.gate import check_image
 from flairqc_app.grade import decide
-from flairqc_app.infer import load_models, read_manifest
+from flairqc_app.infer import load_models
+from flairqc_app.manifest import read_manifest
 from flairqc_app.preprocess import preprocess_image
 from flairqc_app.synth import SynthConfig, generate_case
 

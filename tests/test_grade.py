@@ -1,4 +1,4 @@
-"""The tier rule of method.md section 3, as tables."""
+"""The tier rule (paper section 2.3.1, Table 2), as tables."""
 
 import pytest
 

@@ -12,7 +12,7 @@ from test_report_support import make_row
 from flairqc_app import tsv
 from flairqc_app.cli import main
 from flairqc_app.config import DEFAULT_MODELS_DIR, TASKS
-from flairqc_app.infer import read_manifest
+from flairqc_app.manifest import read_manifest
 
 # sub-1: every probability 0.3 (a reject under 0.25); sub-2: motion moderate 0.45 (grade 1 under the shipped
 # threshold, about 0.2, and 0 under 0.5)

@@ -8,7 +8,8 @@ from conftest import build_models_dir, sigmoid
 
 from flairqc_app.config import GRID_SHAPE, TASKS
 from flairqc_app.exceptions import ModelError
-from flairqc_app.infer import load_models, read_thresholds, select_providers
+from flairqc_app.infer import load_models, select_providers
+from flairqc_app.manifest import read_thresholds
 
 
 def manifest(directory):

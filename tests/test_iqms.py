@@ -178,7 +178,7 @@ def test_labels_in_native_space_match_ants(tmp_path):
     """The numpy resampling of the template labels through the inverse affine gives what ANTs gives."""
     import ants
 
-    from flairqc_app.alignment import move_image, world_map
+    from alignment_helpers import move_image, world_map
     from flairqc_app.preprocess import register_affine, to_ants
 
     moved = move_image(nib.load(str(config.FLAIR_TEMPLATE)), world_map((6, -4, 8), (5.0, -3.0, 4.0), 1.03),

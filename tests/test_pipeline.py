@@ -194,7 +194,8 @@ def test_write_preproc_keeps_the_image_the_models_saw(tmp_path):
     import numpy as np
 
     from flairqc_app.config import FLAIR_TEMPLATE, GRID_ORIGIN_RAS_MM, GRID_SHAPE
-    from flairqc_app.preprocess import normalised_cross_correlation, template_brain_mask, template_on_grid
+    from flairqc_app.grid import template_brain_mask
+    from flairqc_app.preprocess import normalised_cross_correlation, template_on_grid
 
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": template_head((6.0, -4.0, 3.0))})
     out = tmp_path / "out"

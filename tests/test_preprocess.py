@@ -9,17 +9,16 @@ from dataclasses import replace
 import nibabel as nib
 import numpy as np
 import pytest
+from alignment_helpers import alignment_error, move_image, world_map
 from conftest import REALDATA, template_head
 
 from flairqc_app import config
-from flairqc_app.alignment import alignment_error, move_image, world_map
 from flairqc_app.config import PREPROC_RECIPES
+from flairqc_app.grid import template_brain_mask
 from flairqc_app.preprocess import (
-    clip_and_scale,
     n4_correct,
     normalised_cross_correlation,
     preprocess_image,
-    template_brain_mask,
     template_on_grid,
     to_ants,
 )
@@ -72,15 +71,6 @@ def test_real_flair_lands_on_the_template():
     assert result.registration_ncc > 0.35
     assert result.registration_ncc > misregistered + 0.1
     assert set(result.timings) == {"load", "n4", "registration", "resample"}
-
-
-def test_clip_and_scale_uses_whole_volume_percentiles():
-    volume = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-    scaled = clip_and_scale(volume, (2.0, 98.0))
-    assert scaled.min() == 0.0 and scaled.max() == 1.0
-    # percentiles 2 and 98 of 0..999 are 19.98 and 979.02: 0..19 clip to 0, 980..999 to 1
-    assert (scaled == 0.0).sum() == 20 and (scaled == 1.0).sum() == 20
-    assert np.all(clip_and_scale(np.ones((4, 4, 4)), (2.0, 98.0)) == 0.0)
 
 
 def test_fast_n4_removes_a_known_bias_from_an_image_with_zero_background():

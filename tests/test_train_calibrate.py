@@ -6,7 +6,7 @@ import json
 import pytest
 
 from flairqc_app.config import ARTEFACTS, TASKS
-from flairqc_app.infer import read_thresholds
+from flairqc_app.manifest import read_thresholds
 from flairqc_app.train import calibrate
 from flairqc_app.train.cli import main as train_main
 
@@ -96,7 +96,8 @@ def test_flairqc_train_calibrate_writes_thresholds_the_app_reads(tmp_path, capsy
 def test_assemble_keeps_the_preferred_candidate_unless_another_is_measurably_better(tmp_path, capsys):
     from conftest import build_models_dir
 
-    from flairqc_app.infer import load_models, read_manifest
+    from flairqc_app.infer import load_models
+    from flairqc_app.manifest import read_manifest
 
     single = build_models_dir(tmp_path / "single", biases={t: -4.0 for t in TASKS})
     ensemble = build_models_dir(tmp_path / "ensemble", biases={t: -3.0 for t in TASKS})

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from flairqc_app.config import GRID_SHAPE, TASKS  # noqa: E402
-from flairqc_app.resample import resize_to  # noqa: E402
+from flairqc_app.grid import resize_to  # noqa: E402
 from flairqc_app.train import cli, loop, schedules  # noqa: E402
 from flairqc_app.train import settings as settings_mod  # noqa: E402
 from flairqc_app.train.cache import VolumeCache  # noqa: E402
@@ -24,7 +24,7 @@ from flairqc_app.train.loop import make_streams, train_step  # noqa: E402
 from flairqc_app.train.methods import METHODS  # noqa: E402
 from flairqc_app.train.metrics import best_threshold  # noqa: E402
 from flairqc_app.train.runner import fold_pools, load_fold_model, load_selected, train_run  # noqa: E402
-from flairqc_app.train.toy import toy_cache  # noqa: E402
+from toy_cache import toy_cache  # noqa: E402
 
 TINY_MODEL = {"input_shape": [24, 24, 24], "channels": [4, 8, 8], "hidden": [16, 8], "dropout": 0.0}
 
@@ -181,7 +181,7 @@ def test_a_brain_windowed_model_ignores_the_head_and_exports_its_window(cache, t
 
 
 def test_manifest_fields_follow_the_documented_format(models_dir):
-    from flairqc_app.infer import sha256_of
+    from flairqc_app.manifest import sha256_of
 
     manifest = json.loads((models_dir / "models" / "models.json").read_text())
     assert manifest["format_version"] == 1 and manifest["name"] == "test-models"

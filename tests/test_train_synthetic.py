@@ -148,7 +148,7 @@ def test_preprocessed_cache_holds_what_the_bids_app_computes(tmp_path: Path) -> 
     """preprocess="fast": each image goes through the BIDS-App preprocessing (T1w to the T1w template)."""
     from flairqc_app.config import FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
     from flairqc_app.preprocess import preprocess_image
-    from flairqc_app.resample import resize_to
+    from flairqc_app.grid import resize_to
     from flairqc_app.synth.plan import render_spec
 
     items = Part("s", "source", 1, seed=5).items() + Part("t", "target", 1, seed=6).items()

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from flairqc_app.config import GRID_SHAPE  # noqa: E402
-from flairqc_app.resample import resize_to  # noqa: E402
+from flairqc_app.grid import resize_to  # noqa: E402
 from flairqc_app.train import labels as lab  # noqa: E402
 from flairqc_app.train import schedules, settings  # noqa: E402
 from flairqc_app.train.cache import Sample, assign_test_split  # noqa: E402

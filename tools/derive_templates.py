@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from flairqc_app import config
-from flairqc_app.icbm import MNI_COPYRIGHT, load_icbm_maps
+from flairqc_app.synth.icbm import MNI_COPYRIGHT, load_icbm_maps
 
 # Relative FLAIR signal per tissue class (0..1): nulled CSF, WM darker than GM.
 FLAIR_CSF, FLAIR_GM, FLAIR_WM = 0.06, 0.80, 0.55

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flairqc_app.config import TASKS
+from flairqc_app.config import ARTEFACTS, TASKS
 from flairqc_app.report.iqms import group_section
 from flairqc_app.report.page import plotly_js, render
 from flairqc_app.report.verdict import CATEGORIES, as_number, category, text
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # recompute imports the report's verdict helpers
 
 PROBABILITY_FIELDS = tuple(f"p_{task}" for task in TASKS)
 NUMERIC_FIELDS = frozenset(
-    {"straight_reject", "tier", "motion", "noise", "contrast", "registration_ncc", *PROBABILITY_FIELDS}
+    {"straight_reject", "tier", *ARTEFACTS, "registration_ncc", *PROBABILITY_FIELDS}
 )
 # (row field, table header); headers stay short, the schema description is their tooltip.
 TABLE_COLUMNS = (
@@ -32,9 +32,7 @@ TABLE_COLUMNS = (
     ("reason", "reason"),
     ("straight_reject", "reject"),
     ("tier", "tier"),
-    ("motion", "motion"),
-    ("noise", "noise"),
-    ("contrast", "contrast"),
+    *((a, a) for a in ARTEFACTS),
     *((f"p_{t}", "p " + t.replace("_moderate", "≥1").replace("_severe", "2").replace("straight_reject", "reject")
        .replace("motion", "mot").replace("contrast", "con").replace("_", " ")) for t in TASKS),
     ("registration_ncc", "NCC"),
@@ -48,7 +46,7 @@ VERDICT_HEADER = (
 PREVIOUS_HEADER = ("previous", "was", "The verdict before the group level recomputed it with other thresholds.")
 # Shown when the page opens; the column chooser shows the others (status and reject are in the verdict badge).
 HIDDEN_COLUMNS = ("status", "straight_reject", "magnetic_field_strength", "manufacturers_model_name")
-GRADE_FIELDS = ("straight_reject", "tier", "motion", "noise", "contrast")
+GRADE_FIELDS = ("straight_reject", "tier", *ARTEFACTS)
 DECIMALS = 3
 MAX_BAR_GROUPS = 25  # scanner models beyond the 25 most frequent are pooled into one bar
 MAX_CHANGES_LISTED = 200  # the record (group_FLAIR_thresholds.json) and the table's "changed" search have them all

@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app.config import GRID_SPACING_MM, SIDECAR_FIELDS, TASKS
+from flairqc_app.grid import template_brain_mask
 from flairqc_app.report.figures import (
     VIEWS,
     canonical_volume,
@@ -22,7 +23,7 @@ from flairqc_app.report.figures import (
 from flairqc_app.report.iqms import render_section, section
 from flairqc_app.report.page import render
 from flairqc_app.report.rating import rating_context
-from flairqc_app.report.verdict import as_number, category, text, verdict
+from flairqc_app.report.verdict import as_number, badge, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME, ENTITY_COLUMNS, SIDECAR_COLUMNS
 
 IDENTITY_FIELDS = ("bids_name", "source_file", *(c.name for c in ENTITY_COLUMNS))
@@ -107,9 +108,6 @@ def original_strips(image: nib.Nifti1Image) -> tuple[list[Strip], list[Strip]]:
 
 def preprocessed_strips(volume: np.ndarray) -> list[Strip]:
     """The model input's montage, each strip with the template brain-mask outline as a layer over it."""
-    # Imported here: antspyx is slow to import and the group report never needs it.
-    from flairqc_app.preprocess import template_brain_mask
-
     zooms = (GRID_SPACING_MM,) * 3
     outlines = outline_strips(template_brain_mask(), volume, zooms)
     return [Strip(v, data_uri(s, "JPEG"), data_uri(o)) for v, s, o in zip(VIEWS, montage_strips(volume, zooms), outlines)]
@@ -126,7 +124,7 @@ def render_participant_report(
     return render(
         "participant.html.j2",
         bids_name=text(row.get("bids_name")),
-        verdict=verdict(row),
+        verdict=badge(row),
         warning=registration_warning(row),
         identity=table(row, IDENTITY_FIELDS),
         metadata=table(row, METADATA_FIELDS),

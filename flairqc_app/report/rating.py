@@ -8,7 +8,7 @@ when, and what the model said, so that disagreements with the model can be looke
 from __future__ import annotations
 
 from flairqc_app.config import ARTEFACTS
-from flairqc_app.report.verdict import as_int, text, verdict
+from flairqc_app.report.verdict import as_int, badge, text
 
 LABEL_COLUMNS = ("filename", "participant_id", "modality", "straight_reject", *ARTEFACTS)
 EXTRA_COLUMNS = ("rater", "rated_at", "comment", "bids_name", "input_sha256", "model_verdict",
@@ -24,7 +24,7 @@ def model_verdict_text(row: dict) -> str:
     'Tier 2 (motion 1)'
     """
     graded = [f"{a} {g}" for a in ARTEFACTS if (g := as_int(row.get(a)))]
-    shown = verdict(row)
+    shown = badge(row)
     return shown.headline + (f" ({', '.join(graded)})" if graded and shown.category.startswith("tier") else "")
 
 

@@ -25,7 +25,10 @@ CATEGORIES: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Badge:
+    """How a row's verdict is shown: its category (the colour), a headline and detail lines. Not grade.Verdict,
+    the decision itself: a badge is drawn from any row, including a TSV row read back at group level."""
+
     category: str  # a key of CATEGORIES
     headline: str
     details: tuple[str, ...]
@@ -85,17 +88,17 @@ def grades(row: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
-def verdict(row: dict) -> Verdict:
+def badge(row: dict) -> Badge:
     key = category(row)
     if key == "failed":
-        return Verdict(key, "Failed: not processed", _reason(row))
+        return Badge(key, "Failed: not processed", _reason(row))
     if key == "skipped":
-        return Verdict(key, "Skipped: straight reject by the input gate", _reason(row))
+        return Badge(key, "Skipped: straight reject by the input gate", _reason(row))
     if key == "reject":
         source = text(row.get("reject_source"))
         source_text = COLUMNS_BY_NAME["reject_source"].levels.get(source, source)
-        return Verdict(key, "Straight reject", (f"Rejected by: {source_text}", *_reason(row)))
+        return Badge(key, "Straight reject", (f"Rejected by: {source_text}", *_reason(row)))
     if key == "unknown":
-        return Verdict(key, "No verdict", ("The row has neither a tier nor a straight reject.",))
+        return Badge(key, "No verdict", ("The row has neither a tier nor a straight reject.",))
     tier = key[-1]
-    return Verdict(key, f"Tier {tier}", (TIER_LEVELS[tier], *grades(row)))
+    return Badge(key, f"Tier {tier}", (TIER_LEVELS[tier], *grades(row)))

@@ -1,6 +1,6 @@
 """Synthetic data engine: labelled FLAIR and T1w heads with graded artefacts and straight-reject cases.
 
-No labelled clinical FLAIR can be shipped (method.md section 5), so flairqc's default models, the SSDA
+No labelled clinical FLAIR can be shipped (the paper's images cannot leave the hospital, section 2.1), so flairqc's default models, the SSDA
 benchmark and the tests are built on images drawn here from the ICBM 2009a tissue maps. See
 docs/synthetic-data.md for the grade definitions, their parameter ranges and the calibration sheet.
 

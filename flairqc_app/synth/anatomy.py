@@ -71,7 +71,7 @@ def _neck(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def head_model() -> HeadModel:
     """Build (once per process, about 10 s) the head model from nilearn's ICBM 2009a maps."""
-    from flairqc_app.icbm import load_icbm_maps
+    from flairqc_app.synth.icbm import load_icbm_maps
 
     maps = load_icbm_maps()
     gm, wm, csf = (_pad_below(m, extrude=True) for m in (maps.gm, maps.wm, maps.csf))

@@ -13,14 +13,12 @@ import nibabel as nib
 import numpy as np
 from scipy import fft, ndimage
 
+from flairqc_app.config import ARTEFACTS
 from flairqc_app.synth import fields
 from flairqc_app.synth.geometry import rotation_matrix
 from flairqc_app.synth.measures import foreground_mask, reference_signal
 from flairqc_app.synth.params import (CONTRAST_GRADES, MOTION_GRADES, MOTION_GRADINGS, MOTION_VISIBLE_DRAWS,
                                       NOISE_GRADES)
-
-ARTEFACT_NAMES = ("motion", "noise", "contrast")
-
 
 # ---------------------------------------------------------------- motion
 @dataclass(frozen=True)
@@ -257,8 +255,8 @@ def apply_artefact(img: nib.Nifti1Image, artefact: str, grade: int, rng: np.rand
     Grade 0 returns the image unchanged (as float32). Same rng state, same output. `motion_grading` as in
     `draw_moved`.
     """
-    if artefact not in ARTEFACT_NAMES:
-        raise ValueError(f"artefact must be one of {ARTEFACT_NAMES}, not {artefact!r}")
+    if artefact not in ARTEFACTS:
+        raise ValueError(f"artefact must be one of {ARTEFACTS}, not {artefact!r}")
     if grade not in (0, 1, 2):
         raise ValueError(f"grade must be 0, 1 or 2, not {grade!r}")
     data = np.asarray(img.dataobj, dtype=np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 
 from flairqc_app import __version__
 from flairqc_app.config import CODE_URL
-from flairqc_app.icbm import MNI_COPYRIGHT
+from flairqc_app.synth.icbm import MNI_COPYRIGHT
 from flairqc_app.synth.case import Case, SynthConfig
 from flairqc_app.synth.labels import MISSING, data_dictionary, to_tsv
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from flairqc_app.config import ARTEFACTS
 from flairqc_app.synth import anatomy as anat
 from flairqc_app.synth import artefacts, fields, geometry, randomise, rejects
 from flairqc_app.synth.contrasts import draw_levels
@@ -253,7 +254,7 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
     image.set_sform(affine, code=1)
     ungraded = reject in UNGRADED_REJECTS
     labels = {"modality": modality, "straight_reject": int(reject is not None), "reject_reason": reject or MISSING,
-              **{name: MISSING if ungraded else grade for name, grade in zip(("motion", "noise", "contrast"), grades)},
+              **{name: MISSING if ungraded else grade for name, grade in zip(ARTEFACTS, grades)},
               **gen_fields(params)}
     return Case(image, labels, sidecar(rng, scanner, modality, acq.mr_acquisition_type),
                 tissue if with_tissue else None)

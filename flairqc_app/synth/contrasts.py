@@ -6,8 +6,6 @@ import numpy as np
 
 from flairqc_app.synth.params import RATIO_TO_WM, SEQUENCE_INTENSITIES
 
-SEQUENCES = tuple(SEQUENCE_INTENSITIES)
-
 
 def draw_levels(rng: np.random.Generator, sequence: str) -> dict[str, float]:
     """Per-class intensities; classes in RATIO_TO_WM are drawn as ratios to WM so their order always holds."""

@@ -24,8 +24,8 @@ import nibabel as nib
 import numpy as np
 
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
-from flairqc_app.infer import sha256_of
-from flairqc_app.resample import resize_to
+from flairqc_app.manifest import sha256_of
+from flairqc_app.grid import resize_to
 from flairqc_app.train import labels as lab
 from flairqc_app.train import splits
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SAMPLES_NAME = "samples.tsv"
 META_NAME = "cache.json"
-DOMAINS = ("source", "target")
 MODALITY = {"source": "T1w", "target": "FLAIR"}  # the domains of SSDA (paper): labelled T1w, FLAIR
 TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to its own template, as at inference
 # trainval: training and cross-validation folds; validation: labelled target images held out of training, in every

@@ -245,8 +245,7 @@ def assemble(models_dirs: dict[str, Path], records: dict[str, list[Calibration]]
     calibrated on the real-proxy set, with how it was set in the entry's provenance; returns the manifest."""
     import shutil
 
-    from flairqc_app import atomic
-    from flairqc_app.infer import MANIFEST_NAME, read_manifest
+    from flairqc_app.manifest import read_manifest, write_manifest
 
     out.mkdir(parents=True, exist_ok=True)
     manifests = {name: read_manifest(path) for name, path in models_dirs.items()}  # checks files and hashes
@@ -263,6 +262,6 @@ def assemble(models_dirs: dict[str, Path], records: dict[str, list[Calibration]]
         entry.setdefault("provenance", {})["threshold_set_on"] = {"set": "real proxy (flairqc_app/train/proxy.py)",
                                                                   "candidate": name, **asdict(record)}
         manifest["models"][task] = entry
-    atomic.write_json(out / MANIFEST_NAME, manifest)
+    write_manifest(out, manifest)
     read_manifest(out)
     return manifest

@@ -23,7 +23,6 @@ from flairqc_app.train.labels import TIER_TASK, tier
 from flairqc_app.train.metrics import balanced_accuracy, bootstrap_ci, confusion_matrix, mcnemar
 from flairqc_app.train.pools import test_pool
 
-TIER_TASKS = ("tier3_vs_tier21", "tier2_vs_tier1")
 METRIC_COLUMNS = ("approach", "task", "n", "n_positive", "balanced_accuracy", "ci_low", "ci_high", "sensitivity",
                   "specificity", "threshold")
 

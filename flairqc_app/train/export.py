@@ -9,7 +9,6 @@ provenance and the export fails above `tolerance`.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -19,9 +18,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from flairqc_app import atomic
-from flairqc_app.config import TASKS, TEMPLATE_SPACE
-from flairqc_app.infer import MANIFEST_NAME, NORMALISATION, SUPPORTED_FORMAT, sha256_of
+from flairqc_app.config import TASKS
+from flairqc_app.manifest import new_entry, read_or_new_manifest, write_manifest
 from flairqc_app.train.ensemble import load_trained
 
 log = logging.getLogger(__name__)
@@ -48,19 +46,6 @@ def onnx_max_abs_difference(model: torch.nn.Module, path: Path, inputs: np.ndarr
     if onnx_out.shape != torch_out.shape:
         raise RuntimeError(f"ONNX output shape {onnx_out.shape} != torch {torch_out.shape}")
     return float(np.max(np.abs(onnx_out - torch_out)))
-
-
-def read_or_new_manifest(models_dir: Path, name: str, version: str | None, description: str) -> dict[str, Any]:
-    """The set's manifest, or a new one (version 1.0.0 unless given). A version given for an existing manifest
-    replaces its own: a set whose models are replaced one by one is a new version of the set."""
-    path = models_dir / MANIFEST_NAME
-    if path.is_file():
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("format_version") != SUPPORTED_FORMAT:
-            raise ValueError(f"{path}: format_version {manifest.get('format_version')}, expected {SUPPORTED_FORMAT}")
-        return manifest | ({"version": version} if version else {})
-    return {"format_version": SUPPORTED_FORMAT, "name": name, "version": version or "1.0.0",
-            "description": description, "models": {}}
 
 
 def selection_provenance(record: dict[str, Any]) -> dict[str, Any]:
@@ -98,21 +83,17 @@ def export_run(run_dir: Path, models_dir: Path, model_version: str = "1.0.0", ch
     if difference > tolerance:
         onnx_path.unlink()
         raise RuntimeError(f"{task}: ONNX differs from torch by {difference:.3g} > {tolerance}")
-    entry = {
-        "file": onnx_path.name, "sha256": sha256_of(onnx_path), "version": model_version,
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "output_type": "logits", "positive_index": 1,
-        "input_shape": [1, 1, *trained.cache.shape], "normalisation": NORMALISATION, "space": TEMPLATE_SPACE,
-        "threshold": float(record["threshold"]),
-        "provenance": {
-            "trained_by": "flairqc-train", "method": record["method"], "code_version": record["code_version"],
-            "created": record["created"], "data_sha256": record["data_sha256"],
-            "preprocessing_recipe": record["cache_recipe"], **selection_provenance(record),
-            "metrics": {"validation_loss": record["val_loss"], "validation_ba": record["val_ba_at_threshold"],
-                        "folds": fold_metrics(record), **({"test": metrics} if metrics else {})},
-            "onnx_check": {"inputs": len(keys), "max_abs_difference": difference, "opset": OPSET},
-        },
+    provenance = {
+        "trained_by": "flairqc-train", "method": record["method"], "code_version": record["code_version"],
+        "created": record["created"], "data_sha256": record["data_sha256"],
+        "preprocessing_recipe": record["cache_recipe"], **selection_provenance(record),
+        "metrics": {"validation_loss": record["val_loss"], "validation_ba": record["val_ba_at_threshold"],
+                    "folds": fold_metrics(record), **({"test": metrics} if metrics else {})},
+        "onnx_check": {"inputs": len(keys), "max_abs_difference": difference, "opset": OPSET},
     }
+    entry = new_entry(onnx_path, model_version, INPUT_NAME, OUTPUT_NAME, [1, 1, *trained.cache.shape],
+                      float(record["threshold"]), provenance)
     manifest = read_or_new_manifest(models_dir, name, version, description)
     manifest["models"][task] = entry
-    atomic.write_json(models_dir / MANIFEST_NAME, manifest)
+    write_manifest(models_dir, manifest)
     return entry

@@ -1,4 +1,4 @@
-"""Every training setting in one place, with the paper's defaults (method.md section 3).
+"""Every training setting in one place, with the paper's defaults (paper section 2.4; docs/training.md).
 
 A run is fully described by one `TrainSettings`, saved as settings.json in the run directory and read back
 on `--resume`; a JSON or TOML file may override any field, and the CLI overrides the file.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,3 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainSet
     settings = from_dict(values)
     clean = {k: v for k, v in (overrides or {}).items() if v is not None}
     return from_dict(clean, settings) if clean else settings
-
-
-def with_model(settings: TrainSettings, **changes: Any) -> TrainSettings:
-    return replace(settings, model=replace(settings.model, **changes))

@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from flairqc_app.config import ARTEFACTS, DEFAULT_PREPROC, GRID_ORIGIN_RAS_MM, GRID_SHAPE, PREPROC_RECIPES
-from flairqc_app.preprocess import clip_and_scale
-from flairqc_app.resample import resize_to
+from flairqc_app.config import ARTEFACTS, DEFAULT_PREPROC, GRID_SHAPE, PREPROC_RECIPES
+from flairqc_app.grid import clip_and_scale, grid_affine, resize_to
 from flairqc_app.synth import SynthConfig
 from flairqc_app.synth.labels import MISSING
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
@@ -95,9 +94,7 @@ def to_model_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, i
     """World-coordinate linear resampling onto `shape` points spanning the 1 mm grid's field of view, then the
     paper's [2, 98] percentile clip and [0, 1] scaling. Outside the image is 0, as after registration."""
     step = np.diag([(g - 1) / (s - 1) for g, s in zip(GRID_SHAPE, shape)] + [1.0])
-    grid = np.eye(4)
-    grid[:3, 3] = GRID_ORIGIN_RAS_MM
-    m = np.linalg.inv(affine) @ grid @ step
+    m = np.linalg.inv(affine) @ grid_affine() @ step
     out = ndimage.affine_transform(np.asarray(data, np.float32), m[:3, :3], m[:3, 3], output_shape=shape, order=1)
     return clip_and_scale(out, PREPROC_RECIPES[DEFAULT_PREPROC].clip_percentiles)
 
@@ -133,7 +130,7 @@ def renderer_fingerprint() -> str:
     current code renders (a recipe keeps its name when its settings change)."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(repr(PREPROC_RECIPES).encode())
-    for path in sorted((package / "synth").glob("*.py")) + [package / "preprocess.py", package / "resample.py"]:
+    for path in sorted((package / "synth").glob("*.py")) + [package / "preprocess.py", package / "grid.py"]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 

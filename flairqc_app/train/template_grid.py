@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from flairqc_app.resample import resize_to
+from flairqc_app.grid import resize_to, template_brain_mask
 
 
 # How far past the template brain a brain-windowed network sees, and what a head swap leaves an image of its own:
@@ -23,8 +23,6 @@ BRAIN_WINDOW_MARGIN_MM = 6.0
 @lru_cache(maxsize=8)
 def template_brain(shape: tuple[int, int, int], margin_mm: float = 0.0) -> np.ndarray:
     """The template brain grown by `margin_mm` (on the 1 mm grid, before resizing), on a grid of `shape`."""
-    from flairqc_app.preprocess import template_brain_mask  # ANTs, imported only when a mask is needed
-
     brain = template_brain_mask()
     if margin_mm > 0:
         brain = ndimage.distance_transform_edt(~brain) <= margin_mm

@@ -1,7 +1,8 @@
 """Measure registration accuracy against a known answer: move an image by a known world-space affine,
 register it, and compare the recovered transform with the truth over the template brain.
 
-Used by the preprocessing tests and benchmarks/bench_preprocess.py.
+Test and benchmark code (tests/test_preprocess.py, tests/test_iqms.py, benchmarks/bench_preprocess.py), not
+part of the package.
 """
 
 from __future__ import annotations
@@ -13,23 +14,17 @@ import numpy as np
 from scipy import ndimage
 
 from flairqc_app import config
-from flairqc_app.preprocess import template_brain_mask
+from flairqc_app.grid import template_brain_mask
+from flairqc_app.synth.geometry import rotation_matrix
 
 LPS = np.array([-1.0, -1.0, 1.0])  # ITK transforms work in LPS coordinates
 
 
-def rotation(deg_x: float, deg_y: float, deg_z: float) -> np.ndarray:
-    rx, ry, rz = np.deg2rad([deg_x, deg_y, deg_z])
-    x = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
-    y = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
-    z = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-    return z @ y @ x
-
-
-def world_map(degrees: tuple[float, float, float], shift_mm: tuple[float, float, float], scale: float = 1.0) -> np.ndarray:
+def world_map(degrees: tuple[float, float, float], shift_mm: tuple[float, float, float],
+              scale: float = 1.0) -> np.ndarray:
     """A world-to-world affine A; the moved image shows, at world point x, the source image at A x."""
     a = np.eye(4)
-    a[:3, :3] = rotation(*degrees) * scale
+    a[:3, :3] = rotation_matrix(degrees) * scale
     a[:3, 3] = shift_mm
     return a
 

@@ -1,7 +1,7 @@
-"""A tiny T1w -> FLAIR domain-shift dataset built in memory, for tests and smoke runs of the toolkit.
+"""A tiny T1w -> FLAIR domain-shift dataset built in memory, for the toolkit's tests (not part of the package).
 
-Each volume is an ellipsoidal "brain" (GM rim, WM core, CSF ventricles) with the grades of method.md drawn
-on it: noise (Gaussian), motion (ghost + blur), contrast (GM/WM difference shrunk). The source (T1w) has
+Each volume is an ellipsoidal "brain" (GM rim, WM core, CSF ventricles) with the paper's grades (section 2.3.1)
+drawn on it: noise (Gaussian), motion (ghost + blur), contrast (GM/WM difference shrunk). The source (T1w) has
 WM brighter than GM, the target (FLAIR) the reverse plus a bias ramp, so a classifier trained on one domain
 does not transfer unchanged. It takes milliseconds per volume instead of ~30 s of preprocessing.
 """
@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from flairqc_app.config import ARTEFACTS
-from flairqc_app.preprocess import clip_and_scale
+from flairqc_app.grid import clip_and_scale
 from flairqc_app.train.cache import Sample, VolumeCache, assign_test_split
 
 LEVELS = {"source": {"csf": 0.15, "gm": 0.60, "wm": 0.90}, "target": {"csf": 0.05, "gm": 0.80, "wm": 0.55}}
