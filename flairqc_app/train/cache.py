@@ -9,7 +9,6 @@ preprocessing, and `add_array` builds it from in-memory volumes (tests, benchmar
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 import nibabel as nib
 import numpy as np
 
+from flairqc_app import tsv
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
 from flairqc_app.infer import sha256_of
 from flairqc_app.resample import resize_to
@@ -120,19 +120,16 @@ class VolumeCache:
         return keyed
 
     def write_samples(self, samples: list[Sample]) -> None:
-        rows = [[s.key, s.domain, s.filename, s.participant_id, s.group, s.straight_reject,
-                 *(s.grades.get(a) for a in ARTEFACTS), s.split, s.registration_ncc] for s in samples]
-        text = "\t".join(COLUMNS) + "\n" + "".join(
-            "\t".join(lab.NA if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row) + "\n"
-            for row in rows)
-        (self.root / SAMPLES_NAME).write_text(text, encoding="utf-8")
+        rows = [{"key": s.key, "domain": s.domain, "filename": s.filename, "participant_id": s.participant_id,
+                 "group": s.group, "straight_reject": s.straight_reject, **{a: s.grades.get(a) for a in ARTEFACTS},
+                 "split": s.split, "registration_ncc": s.registration_ncc} for s in samples]
+        tsv.write_rows(self.root / SAMPLES_NAME, COLUMNS, rows, cell=lambda v: tsv.format_cell(v, ".4f", True))
 
     def read_samples(self) -> list[Sample]:
-        with open(self.root / SAMPLES_NAME, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows = tsv.read_rows(self.root / SAMPLES_NAME)
 
         def num(text: str, kind: type) -> int | float | None:
-            return None if text == lab.NA else kind(text)
+            return None if text == tsv.NA else kind(text)
 
         for r in rows:  # an image of an unknown split would silently be in no pool at all
             if r["split"] not in SPLITS:
