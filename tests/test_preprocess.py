@@ -9,7 +9,7 @@ from dataclasses import replace
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import REALDATA, template_head
+from helpers import REALDATA, template_head
 
 from flairqc_app import config
 from flairqc_app.alignment import alignment_error, move_image, world_map
