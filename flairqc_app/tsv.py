@@ -41,8 +41,8 @@ def format_value(value: Any) -> str:
     return " ".join(text.split()) if any(c in text for c in "\t\r\n") else text
 
 
-def rows_text(columns: Iterable[str], rows: Iterable[dict[str, Any]], cell: Callable[[Any], str] = format_cell,
-              quoted: bool = False) -> str:
+def rows_text(columns: Iterable[str], rows: Iterable[dict[str, Any]],
+              cell: Callable[[Any], str] = format_cell, quoted: bool = False) -> str:
     r"""A header and one line per row (its values by column through `cell`, a missing one as None), each line
     ended by a newline; `quoted`: csv's minimal quoting (a cell holding a tab, quote or newline is quoted).
 

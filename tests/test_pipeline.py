@@ -53,7 +53,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture
 def own_run(run, tmp_path):
-    """A copy of the shared run's outputs, for a test that writes into them: the shared run stays as it was made."""
+    """A copy of the shared run's outputs for a test that writes into them: the shared run stays as made."""
     out = tmp_path / "out"
     shutil.copytree(run["out"], out)
     return {**run, "out": out}

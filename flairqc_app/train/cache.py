@@ -47,12 +47,13 @@ COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_rej
 
 @dataclass(frozen=True)
 class CacheRecipe:
-    """What a cache is built to: the volumes' shape and dtype and how each image is preprocessed, then (`prepare`)
-    how the samples are split, or (`train.synthetic.build_cache`) how the engine draws them. The cache keys are
-    made of the image, the preprocessing settings and the shape only, so the other fields never re-key a volume."""
+    """What a cache is built to: the volumes' shape and dtype and how each image is preprocessed, then
+    (`prepare`) how the samples are split, or (`train.synthetic.build_cache`) how the engine draws them.
+    A cache key is made of the image, the preprocessing settings and the shape only: the other fields never
+    re-key a volume."""
 
     shape: tuple[int, int, int]
-    preprocess: str | None = None  # a PREPROC_RECIPES name; None (synthetic only): the world-coordinate shortcut
+    preprocess: str | None = None  # PREPROC_RECIPES name; None (synthetic only): world-coordinate shortcut
     dtype: str = "float16"
     # prepare: the held-out splits (assign_validation_split, assign_test_split) and the unit of splitting
     test_fraction: float = 0.2
@@ -141,9 +142,11 @@ class VolumeCache:
 
     def write_samples(self, samples: list[Sample]) -> None:
         rows = [{"key": s.key, "domain": s.domain, "filename": s.filename, "participant_id": s.participant_id,
-                 "group": s.group, "straight_reject": s.straight_reject, **{a: s.grades.get(a) for a in ARTEFACTS},
-                 "split": s.split, "registration_ncc": s.registration_ncc} for s in samples]
-        tsv.write_rows(self.root / SAMPLES_NAME, COLUMNS, rows, cell=lambda v: tsv.format_cell(v, ".4f", True))
+                 "group": s.group, "straight_reject": s.straight_reject,
+                 **{a: s.grades.get(a) for a in ARTEFACTS}, "split": s.split,
+                 "registration_ncc": s.registration_ncc} for s in samples]
+        ncc_cell = lambda v: tsv.format_cell(v, ".4f", keep_nan=True)  # noqa: E731
+        tsv.write_rows(self.root / SAMPLES_NAME, COLUMNS, rows, cell=ncc_cell)
 
     def read_samples(self) -> list[Sample]:
         rows = tsv.read_rows(self.root / SAMPLES_NAME)
@@ -253,10 +256,11 @@ def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
                 yield sample, exc
 
 
-def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRecipe, jobs: int = 1) -> list[Sample]:
-    """Preprocess (once) and cache every source and target image with `recipe.preprocess`, then write samples.tsv
-    with the splits: the named validation participants (held out of training, in every fold's validation pool),
-    then the test split.
+def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRecipe,
+            jobs: int = 1) -> list[Sample]:
+    """Preprocess (once) and cache every source and target image with `recipe.preprocess`, then write
+    samples.tsv with the splits: the named validation participants (held out of training, in every fold's
+    validation pool), then the test split.
 
     T1w images are registered to the T1w template, FLAIR to the FLAIR template, exactly as at inference. An
     image that fails preprocessing is logged and left out; the others are kept.
@@ -264,13 +268,13 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRe
     preprocess, validation_participants = recipe.preprocess, recipe.validation_participants
     cache = VolumeCache(cache_dir, recipe.shape, recipe.dtype, preprocess)
     if cache.recipe != preprocess:
-        raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {preprocess!r}: use another "
-                         "cache")
+        raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {preprocess!r}: "
+                         "use another cache")
     pending = (dataset_samples(source_dir, "source", recipe.same_subjects)
                + dataset_samples(target_dir, "target", recipe.same_subjects))
     check_validation_participants([s for s, _ in pending], validation_participants)  # before hours of preprocessing
     previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
-    settings = repr(PREPROC_RECIPES[preprocess])  # in the key: a recipe keeps its name when its settings change
+    settings = repr(PREPROC_RECIPES[preprocess])  # in the key: settings may change under the same recipe name
     keyed = [(replace(s, key=cache_key(sha256_of(p), settings, cache.shape)), p) for s, p in pending]
     samples, todo = [], []
     for sample, path in keyed:

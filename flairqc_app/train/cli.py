@@ -275,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         from flairqc_app.train.cache import CacheRecipe, prepare
 
-        recipe = CacheRecipe(tuple(args.input_shape), args.recipe, args.dtype, test_fraction=args.test_fraction,
-                             seed=args.seed, same_subjects=args.same_subjects,
+        recipe = CacheRecipe(tuple(args.input_shape), args.recipe, args.dtype,
+                             test_fraction=args.test_fraction, seed=args.seed,
+                             same_subjects=args.same_subjects,
                              validation_participants=frozenset(args.validation_participants))
         samples = prepare(args.source, args.target, args.cache, recipe, args.jobs)
         print(f"{len(samples)} images cached in {args.cache}")

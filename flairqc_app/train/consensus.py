@@ -157,7 +157,8 @@ def write_labels(path: Path, result: Consensus) -> None:
     for row in result.disagreements:
         disputed.setdefault(row["filename"], []).append(row["label"])
     rows = [{"filename": label.filename, "participant_id": label.participant_id, "modality": label.modality,
-             "straight_reject": label.straight_reject, **label.grades, "n_raters": result.n_raters[label.filename],
+             "straight_reject": label.straight_reject, **label.grades,
+             "n_raters": result.n_raters[label.filename],
              "disputed": ",".join(disputed.get(label.filename, [])) or None} for label in result.labels]
     tsv.write_rows(path, (*LABEL_COLUMNS, "n_raters", "disputed"), rows)
 

@@ -146,7 +146,7 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _write_curves(path: Path, history: list[dict[str, Any]]) -> None:
-    tsv.write_rows(path, CURVE_COLUMNS, history, cell=lambda v: tsv.format_cell(v, keep_nan=True), quoted=True)
+    tsv.write_rows(path, CURVE_COLUMNS, history, lambda v: tsv.format_cell(v, keep_nan=True), quoted=True)
 
 
 def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: int, fold_dir: Path,
