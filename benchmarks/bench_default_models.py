@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import REALDATA, make_dataset  # noqa: E402
+from helpers import REALDATA, make_dataset  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
 from flairqc_app.infer import ModelSet, load_models

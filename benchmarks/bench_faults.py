@@ -32,7 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import (REALDATA, alive, build_models_dir, make_dataset, process_tree,  # noqa: E402
+from helpers import (REALDATA, alive, build_models_dir, make_dataset, process_tree,  # noqa: E402
                       template_head, write_claimed_grid)
 
 from flairqc_app.tsv import read_table  # noqa: E402

@@ -147,7 +147,7 @@ def bench_images(args: argparse.Namespace, models: Path, scratch: Path) -> None:
 
 def bench_group(rows_count: int, scratch: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from test_report_support import synthetic_rows
+    from helpers import synthetic_rows
 
     from flairqc_app import tsv
     from flairqc_app.group import run_group

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_default_models import degrade_real, print_task_header  # noqa: E402 (its own folder)
-from conftest import REALDATA  # noqa: E402
+from helpers import REALDATA  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, DEFAULT_MODELS_DIR
 from flairqc_app.infer import ModelSet, load_models

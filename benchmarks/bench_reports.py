@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 def bench_browser(page: Path, loads: int) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from test_report_support import chromium_driver
+    from helpers import chromium_driver
 
     table, loaded, plots, card, search = [], [], [], [], []
     for _ in range(loads):

@@ -23,7 +23,7 @@ from flairqc_app.config import ARTEFACTS
 from flairqc_app.synth.params import MOTION_GRADINGS
 from flairqc_app.synth.plan import CaseSpec
 from flairqc_app.train import settings as settings_mod
-from flairqc_app.train.cache import VolumeCache
+from flairqc_app.train.cache import CacheRecipe, VolumeCache
 from flairqc_app.train.evaluate import compare_predictions, evaluate_predictions, predict_run
 from flairqc_app.train.runner import train_run
 from flairqc_app.train.synthetic import Item, build_cache
@@ -58,8 +58,8 @@ def cached(args: argparse.Namespace) -> VolumeCache:
     stamp = args.out / "cache" / "bench.json"
     if stamp.is_file() and stamp.read_text() == fingerprint:
         return VolumeCache(args.out / "cache")
-    cache = build_cache(args.out / "cache", plan(args), tuple(args.shape), "2mm", args.jobs, "float32",
-                        motion_grading=args.motion_grading)
+    recipe = CacheRecipe(tuple(args.shape), dtype="float32", motion_grading=args.motion_grading)
+    cache = build_cache(args.out / "cache", plan(args), recipe, args.jobs)
     stamp.write_text(fingerprint)
     return cache
 

@@ -1,6 +1,6 @@
 """Boutiques descriptors (BIDS-App and VIP): validation, generated command lines, and runs through bosh.
 
-The launches run flairqc for real on a small dataset with the tests' own models (conftest.build_models_dir):
+The launches run flairqc for real on a small dataset with the tests' own models (helpers.build_models_dir):
 sub-01 is the FLAIR template (processed, motion_moderate fires: tier 2), sub-02 says it is 2D (skipped by the gate).
 """
 
@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import build_models_dir, make_dataset, template_head
+from helpers import build_models_dir, make_dataset, template_head
 
 from flairqc_app import __version__, config
 from flairqc_app.cli import build_parser

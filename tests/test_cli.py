@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import build_models_dir, make_dataset
+from helpers import build_models_dir, make_dataset
 
 from flairqc_app import __version__
 from flairqc_app.cli import main

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset
+from helpers import make_dataset
 from test_boutiques import DESCRIPTOR, EXPECTED, launch, small_dataset, verdicts
 
 from flairqc_app import __version__

@@ -12,7 +12,7 @@ import subprocess
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import REALDATA, make_dataset
+from helpers import REALDATA, make_dataset
 
 from flairqc_app import tsv
 from flairqc_app.config import TASKS

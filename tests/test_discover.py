@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from bids.layout import Query
-from conftest import make_dataset
+from helpers import make_dataset
 
 from flairqc_app.discover import discover, read_filter_file, read_labels_arg
 from flairqc_app.entities import Selection

@@ -21,7 +21,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import alive, build_models_dir, make_dataset, process_tree, template_head, write_claimed_grid
+from helpers import alive, build_models_dir, make_dataset, process_tree, template_head, write_claimed_grid
 
 from flairqc_app.cli import main
 from flairqc_app.tsv import read_table

@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import REALDATA, make_dataset, write_nifti
+from helpers import REALDATA, make_dataset, write_nifti
 from scipy import ndimage
 
 from flairqc_app import tsv

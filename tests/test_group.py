@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset
+from helpers import make_dataset
 
 from flairqc_app import tsv
 from flairqc_app.group import group_stem

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from test_report_support import make_row
+from helpers import make_row
 
 from flairqc_app import tsv
 from flairqc_app.cli import main

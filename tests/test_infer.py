@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import build_models_dir, sigmoid
+from helpers import build_models_dir, sigmoid
 
 from flairqc_app.config import GRID_SHAPE, TASKS
 from flairqc_app.exceptions import ModelError

@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import build_models_dir, make_dataset, template_head
+from helpers import build_models_dir, make_dataset, template_head
 
 from flairqc_app.cli import main
 from flairqc_app.iqm.definitions import IQM_COLUMNS, IQMS

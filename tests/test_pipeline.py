@@ -1,6 +1,6 @@
 """Participant then group on a small dataset, end to end through the CLI; resume; parallel jobs; browser.
 
-The models are the tests' own (conftest.build_models_dir): constant probabilities chosen so that the
+The models are the tests' own (helpers.build_models_dir): constant probabilities chosen so that the
 verdict is known in advance (motion moderate fires: tier 2), while preprocessing and inference are real.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 import pytest
-from conftest import REALDATA, build_models_dir, make_dataset, sigmoid, template_head
+from helpers import REALDATA, build_models_dir, make_dataset, sigmoid, template_head
 
 from flairqc_app import __version__
 from flairqc_app.cli import main
@@ -49,6 +49,14 @@ def run(tmp_path_factory):
     out = root / "out"
     code = main([str(bids), str(out), "participant", "group", "--models-dir", str(models)])
     return {"bids": bids, "out": out, "models": models, "code": code}
+
+
+@pytest.fixture
+def own_run(run, tmp_path):
+    """A copy of the shared run's outputs for a test that writes into them: the shared run stays as made."""
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    return {**run, "out": out}
 
 
 def table(run, rel):
@@ -122,7 +130,8 @@ def test_report_in_headless_chromium(run, chromium):
     assert "Tier 2" in proc.stdout and 'data-state="none">not rated<' in proc.stdout  # verdict shown, scripts ran
 
 
-def test_rerun_reuses_done_images_and_redoes_failed(run):
+def test_rerun_reuses_done_images_and_redoes_failed(own_run):
+    run = own_run
     done = run["out"] / "sub-01/ses-1/anat/sub-01_ses-1_desc-flairqc_FLAIR.tsv"
     before = done.stat().st_mtime_ns
     crash = run["out"] / "logs" / "crash-sub-03_FLAIR.txt"
@@ -134,7 +143,8 @@ def test_rerun_reuses_done_images_and_redoes_failed(run):
     assert crash.stat().st_mtime_ns > crash_before
 
 
-def test_group_filters_apply(run):
+def test_group_filters_apply(own_run):
+    run = own_run
     assert main([str(run["bids"]), str(run["out"]), "group", "--participant-label", "01", "03"]) == 0
     table = run["out"] / f"{group_stem({'subject': ['01', '03']})}.tsv"
     assert [r["bids_name"] for r in read_table(table)] == ["sub-01_ses-1_FLAIR", "sub-03_FLAIR"]

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from alignment_helpers import alignment_error, move_image, world_map
-from conftest import REALDATA, template_head
+from helpers import REALDATA, template_head
 
 from flairqc_app import config
 from flairqc_app.config import PREPROC_RECIPES

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import REALDATA, template_head
+from helpers import REALDATA, template_head
 from flairqc_app.config import FLAIR_TEMPLATE
 from flairqc_app.train import proxy
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_report_support import MALICIOUS, Page, browser, dump_dom, make_row, synthetic_rows
+from helpers import MALICIOUS, Page, browser, dump_dom, make_row, synthetic_rows
 
 from flairqc_app.config import TASKS
 from flairqc_app.report import render_group_report, render_participant_report

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 
 import pytest
-from test_report_support import MALICIOUS, Page, assert_self_contained, make_row, synthetic_rows
+from helpers import MALICIOUS, Page, assert_self_contained, make_row, synthetic_rows
 
 from flairqc_app.report import render_group_report
 from flairqc_app.report.group import MAX_BAR_GROUPS, stacked_figure

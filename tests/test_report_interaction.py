@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_report_support import browser, chromium_driver, make_row, requested_urls, synthetic_rows
+from helpers import browser, chromium_driver, make_row, requested_urls, synthetic_rows
 
 from flairqc_app.config import TASKS
 from flairqc_app.report import render_group_report, render_participant_report

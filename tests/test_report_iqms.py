@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from test_report_support import MALICIOUS, Page, assert_self_contained, browser, dump_dom, make_row
+from helpers import MALICIOUS, Page, assert_self_contained, browser, dump_dom, make_row
 
 from flairqc_app.group import run_group
 from flairqc_app.iqm.definitions import IQMS

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
-from test_report_support import MALICIOUS, Page, assert_self_contained, make_row
+from helpers import MALICIOUS, Page, assert_self_contained, make_row
 
 from flairqc_app.config import GRID_SHAPE, TASKS
 from flairqc_app.report import render_participant_report

@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_report_support import browser, chromium_driver, make_row
+from helpers import browser, chromium_driver, make_row
 
 from flairqc_app.config import TASKS
 from flairqc_app.report import render_group_report, render_participant_report

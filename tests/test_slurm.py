@@ -18,7 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import REALDATA, make_dataset, template_head, write_nifti
+from helpers import REALDATA, make_dataset, template_head, write_nifti
 
 from flairqc_app import tsv
 

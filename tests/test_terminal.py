@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import build_models_dir, make_dataset, template_head
+from helpers import build_models_dir, make_dataset, template_head
 
 pytestmark = pytest.mark.slow
 

@@ -94,7 +94,7 @@ def test_flairqc_train_calibrate_writes_thresholds_the_app_reads(tmp_path, capsy
 
 
 def test_assemble_keeps_the_preferred_candidate_unless_another_is_measurably_better(tmp_path, capsys):
-    from conftest import build_models_dir
+    from helpers import build_models_dir
 
     from flairqc_app.infer import load_models
     from flairqc_app.manifest import read_manifest

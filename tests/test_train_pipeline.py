@@ -17,7 +17,7 @@ from flairqc_app.config import GRID_SHAPE, TASKS  # noqa: E402
 from flairqc_app.grid import resize_to  # noqa: E402
 from flairqc_app.train import cli, loop, schedules  # noqa: E402
 from flairqc_app.train import settings as settings_mod  # noqa: E402
-from flairqc_app.train.cache import VolumeCache  # noqa: E402
+from flairqc_app.train.cache import CacheRecipe, VolumeCache  # noqa: E402
 from flairqc_app.train.ensemble import CombinedProbability, build, load_trained  # noqa: E402
 from flairqc_app.train.export import export_run  # noqa: E402
 from flairqc_app.train.loop import make_streams, train_step  # noqa: E402
@@ -296,17 +296,18 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
         return np.full(GRID_SHAPE[:1] + (4, 4), 0.5, np.float32), 0.9, 0.0
 
     monkeypatch.setattr(cache_mod, "_preprocess_one", fake)
-    samples = cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "fast", test_fraction=0.0)
+    recipe = CacheRecipe((6, 6, 6), "fast", test_fraction=0.0)
+    samples = cache_mod.prepare(src, tgt, tmp_path / "cache", recipe)
     assert len(samples) == 12 and len(calls) == 12
     assert all("T1w" in t for n, t in calls if "T1w" in n) and all("FLAIR" in t for n, t in calls if "FLAIR" in n)
     target = [s for s in samples if s.domain == "target"]
     assert sum(s.labelled for s in target) == 4 and sum(not s.labelled for s in target) == 2
     assert {s.group for s in target} == {f"target:sub-{i}" for i in range(6)}
     assert VolumeCache(tmp_path / "cache").load(samples[0].key).shape == (6, 6, 6)
-    cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "fast", test_fraction=0.0)
+    cache_mod.prepare(src, tgt, tmp_path / "cache", recipe)
     assert len(calls) == 12  # nothing is preprocessed twice
     with pytest.raises(ValueError, match="recipe"):
-        cache_mod.prepare(src, tgt, tmp_path / "cache", (6, 6, 6), "paper")
+        cache_mod.prepare(src, tgt, tmp_path / "cache", CacheRecipe((6, 6, 6), "paper"))
     # a site's held-out validation participants (through the command line, as a site gives them): all their
     # images leave training, their labelled FLAIR validates; the table on disk says so
     assert cli.main(["prepare", "--source", str(src), "--target", str(tgt), "--cache", str(tmp_path / "cache"),
@@ -320,8 +321,9 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
     others = [s for s in held if s.split != "validation"]
     assert len(others) == 10 and {s.split for s in others} == {"trainval", "test"}
     with pytest.raises(ValueError, match="sub-4, sub-9"):  # sub-4's FLAIR is unlabelled, sub-9 is not there
-        cache_mod.prepare(src, tgt, tmp_path / "other-cache", (6, 6, 6), "fast",
-                          validation_participants=frozenset({"sub-1", "sub-4", "sub-9"}))
+        held_out = frozenset({"sub-1", "sub-4", "sub-9"})
+        cache_mod.prepare(src, tgt, tmp_path / "other-cache",
+                          CacheRecipe((6, 6, 6), "fast", validation_participants=held_out))
     assert len(calls) == 12  # refused before any image is preprocessed
     table = tmp_path / "cache" / "samples.tsv"
     table.write_text(table.read_text().replace("\tvalidation\t", "\tvalidate\t", 1))

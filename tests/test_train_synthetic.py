@@ -8,11 +8,12 @@ import pytest
 from flairqc_app.config import GRID_ORIGIN_RAS_MM, GRID_SHAPE
 from flairqc_app.synth import SynthConfig, write_dataset
 from flairqc_app.train import synthetic
-from flairqc_app.train.cache import VolumeCache, prepare
+from flairqc_app.train.cache import CacheRecipe, VolumeCache, prepare
 from flairqc_app.train.labels import read_labels
 from flairqc_app.train.synthetic import JOURNAL_NAME, Part, build_cache, to_model_grid
 
 SHAPE = (57, 70, 60)
+RECIPE = CacheRecipe(SHAPE)
 
 
 def test_world_planes_land_where_their_world_position_says() -> None:
@@ -38,7 +39,7 @@ def test_cache_holds_engine_images_with_their_labels_and_splits(tmp_path: Path) 
              Part("r", "target", 2, seed=2, reject_fraction=1.0),
              Part("u", "target", 1, seed=3, labelled=False),
              Part("x", "target", 1, seed=4, split="test", artefact_fraction=1.0)]
-    cache = build_cache(tmp_path / "cache", [i for p in parts for i in p.items()], SHAPE, jobs=2)
+    cache = build_cache(tmp_path / "cache", [i for p in parts for i in p.items()], RECIPE, jobs=2)
     samples = {s.participant_id: s for s in cache.read_samples()}
     assert sorted(samples) == ["sub-r0000", "sub-r0001", "sub-s0000", "sub-s0001", "sub-u0000", "sub-x0000"]
     assert [samples[f"sub-s000{i}"].grades for i in range(2)] == [{"motion": 0, "noise": 0, "contrast": 0}] * 2
@@ -103,7 +104,7 @@ def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path:
     items = [i for p in (Part("s", "source", 2, seed=1), Part("x", "target", 2, seed=4, reject_fraction=0.5))
              for i in p.items()]
     root = tmp_path / "cache"
-    whole = build_cache(root, items, SHAPE).read_samples()
+    whole = build_cache(root, items, RECIPE).read_samples()
     journal = root / JOURNAL_NAME
     lines = journal.read_text().splitlines()
     assert len(lines) == 4
@@ -111,17 +112,17 @@ def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path:
     stamps = {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole}
     (root / "samples.tsv").unlink()  # killed while rendering the third image, mid-way through its journal line
     journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
-    assert build_cache(root, items, SHAPE).read_samples() == whole
+    assert build_cache(root, items, RECIPE).read_samples() == whole
     again = {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole}
     rendered = {p for p in stamps if again[p] != stamps[p]}
     assert rendered == {s.participant_id for s in whole[2:]}  # only the unfinished images
-    assert build_cache(root, items, SHAPE).read_samples() == whole  # complete: nothing rendered
+    assert build_cache(root, items, RECIPE).read_samples() == whole  # complete: nothing rendered
     assert {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole} == again
     other_seed = Part("s", "source", 2, seed=2).items()  # same participants, other images: not reused
-    changed = build_cache(root, other_seed, SHAPE).read_samples()
+    changed = build_cache(root, other_seed, RECIPE).read_samples()
     assert {s.key for s in changed}.isdisjoint({s.key for s in whole})
     monkeypatch.setattr(synthetic, "renderer_fingerprint", lambda: "changed engine")  # same plans, other code
-    assert build_cache(root, items, SHAPE).read_samples() == whole  # same pixels here, but all drawn again
+    assert build_cache(root, items, RECIPE).read_samples() == whole  # same pixels here, but all drawn again
     assert all(cache.path(s.key).stat().st_mtime_ns != again[s.participant_id] for s in whole)
 
 
@@ -131,7 +132,8 @@ def test_prepare_preprocesses_an_engine_dataset_like_the_bids_app(tmp_path: Path
     bids = write_dataset(tmp_path / "synth", 3, seed=7, reject_fraction=0.0, config=SynthConfig(grid="2mm"),
                          progress=False)
     labels = {r.filename: r for r in read_labels(bids / "labels.tsv")}
-    samples = prepare(bids, bids, tmp_path / "cache", (24, 29, 25), "fast", test_fraction=0.0, same_subjects=True)
+    recipe = CacheRecipe((24, 29, 25), "fast", test_fraction=0.0, same_subjects=True)
+    samples = prepare(bids, bids, tmp_path / "cache", recipe)
     assert sorted((s.domain, s.filename.split("_")[-1]) for s in samples) == \
         [("source", "T1w.nii.gz")] * 3 + [("target", "FLAIR.nii.gz")] * 3
     cache = VolumeCache(tmp_path / "cache")
@@ -152,7 +154,7 @@ def test_preprocessed_cache_holds_what_the_bids_app_computes(tmp_path: Path) -> 
     from flairqc_app.synth.plan import render_spec
 
     items = Part("s", "source", 1, seed=5).items() + Part("t", "target", 1, seed=6).items()
-    cache = build_cache(tmp_path / "cache", items, SHAPE, jobs=2, preprocess="fast")
+    cache = build_cache(tmp_path / "cache", items, CacheRecipe(SHAPE, "fast"), jobs=2)
     assert cache.recipe == "synth-fast"
     by_participant = {s.participant_id: s for s in cache.read_samples()}
     for item, template in zip(items, (T1W_TEMPLATE, FLAIR_TEMPLATE)):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_dataset
+from helpers import make_dataset
 
 from flairqc_app import tsv
 from flairqc_app.validate import Finding, ValidationReport, deno_finding

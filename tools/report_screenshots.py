@@ -33,7 +33,7 @@ def save_small(png: bytes, path: Path, height: int) -> None:
 
 
 def group_rows(out: Path) -> list[dict]:
-    from test_report_support import synthetic_rows
+    from helpers import synthetic_rows
 
     from flairqc_app.group import collect_rows
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from test_report_support import chromium_driver
+    from helpers import chromium_driver
 
     from flairqc_app.report import render_group_report
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flairqc_app.config import ARTEFACTS
 from flairqc_app.schema import COLUMNS_BY_NAME, GRADE_LEVELS, TIER_LEVELS
+from flairqc_app.tsv import NA, format_cell
 
 # Category key -> (label, colour). One source for the CSS variables of the pages and the plot colours.
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -56,11 +57,7 @@ def as_int(value: object) -> int | None:
 
 def text(value: object) -> str:
     """How a cell is shown: "n/a" for missing values, numbers without a trailing ".0"."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value == "":
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    return NA if value == "" else format_cell(value)
 
 
 def category(row: dict) -> str:

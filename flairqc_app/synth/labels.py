@@ -5,9 +5,9 @@ Columns are fixed whatever cases a dataset happens to contain, so tables from di
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
+
+from flairqc_app.tsv import NA, format_cell, rows_text
 
 ID_COLUMNS = ("filename", "participant_id", "session_id", "run_id", "acq_id")
 LABEL_COLUMNS = ("modality", "straight_reject", "reject_reason", "motion", "noise", "contrast")
@@ -27,7 +27,7 @@ GEN_PARAMETERS = (
 )
 GEN_COLUMNS = tuple(f"gen_{name}" for name in GEN_PARAMETERS)
 COLUMNS = ID_COLUMNS + LABEL_COLUMNS + GEN_COLUMNS
-MISSING = "n/a"
+MISSING = NA  # the cell of an absent label or parameter (case.py, bids.py)
 
 
 def gen_fields(parameters: dict[str, object]) -> dict[str, object]:
@@ -39,21 +39,12 @@ def gen_fields(parameters: dict[str, object]) -> dict[str, object]:
 
 
 def _cell(value: object) -> str:
-    if value is None or value == "":
-        return MISSING
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    return MISSING if value == "" else format_cell(value, keep_nan=True)
 
 
 def to_tsv(rows: Iterable[dict[str, object]]) -> str:
     """Tab-separated text, `n/a` for missing cells, COLUMNS order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in COLUMNS])
-    return buffer.getvalue()
+    return rows_text(COLUMNS, rows, _cell, quoted=True)
 
 
 COLUMN_DESCRIPTIONS = {

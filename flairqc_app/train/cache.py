@@ -9,7 +9,6 @@ preprocessing, and `add_array` builds it from in-memory volumes (tests, benchmar
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 import nibabel as nib
 import numpy as np
 
+from flairqc_app import tsv
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
 from flairqc_app.manifest import sha256_of
 from flairqc_app.grid import resize_to
@@ -42,6 +42,27 @@ TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to i
 SPLITS = ("trainval", "validation", "test")
 COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_reject", *ARTEFACTS, "split",
            "registration_ncc")
+
+
+@dataclass(frozen=True)
+class CacheRecipe:
+    """What a cache is built to: the volumes' shape and dtype and how each image is preprocessed, then
+    (`prepare`) how the samples are split, or (`train.synthetic.build_cache`) how the engine draws them.
+    A cache key is made of the image, the preprocessing settings and the shape only: the other fields never
+    re-key a volume."""
+
+    shape: tuple[int, int, int]
+    preprocess: str | None = None  # PREPROC_RECIPES name; None (synthetic only): world-coordinate shortcut
+    dtype: str = "float16"
+    # prepare: the held-out splits (assign_validation_split, assign_test_split) and the unit of splitting
+    test_fraction: float = 0.2
+    seed: int = 0
+    same_subjects: bool = False
+    validation_participants: frozenset[str] = frozenset()
+    # build_cache: the synthetic engine (SynthConfig)
+    grid: str = "2mm"
+    motion_grading: str = "displacement"
+    randomise: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,19 +140,18 @@ class VolumeCache:
         return keyed
 
     def write_samples(self, samples: list[Sample]) -> None:
-        rows = [[s.key, s.domain, s.filename, s.participant_id, s.group, s.straight_reject,
-                 *(s.grades.get(a) for a in ARTEFACTS), s.split, s.registration_ncc] for s in samples]
-        text = "\t".join(COLUMNS) + "\n" + "".join(
-            "\t".join(lab.NA if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row) + "\n"
-            for row in rows)
-        (self.root / SAMPLES_NAME).write_text(text, encoding="utf-8")
+        rows = [{"key": s.key, "domain": s.domain, "filename": s.filename, "participant_id": s.participant_id,
+                 "group": s.group, "straight_reject": s.straight_reject,
+                 **{a: s.grades.get(a) for a in ARTEFACTS}, "split": s.split,
+                 "registration_ncc": s.registration_ncc} for s in samples]
+        ncc_cell = lambda v: tsv.format_cell(v, ".4f", keep_nan=True)  # noqa: E731
+        tsv.write_rows(self.root / SAMPLES_NAME, COLUMNS, rows, cell=ncc_cell)
 
     def read_samples(self) -> list[Sample]:
-        with open(self.root / SAMPLES_NAME, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows = tsv.read_rows(self.root / SAMPLES_NAME)
 
         def num(text: str, kind: type) -> int | float | None:
-            return None if text == lab.NA else kind(text)
+            return None if text == tsv.NA else kind(text)
 
         for r in rows:  # an image of an unknown split would silently be in no pool at all
             if r["split"] not in SPLITS:
@@ -235,23 +255,25 @@ def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
                 yield sample, exc
 
 
-def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[int, int, int], recipe: str,
-            jobs: int = 1, test_fraction: float = 0.2, seed: int = 0, same_subjects: bool = False,
-            dtype: str = "float16", validation_participants: frozenset[str] = frozenset()) -> list[Sample]:
-    """Preprocess (once) and cache every source and target image, then write samples.tsv with the splits: the
-    named validation participants (held out of training, in every fold's validation pool), then the test split.
+def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRecipe,
+            jobs: int = 1) -> list[Sample]:
+    """Preprocess (once) and cache every source and target image with `recipe.preprocess`, then write
+    samples.tsv with the splits: the named validation participants (held out of training, in every fold's
+    validation pool), then the test split.
 
     T1w images are registered to the T1w template, FLAIR to the FLAIR template, exactly as at inference. An
     image that fails preprocessing is logged and left out; the others are kept.
     """
-    cache = VolumeCache(cache_dir, shape, dtype, recipe)
-    if cache.recipe != recipe:
-        raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {recipe!r}: use another cache")
-    pending = (dataset_samples(source_dir, "source", same_subjects)
-               + dataset_samples(target_dir, "target", same_subjects))
+    preprocess, validation_participants = recipe.preprocess, recipe.validation_participants
+    cache = VolumeCache(cache_dir, recipe.shape, recipe.dtype, preprocess)
+    if cache.recipe != preprocess:
+        raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {preprocess!r}: "
+                         "use another cache")
+    pending = (dataset_samples(source_dir, "source", recipe.same_subjects)
+               + dataset_samples(target_dir, "target", recipe.same_subjects))
     check_validation_participants([s for s, _ in pending], validation_participants)  # before hours of preprocessing
     previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
-    settings = repr(PREPROC_RECIPES[recipe])  # in the key: a recipe keeps its name when its settings change
+    settings = repr(PREPROC_RECIPES[preprocess])  # in the key: settings may change under the same recipe name
     keyed = [(replace(s, key=cache_key(sha256_of(p), settings, cache.shape)), p) for s, p in pending]
     samples, todo = [], []
     for sample, path in keyed:
@@ -260,8 +282,8 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[in
             samples.append(replace(sample, registration_ncc=old.registration_ncc if old else None))
         else:
             todo.append((sample, path))
-    log.info("prepare: %d cached, %d to preprocess with recipe %r", len(samples), len(todo), recipe)
-    for sample, outcome in _preprocess_all(todo, recipe, jobs):
+    log.info("prepare: %d cached, %d to preprocess with recipe %r", len(samples), len(todo), preprocess)
+    for sample, outcome in _preprocess_all(todo, preprocess, jobs):
         if isinstance(outcome, Exception):  # one bad image must not stop a cache of thousands
             log.error("prepare: %s failed and is left out: %s", sample.filename, outcome)
             continue
@@ -270,6 +292,6 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, shape: tuple[in
         samples.append(replace(sample, registration_ncc=ncc))
         log.info("prepare: %s (%s) %.1f s, NCC %.3f", sample.filename, sample.domain, seconds, ncc)
     samples = assign_validation_split(sorted(samples, key=lambda s: (s.domain, s.filename)), validation_participants)
-    samples = assign_test_split(samples, test_fraction, seed)
+    samples = assign_test_split(samples, recipe.test_fraction, recipe.seed)
     cache.write_samples(samples)
     return samples

@@ -17,13 +17,13 @@ Each threshold comes with the record of how it was set (`Calibration`).
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from flairqc_app import tsv
 from flairqc_app.config import ARTEFACTS, SEVERITIES, TASKS
 from flairqc_app.grade import decide
 
@@ -47,17 +47,12 @@ class Calibration:
 
 def write_cases(path: Path, rows: list[dict]) -> None:
     """The set's table, one row per image (None as an empty cell)."""
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    tsv.write_rows(path, rows[0], rows, cell=lambda v: "" if v is None else str(v), quoted=True)
 
 
 def read_cases(path: Path) -> list[dict]:
     """The set's table: numbers parsed, empty cells (a gate-skipped image has no probabilities) as None."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [{k: _parse(v) for k, v in row.items()} for row in rows]
+    return [{k: _parse(v) for k, v in row.items()} for row in tsv.read_rows(path, quoted=True)]
 
 
 def _parse(text: str) -> float | int | str | None:

@@ -241,13 +241,15 @@ def _ensemble(args: argparse.Namespace) -> None:
 def _synth_cache(args: argparse.Namespace) -> None:
     import tomllib
 
+    from flairqc_app.train.cache import CacheRecipe
     from flairqc_app.train.synthetic import Part, build_cache
 
     recipe = tomllib.loads(args.recipe.read_text(encoding="utf-8"))
     items = [item for part in recipe["parts"] for item in Part(**part).items()]
-    cache = build_cache(args.cache, items, tuple(recipe["input_shape"]), recipe.get("grid", "2mm"), args.jobs,
-                        recipe.get("dtype", "float16"), recipe.get("preprocess"),
-                        recipe.get("motion_grading", "displacement"), recipe.get("randomise", False))
+    cache = build_cache(args.cache, items, CacheRecipe(
+        tuple(recipe["input_shape"]), recipe.get("preprocess"), recipe.get("dtype", "float16"),
+        grid=recipe.get("grid", "2mm"), motion_grading=recipe.get("motion_grading", "displacement"),
+        randomise=recipe.get("randomise", False)), args.jobs)
     print(f"{len(items)} synthetic images cached in {cache.root}")
 
 
@@ -271,11 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "prepare":
-        from flairqc_app.train.cache import prepare
+        from flairqc_app.train.cache import CacheRecipe, prepare
 
-        samples = prepare(args.source, args.target, args.cache, tuple(args.input_shape), args.recipe, args.jobs,
-                          args.test_fraction, args.seed, args.same_subjects, args.dtype,
-                          frozenset(args.validation_participants))
+        recipe = CacheRecipe(tuple(args.input_shape), args.recipe, args.dtype,
+                             test_fraction=args.test_fraction, seed=args.seed,
+                             same_subjects=args.same_subjects,
+                             validation_participants=frozenset(args.validation_participants))
+        samples = prepare(args.source, args.target, args.cache, recipe, args.jobs)
         print(f"{len(samples)} images cached in {args.cache}")
     elif args.command == "synth-cache":
         _synth_cache(args)

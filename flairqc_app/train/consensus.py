@@ -9,7 +9,6 @@ and each rater's balanced accuracy against the consensus.
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 from collections import Counter
@@ -19,8 +18,10 @@ from pathlib import Path
 
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
 
+from flairqc_app import tsv
 from flairqc_app.config import ARTEFACTS
-from flairqc_app.train.labels import NA, LabelRow, read_labels
+from flairqc_app.train.labels import LabelRow, read_labels
+from flairqc_app.tsv import NA
 
 FIELDS = ("straight_reject", *ARTEFACTS)
 LABEL_COLUMNS = ("filename", "participant_id", "modality", "straight_reject", *ARTEFACTS)
@@ -48,10 +49,8 @@ def read_ratings(path: Path) -> list[Rating]:
     A file without a rater column is one rater, named after the file.
     """
     labels = read_labels(path)
-    with open(path, encoding="utf-8", newline="") as handle:
-        extra = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     ratings = []
-    for label, raw in zip(labels, extra):
+    for label, raw in zip(labels, tsv.read_rows(path)):
         if not label.labelled:
             continue
         rater = (raw.get("rater") or "").strip()
@@ -142,8 +141,8 @@ def build_consensus(ratings: list[Rating]) -> Consensus:
         for name in disputed:
             said = {rater: value_of(r, name) for rater, r in images[filename].items()}
             agreed = label.straight_reject if name == "straight_reject" else label.grades[name]
-            disagreements.append({"filename": filename, "label": name, "consensus": fmt(agreed),
-                                  **{f"rater_{k}": fmt(v) for k, v in sorted(said.items())}})
+            disagreements.append({"filename": filename, "label": name, "consensus": tsv.format_cell(agreed),
+                                  **{f"rater_{k}": tsv.format_cell(v) for k, v in sorted(said.items())}})
     result = Consensus(list(labels.values()), n_raters, disagreements)
     for a, b in combinations(raters, 2):
         result.kappa[f"{a}~{b}"] = {name: pair_kappa(images, a, b, name) for name in FIELDS}
@@ -152,35 +151,28 @@ def build_consensus(ratings: list[Rating]) -> Consensus:
     return result
 
 
-def fmt(value: object) -> str:
-    return NA if value is None else str(value)
-
-
 def write_labels(path: Path, result: Consensus) -> None:
     """labels.tsv as read_labels reads it, with the number of raters and the disputed labels of each image."""
     disputed: dict[str, list[str]] = {}
     for row in result.disagreements:
         disputed.setdefault(row["filename"], []).append(row["label"])
-    lines = ["\t".join((*LABEL_COLUMNS, "n_raters", "disputed"))]
-    for label in result.labels:
-        values = (label.filename, label.participant_id, label.modality, fmt(label.straight_reject),
-                  *(fmt(label.grades[a]) for a in ARTEFACTS), str(result.n_raters[label.filename]),
-                  ",".join(disputed.get(label.filename, [])) or NA)
-        lines.append("\t".join(values))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = [{"filename": label.filename, "participant_id": label.participant_id, "modality": label.modality,
+             "straight_reject": label.straight_reject, **label.grades,
+             "n_raters": result.n_raters[label.filename],
+             "disputed": ",".join(disputed.get(label.filename, [])) or None} for label in result.labels]
+    tsv.write_rows(path, (*LABEL_COLUMNS, "n_raters", "disputed"), rows)
 
 
 def write_disagreements(path: Path, result: Consensus) -> None:
     columns = ["filename", "label", "consensus"] + sorted({k for r in result.disagreements for k in r
                                                            if k.startswith("rater_")})
-    lines = ["\t".join(columns)] + ["\t".join(r.get(c, NA) for c in columns) for r in result.disagreements]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tsv.write_rows(path, columns, result.disagreements)
 
 
 def summary(result: Consensus) -> list[str]:
     """Readable lines: images, disagreements, kappa per pair and balanced accuracy per rater."""
     def scores(values: dict[str, float | None]) -> str:
-        return "  ".join(f"{name} {fmt(v) if v is None else f'{v:.2f}'}" for name, v in values.items())
+        return "  ".join(f"{name} {NA if v is None else f'{v:.2f}'}" for name, v in values.items())
 
     disputed = len({r["filename"] for r in result.disagreements})
     lines = [f"{len(result.labels)} image(s), {disputed} with a disagreement ({len(result.disagreements)} label(s))"]

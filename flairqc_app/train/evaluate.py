@@ -8,13 +8,13 @@ Outputs of `evaluate`: predictions.tsv, metrics.tsv, confusion.tsv and report.ht
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from flairqc_app import tsv
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS
 from flairqc_app.grade import artefact_grade, tier_from_grades
 from flairqc_app.train import report
@@ -104,21 +104,11 @@ def metric_row(p: Predictions, resamples: int = 1000, seed: int = 0) -> dict[str
 
 
 def write_tsv(path: Path, columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> None:
-    def fmt(v: Any) -> str:
-        if v is None or (isinstance(v, float) and not np.isfinite(v)):
-            return "n/a"
-        return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        columns = list(columns)
-        writer.writerow(columns)
-        writer.writerows([[fmt(r.get(c)) for c in columns] for r in rows])
+    tsv.write_rows(path, columns, rows, quoted=True)
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
+    return tsv.read_rows(path, quoted=True)
 
 
 def evaluate_predictions(all_predictions: list[Predictions], out_dir: Path, title: str,

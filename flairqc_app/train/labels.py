@@ -6,14 +6,13 @@ non-rejected images only; `tier` (the paper's direct tier classification) is 0/1
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from flairqc_app import tsv
 from flairqc_app.config import ARTEFACTS, TASKS
 from flairqc_app.grade import tier_from_grades
 
-NA = "n/a"
 LABELS_NAME = "labels.tsv"
 TIER_TASK = "tier"
 ALL_TASKS = TASKS + (TIER_TASK,)
@@ -36,7 +35,7 @@ class LabelRow:
 
 
 def _int_or_none(text: str | None, column: str, where: str, allowed: tuple[int, ...]) -> int | None:
-    if text is None or text.strip() in ("", NA):
+    if text is None or text.strip() in ("", tsv.NA):
         return None
     try:
         value = int(float(text))
@@ -49,22 +48,20 @@ def _int_or_none(text: str | None, column: str, where: str, allowed: tuple[int, 
 
 def read_labels(path: Path) -> list[LabelRow]:
     """Parse labels.tsv; a row whose straight_reject is n/a counts as unlabelled (kept, labelled False)."""
+    required = {"filename", "participant_id", "modality", "straight_reject", *ARTEFACTS}
+    missing = required - set(tsv.read_columns(path))
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
     rows = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        required = {"filename", "participant_id", "modality", "straight_reject", *ARTEFACTS}
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for line, raw in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            if raw["modality"] not in MODALITIES:
-                raise ValueError(f"{where}: modality {raw['modality']!r} not in {MODALITIES}")
-            rows.append(LabelRow(
-                filename=raw["filename"], participant_id=raw["participant_id"], modality=raw["modality"],
-                straight_reject=_int_or_none(raw["straight_reject"], "straight_reject", where, (0, 1)),
-                grades={a: _int_or_none(raw[a], a, where, (0, 1, 2)) for a in ARTEFACTS},
-            ))
+    for line, raw in enumerate(tsv.read_rows(path), start=2):
+        where = f"{path}:{line}"
+        if raw["modality"] not in MODALITIES:
+            raise ValueError(f"{where}: modality {raw['modality']!r} not in {MODALITIES}")
+        rows.append(LabelRow(
+            filename=raw["filename"], participant_id=raw["participant_id"], modality=raw["modality"],
+            straight_reject=_int_or_none(raw["straight_reject"], "straight_reject", where, (0, 1)),
+            grades={a: _int_or_none(raw[a], a, where, (0, 1, 2)) for a in ARTEFACTS},
+        ))
     return rows
 
 

@@ -10,7 +10,6 @@ the main-phase state with the lowest target validation loss is kept as best.pt (
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from flairqc_app import tsv
 from flairqc_app.train import schedules
 from flairqc_app.train.augment import augment_batch
 from flairqc_app.train.cache import VolumeCache
@@ -146,11 +146,7 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _write_curves(path: Path, history: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, CURVE_COLUMNS, delimiter="\t", restval="n/a", lineterminator="\n")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    tsv.write_rows(path, CURVE_COLUMNS, history, lambda v: tsv.format_cell(v, keep_nan=True), quoted=True)
 
 
 def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: int, fold_dir: Path,

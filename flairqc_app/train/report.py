@@ -3,7 +3,6 @@ curves (losses, lambda, learning rate, validation BA per epoch) and McNemar test
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from flairqc_app import tsv
 
 CURVE_PANELS = (("losses", ("loss", "loss_source", "loss_target", "loss_domain", "val_loss")),
                 ("lambda", ("lambda",)), ("learning rate", ("lr",)), ("validation BA", ("val_ba",)))
@@ -30,8 +31,7 @@ def selected_curves(run_dir: Path) -> list[dict[str, str]]:
     if not selection.is_file():
         return []
     fold = json.loads(selection.read_text())["fold"]
-    with open(Path(run_dir) / f"fold-{fold}" / "curves.tsv", encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
+    return tsv.read_rows(Path(run_dir) / f"fold-{fold}" / "curves.tsv", quoted=True)
 
 
 def ba_figure(metrics: list[dict[str, Any]]) -> go.Figure:

@@ -35,7 +35,8 @@ from flairqc_app.grid import clip_and_scale, grid_affine, resize_to
 from flairqc_app.synth import SynthConfig
 from flairqc_app.synth.labels import MISSING
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
-from flairqc_app.train.cache import MODALITY, SPLITS, TEMPLATES, Sample, VolumeCache, preprocess_for_training
+from flairqc_app.train.cache import (MODALITY, SPLITS, TEMPLATES, CacheRecipe, Sample, VolumeCache,
+                                     preprocess_for_training)
 
 log = logging.getLogger(__name__)
 WORLD = "synth-world"  # cache recipe of the shortcut: images resampled by world coordinates, not registered
@@ -162,20 +163,19 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else str(value)  # numpy scalars in the engine's labels
 
 
-def build_cache(root: Path, items: list[Item], shape: tuple[int, int, int], grid: str = "2mm", jobs: int = 1,
-                dtype: str = "float16", preprocess: str | None = None,
-                motion_grading: str = "displacement", randomise: bool = False) -> VolumeCache:
+def build_cache(root: Path, items: list[Item], recipe: CacheRecipe, jobs: int = 1) -> VolumeCache:
     """Render every item onto the model grid into the cache at `root`, then write samples.tsv with the splits;
-    `preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut);
+    `recipe.preprocess` names the BIDS-App recipe to run on each image (None: the world-coordinate shortcut);
     `motion_grading` how a motion plan earns its grade, `randomise` the engine's domain randomisation (SynthConfig).
     Items already journalled with their volume in the cache are not rendered again, so an interrupted run
     resumes where it stopped and a complete one costs nothing."""
-    recipe = WORLD if preprocess is None else f"synth-{preprocess}"
-    cache = VolumeCache(root, shape, dtype, recipe)
-    if cache.recipe != recipe:
-        raise ValueError(f"{root} holds a {cache.recipe!r} cache, not a {recipe!r} one: use another directory")
-    config = SynthConfig(grid=grid, motion_grading=motion_grading, randomise=randomise)
-    ids = [item_id(item, config, recipe) for item in items]
+    preprocess, shape = recipe.preprocess, recipe.shape
+    kind = WORLD if preprocess is None else f"synth-{preprocess}"
+    cache = VolumeCache(root, shape, recipe.dtype, kind)
+    if cache.recipe != kind:
+        raise ValueError(f"{root} holds a {cache.recipe!r} cache, not a {kind!r} one: use another directory")
+    config = SynthConfig(grid=recipe.grid, motion_grading=recipe.motion_grading, randomise=recipe.randomise)
+    ids = [item_id(item, config, kind) for item in items]
     journal = cache.root / JOURNAL_NAME
     done = {i: entry for i, entry in read_journal(journal).items() if cache.has(entry[0])}
     todo = [(item, i) for item, i in zip(items, ids) if i not in done]
