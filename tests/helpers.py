@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from flairqc_app.config import FLAIR_TEMPLATE, TASKS
+from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, TASKS
 from flairqc_app.grade import tier_from_grades
 from flairqc_app.iqm.definitions import IQMS
 from flairqc_app.schema import COLUMN_NAMES
@@ -201,7 +201,7 @@ def synthetic_rows(n: int, seed: int = 0, iqms: bool = False) -> list[dict]:
             "flairqc_version": "0.1.0",
         }
         if status == "ok":
-            grades = {a: rng.choice((0, 0, 0, 1, 1, 2)) for a in ("motion", "noise", "contrast")}
+            grades = {a: rng.choice((0, 0, 0, 1, 1, 2)) for a in ARTEFACTS}
             reject = int(rng.random() < 0.05)
             values.update(grades, straight_reject=reject, tier=None if reject else tier_from_grades(grades),
                           reject_source="model" if reject else None, registration_ncc=rng.uniform(0.4, 0.95),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flairqc_app.config import TASKS
+from flairqc_app.config import ARTEFACTS, TASKS
 from flairqc_app.grade import artefact_grade, decide, tier_from_grades
 
 HALF = {t: 0.5 for t in TASKS}
@@ -25,7 +25,7 @@ def test_artefact_grade_takes_severe_first_then_moderate(p_moderate, p_severe, g
     ],
 )
 def test_tier_rule(grades, tier):
-    assert tier_from_grades(dict(zip(("motion", "noise", "contrast"), grades))) == tier
+    assert tier_from_grades(dict(zip(ARTEFACTS, grades))) == tier
 
 
 def probabilities(**overrides):

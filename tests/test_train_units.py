@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flairqc_app.config import GRID_SHAPE  # noqa: E402
+from flairqc_app.config import ARTEFACTS, GRID_SHAPE  # noqa: E402
 from flairqc_app.grid import resize_to  # noqa: E402
 from flairqc_app.train import labels as lab  # noqa: E402
 from flairqc_app.train import schedules, settings  # noqa: E402
@@ -129,7 +129,7 @@ def _samples(n_participants: int = 60) -> list[Sample]:
         domain = "source" if i < n_participants // 2 else "target"
         for j in range(1 + i % 3):  # 1-3 images per participant
             labelled = not (domain == "target" and j == 2)
-            grades = {a: int(rng.integers(0, 3)) for a in ("motion", "noise", "contrast")}
+            grades = {a: int(rng.integers(0, 3)) for a in ARTEFACTS}
             out.append(Sample(key=f"{i}-{j}", domain=domain, filename=f"sub-{i}/anat/x{j}.nii.gz",
                               participant_id=f"sub-{i}", group=f"{domain}:sub-{i}",
                               straight_reject=int(rng.random() < 0.1) if labelled else None,
