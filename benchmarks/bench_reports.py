@@ -44,7 +44,7 @@ def bench_browser(page: Path, loads: int) -> None:
             driver.get(page.as_uri())
             WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qc-table tbody tr"))
             body = driver.find_element(By.TAG_NAME, "body")
-            WebDriverWait(driver, 60).until(lambda d: body.get_attribute("data-plots-drawn-ms"))
+            WebDriverWait(driver, 60).until(lambda d, body=body: body.get_attribute("data-plots-drawn-ms"))
             table.append(int(body.get_attribute("data-table-shown-ms")) / 1000)
             plots.append(int(body.get_attribute("data-plots-drawn-ms")) / 1000)
             loaded.append(driver.execute_script(
@@ -55,7 +55,7 @@ def bench_browser(page: Path, loads: int) -> None:
             before = driver.find_element(By.ID, "pager").text
             tic = time.perf_counter()
             driver.find_element(By.ID, "search").send_keys("siemens")
-            WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "pager").text != before)
+            WebDriverWait(driver, 30).until(lambda d, before=before: d.find_element(By.ID, "pager").text != before)
             search.append(time.perf_counter() - tic)
         finally:
             driver.quit()
