@@ -121,8 +121,9 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
         **anatomy.summary(), **{f"level_{k}": round(levels[k], 4) for k in ("csf", "gm", "wm", "lesion", "fat")},
         "manufacturer": scanner.manufacturer, "model": scanner.model, "field_strength_t": scanner.field_t,
     }
-    scene = Scene(seed, acq, pose, anatomy, levels, scanner.field_t, grades, contrast_mode, config.motion_grading,
-                  config.zero_background, with_tissue or kind.needs_tissue or rand is not None, with_tissue, rand)
+    want_tissue = with_tissue or kind.needs_tissue or rand is not None
+    scene = Scene(seed, acq, pose, anatomy, levels, scanner.field_t, grades, contrast_mode,
+                  config.motion_grading, config.zero_background, want_tissue, with_tissue, rand)
     rendered = kind.render(rng, scene, params)
     data, affine, tissue, params = rendered.data, rendered.affine, rendered.tissue, rendered.params
     if rand is not None:

@@ -40,9 +40,9 @@ def acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry.
 
 def background(data: np.ndarray, clean: np.ndarray, voxel_mm: tuple[float, float, float], seed: int,
                zero: bool | None, params: dict[str, object]) -> np.ndarray:
-    """Air kept noisy, or set to exactly 0 beyond BACKGROUND_MARGIN_MM of the object as by scanners' background
-    suppression, converters and defacing (the real 3D FLAIR of realdata-dev is 48 % exact zeros). Drawn from
-    its own stream, so the other draws of a seed stay what they were."""
+    """Air kept noisy, or set to exactly 0 beyond BACKGROUND_MARGIN_MM of the object as by scanners'
+    background suppression, converters and defacing (the real 3D FLAIR of realdata-dev is 48 % exact zeros).
+    Drawn from its own stream, so the other draws of a seed stay what they were."""
     if zero is None:
         zero = bool(np.random.default_rng([seed, 3]).random() < ZERO_BACKGROUND_PROBABILITY)
     params["zero_background"] = int(zero)

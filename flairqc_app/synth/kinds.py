@@ -129,7 +129,8 @@ def _near_empty(rng: np.random.Generator, scene: Scene, params: dict[str, object
     params = _headless(scene, params)
     spots = rejects.NearEmpty.draw(rng, scene.acq.shape)
     params.update(spots.summary())
-    return Rendered(spots.render(scene.acq.shape), scene.acq.affine, _no_tissue(scene), params, NEAR_EMPTY_MAX)
+    image = spots.render(scene.acq.shape)
+    return Rendered(image, scene.acq.affine, _no_tissue(scene), params, NEAR_EMPTY_MAX)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ def _world_mm(acq: Acquisition) -> list[np.ndarray]:
 class Phantom:
     """A cylindrical QA phantom (tilted a little) with rods and spheres of other intensities.
 
-    rods: (angle, offset mm, radius mm, intensity) each; spheres: (centre offset mm, radius mm, intensity) each.
+    rods: (angle, offset mm, radius mm, intensity) each; spheres: (centre offset mm, radius mm, intensity)
+    each.
     """
 
     diameter: float
@@ -120,10 +121,12 @@ class Phantom:
     def draw(cls, rng: np.random.Generator) -> Phantom:
         diameter, length = PHANTOM_DIAMETER_MM.draw(rng), PHANTOM_LENGTH_MM.draw(rng)
         tilt = tuple(rng.uniform(-8.0, 8.0, 3))
-        rods = tuple((rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.7) * diameter / 2.0, rng.uniform(3.0, 10.0),
-                      rng.uniform(0.1, 2.0)) for _ in range(int(rng.integers(4, 10))))
-        spheres = tuple((rng.uniform(-0.3, 0.3, 3) * np.array([diameter, diameter, length]), rng.uniform(5.0, 15.0),
-                         rng.uniform(0.1, 2.0)) for _ in range(int(rng.integers(2, 6))))
+        rods = tuple((rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.7) * diameter / 2.0,
+                      rng.uniform(3.0, 10.0), rng.uniform(0.1, 2.0))
+                     for _ in range(int(rng.integers(4, 10))))
+        spheres = tuple((rng.uniform(-0.3, 0.3, 3) * np.array([diameter, diameter, length]),
+                         rng.uniform(5.0, 15.0), rng.uniform(0.1, 2.0))
+                        for _ in range(int(rng.integers(2, 6))))
         return cls(diameter, length, tilt, rods, spheres)
 
     def render(self, acq: Acquisition) -> np.ndarray:
@@ -133,7 +136,8 @@ class Phantom:
         x, y, z = (sum(np.float32(tilt[a, r]) * (world[a] - np.float32(centre[a])) for a in range(3))
                    for r in range(3))
         radius2 = x * x + y * y
-        image = ((radius2 <= (self.diameter / 2.0) ** 2) & (np.abs(z) <= self.length / 2.0)).astype(np.float32)
+        inside = (radius2 <= (self.diameter / 2.0) ** 2) & (np.abs(z) <= self.length / 2.0)
+        image = inside.astype(np.float32)
         for angle, offset, rod_r, value in self.rods:
             inside = (x - offset * np.cos(angle)) ** 2 + (y - offset * np.sin(angle)) ** 2 <= rod_r**2
             image[inside & (image > 0)] = value
@@ -158,8 +162,9 @@ class NearEmpty:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, shape: tuple[int, int, int]) -> NearEmpty:
-        return cls(tuple(([int(rng.integers(n)) for n in shape], int(rng.integers(1, 4)), rng.uniform(0.2, 1.0))
-                         for _ in range(int(rng.integers(1, 4)))))
+        spots = int(rng.integers(1, 4))
+        return cls(tuple(([int(rng.integers(n)) for n in shape], int(rng.integers(1, 4)),
+                          rng.uniform(0.2, 1.0)) for _ in range(spots)))
 
     def render(self, shape: tuple[int, int, int]) -> np.ndarray:
         image = np.zeros(shape, np.float32)
