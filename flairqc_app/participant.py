@@ -170,7 +170,7 @@ def run_stages(result: ImageResult, settings: RunSettings, models: ModelSet) -> 
                    reject_source="model" if verdict.straight_reject else None)
         write_image_outputs(image, settings, prep, row)
         log.debug("%s: stages %s", image.bids_name,
-                  ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in prep.timings.items()) or "n/a")
+                  ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in prep.timings.items()) or tsv.NA)
         result.preprocessed, result.thresholds = prep.volume, models.thresholds
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,6 @@ Import them as `from helpers import ...` (pytest puts tests/ on sys.path; benchm
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import random
@@ -25,6 +24,7 @@ from PIL import Image
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, TASKS
 from flairqc_app.grade import tier_from_grades
 from flairqc_app.iqm.definitions import IQMS
+from flairqc_app.manifest import SUPPORTED_FORMAT, new_entry, write_manifest
 from flairqc_app.schema import COLUMN_NAMES
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev"
@@ -102,15 +102,11 @@ def build_models_dir(directory: Path, biases: dict[str, float] | None = None, we
     for task in TASKS:
         path = directory / f"{task}.onnx"
         onnx.save(_affine_model(weight, (biases or {}).get(task, -4.0), list(input_shape)), str(path))
-        entries[task] = {
-            "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "version": "0.0.1-test",
-            "input_name": "image", "output_name": "logits", "output_type": "logits", "positive_index": 1,
-            "input_shape": list(input_shape), "normalisation": "clip_p2_p98_minmax",
-            "space": "MNI152NLin2009aSym", "threshold": (thresholds or {}).get(task, 0.5),
-            "provenance": {"trained_by": "tests/helpers.py (not a trained model)"},
-        }
-    manifest = {"format_version": 1, "name": "test-models", "version": "0", "models": entries}
-    (directory / "models.json").write_text(json.dumps(manifest, indent=1))
+        entries[task] = new_entry(path, "0.0.1-test", "image", "logits", list(input_shape),
+                                  (thresholds or {}).get(task, 0.5),
+                                  {"trained_by": "tests/helpers.py (not a trained model)"})
+    write_manifest(directory, {"format_version": SUPPORTED_FORMAT, "name": "test-models", "version": "0",
+                               "models": entries})
     return directory
 
 

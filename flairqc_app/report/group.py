@@ -17,6 +17,7 @@ from flairqc_app.report.iqms import group_section
 from flairqc_app.report.page import plotly_js, render
 from flairqc_app.report.verdict import CATEGORIES, as_number, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME
+from flairqc_app.tsv import NA
 
 if TYPE_CHECKING:  # recompute imports the report's verdict helpers
     from flairqc_app.recompute import Recomputed
@@ -58,7 +59,7 @@ def cell(row: dict, field: str) -> str | float | None:
         number = as_number(row.get(field))
         return None if number is None else round(number, DECIMALS)
     shown = text(row.get(field))
-    return None if shown == "n/a" else shown
+    return None if shown == NA else shown
 
 
 def table_payload(rows: list[dict], previous: dict[str, str] | None = None) -> dict:
@@ -82,11 +83,11 @@ def table_payload(rows: list[dict], previous: dict[str, str] | None = None) -> d
 
 def field_strength(row: dict) -> str:
     tesla = as_number(row.get("magnetic_field_strength"))
-    return f"{tesla:g} T" if tesla is not None else text(row.get("magnetic_field_strength")).strip() or "n/a"
+    return f"{tesla:g} T" if tesla is not None else text(row.get("magnetic_field_strength")).strip() or NA
 
 
 def field_text(name: str) -> Callable[[dict], str]:
-    return lambda row: text(row.get(name)).strip() or "n/a"
+    return lambda row: text(row.get(name)).strip() or NA
 
 
 # the plotly toolbar takes the top-left corner of each plot: the title goes below it
@@ -123,7 +124,7 @@ def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str
 def informative(figure: dict) -> bool:
     """False for a chart with one group only, "n/a" (no sidecar had the field): it would be one empty bar."""
     groups = {x for trace in figure["data"] for x, y in zip(trace["x"], trace["y"]) if y}
-    return groups != {"n/a"} and bool(groups)
+    return groups != {NA} and bool(groups)
 
 
 def table_headers(recomputed: bool = False) -> list[tuple[str, str, str]]:

@@ -21,6 +21,7 @@ from flairqc_app.iqm.definitions import DIMENSIONLESS, FAMILIES, IQMS, NOTES_COL
 from flairqc_app.iqm.ranking import percentiles, second_opinion
 from flairqc_app.report.page import environment
 from flairqc_app.report.verdict import as_number, text
+from flairqc_app.tsv import NA
 
 log = logging.getLogger("flairqc")
 START, END = "<!-- flairqc:iqms -->", "<!-- /flairqc:iqms -->"
@@ -63,11 +64,11 @@ def section(row: dict, ranks: dict[str, float] | None = None, run_size: int = 0,
     lines = []
     for iqm in IQMS:
         value = text(as_number(row.get(iqm.column)))
-        if value != "n/a" and iqm.units != DIMENSIONLESS:
+        if value != NA and iqm.units != DIMENSIONLESS:
             value = f"{value} {iqm.units}"
         rank = (ranks or {}).get(iqm.column)
         lines.append(IqmLine(iqm.column, iqm.family, iqm.long_name, iqm.description, value,
-                             "n/a" if rank is None else f"{rank:g}", ARROWS[iqm.better]))
+                             NA if rank is None else f"{rank:g}", ARROWS[iqm.better]))
     lines.sort(key=lambda line: FAMILIES.index(line.family))
     return IqmSection(tuple(lines), ranks is not None, run_size, opinions, text(row.get(NOTES_COLUMN)))
 

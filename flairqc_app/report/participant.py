@@ -25,6 +25,7 @@ from flairqc_app.report.page import render
 from flairqc_app.report.rating import rating_context
 from flairqc_app.report.verdict import as_number, badge, category, text
 from flairqc_app.schema import COLUMNS_BY_NAME, ENTITY_COLUMNS, SIDECAR_COLUMNS
+from flairqc_app.tsv import NA
 
 IDENTITY_FIELDS = ("bids_name", "source_file", *(c.name for c in ENTITY_COLUMNS))
 METADATA_FIELDS = (
@@ -75,7 +76,7 @@ def table(row: dict, fields: tuple[str, ...]) -> list[TableRow]:
     for name in fields:
         column = COLUMNS_BY_NAME[name]
         value = text(row.get(name))
-        if column.units and value != "n/a":
+        if column.units and value != NA:
             value = f"{value} {column.units}"
         out.append(TableRow(column.long_name, column.description, value))
     return out

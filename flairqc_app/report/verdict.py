@@ -72,8 +72,8 @@ def category(row: dict) -> str:
 
 def _reason(row: dict) -> tuple[str, ...]:
     code, detail = text(row.get("reason")), text(row.get("reason_detail"))
-    lines = [f"Reason: {code}"] if code != "n/a" else []
-    return tuple(lines + ([detail] if detail != "n/a" else []))
+    lines = [f"Reason: {code}"] if code != NA else []
+    return tuple(lines + ([detail] if detail != NA else []))
 
 
 def grades(row: dict) -> tuple[str, ...]:
@@ -81,7 +81,7 @@ def grades(row: dict) -> tuple[str, ...]:
     out = []
     for artefact in ARTEFACTS:
         grade = as_int(row.get(artefact))
-        out.append(f"{artefact}: {GRADE_LEVELS.get(str(grade), 'n/a')}")
+        out.append(f"{artefact}: {GRADE_LEVELS.get(str(grade), NA)}")
     return tuple(out)
 
 

@@ -19,6 +19,7 @@ from flairqc_app.synth.geometry import rotation_matrix
 from flairqc_app.synth.measures import foreground_mask, reference_signal
 from flairqc_app.synth.params import (CONTRAST_GRADES, MOTION_GRADES, MOTION_GRADINGS, MOTION_VISIBLE_DRAWS,
                                       NOISE_GRADES)
+from flairqc_app.tsv import NA
 
 # ---------------------------------------------------------------- motion
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class ContrastPlan:
         return {"contrast_mode": self.mode, "contrast_residual": round(self.residual, 3),
                 "contrast_region_fraction": round(self.region_fraction, 3),
                 "contrast_outside_residual": round(self.outside_residual, 3),
-                "csf_to_wm": "n/a" if self.csf_to_wm is None else round(self.csf_to_wm, 3)}
+                "csf_to_wm": NA if self.csf_to_wm is None else round(self.csf_to_wm, 3)}
 
 
 def draw_contrast(rng: np.random.Generator, grade: int, mode: str = "gm_wm") -> ContrastPlan | None:

@@ -23,6 +23,7 @@ from flairqc_app.synth.icbm import MNI_COPYRIGHT
 from flairqc_app.synth.case import Case, SynthConfig
 from flairqc_app.synth.labels import MISSING, data_dictionary, to_tsv
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
+from flairqc_app.tsv import rows_text
 
 BIDS_VERSION = "1.10.0"
 GZIP_LEVEL = 1  # noisy images barely compress further; level 6 costs 2 s more per 1 mm head
@@ -66,10 +67,9 @@ def _render(args: tuple[CaseSpec, SynthConfig]) -> tuple[CaseSpec, Case, float]:
 def _participants(n_subjects: int, seed: int) -> str:
     """Plausible ages and sexes of a clinical population (they carry no label)."""
     rng = np.random.default_rng([seed, 7])
-    lines = ["participant_id\tage\tsex"]
-    for subject in range(n_subjects):
-        lines.append(f"{participant(subject)}\t{int(rng.integers(18, 95))}\t{rng.choice(['F', 'M'])}")
-    return "\n".join(lines) + "\n"
+    rows = [{"participant_id": participant(subject), "age": int(rng.integers(18, 95)),
+             "sex": str(rng.choice(["F", "M"]))} for subject in range(n_subjects)]
+    return rows_text(("participant_id", "age", "sex"), rows)
 
 
 def _metadata(root: Path, n_subjects: int, seed: int, argv: str) -> None:

@@ -1,4 +1,4 @@
-"""The labels table: fixed column order (method.md section 2 first, then every generation parameter).
+"""The labels table: fixed column order (paper section 2.3.1 labels first, then every generation parameter).
 
 Columns are fixed whatever cases a dataset happens to contain, so tables from different runs concatenate.
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flairqc_app.config import ARTEFACTS
 from flairqc_app.tsv import NA, format_cell, rows_text
 
 ID_COLUMNS = ("filename", "participant_id", "session_id", "run_id", "acq_id")
-LABEL_COLUMNS = ("modality", "straight_reject", "reject_reason", "motion", "noise", "contrast")
+LABEL_COLUMNS = ("modality", "straight_reject", "reject_reason", *ARTEFACTS)
 GEN_PARAMETERS = (
     "seed", "subject_seed", "sequence", "grid", "plane", "voxel_mm", "shape", "mr_acquisition_type", "orientation",
     "rot_x_deg", "rot_y_deg", "rot_z_deg", "scale_x", "scale_y", "scale_z", "trans_x_mm", "trans_y_mm", "trans_z_mm",

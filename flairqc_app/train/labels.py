@@ -1,4 +1,5 @@
-"""labels.tsv (method.md section 2) and the task labels derived from it; tiers are derived, never typed.
+"""labels.tsv (paper section 2.3.1; docs/training.md) and the task labels derived from it; tiers are
+derived, never typed.
 
 Task labels: `straight_reject` is the column; `X_moderate` is grade >= 1 and `X_severe` is grade == 2, on
 non-rejected images only; `tier` (the paper's direct tier classification) is 0/1/2 for tiers 1/2/3.
