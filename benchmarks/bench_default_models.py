@@ -31,15 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import REALDATA, make_dataset  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
-from flairqc_app.infer import ModelSet, load_models
 from flairqc_app.grid import resize_to
+from flairqc_app.infer import ModelSet, load_models
 from flairqc_app.synth import apply_artefact
 from flairqc_app.train.augment import sharpened
 from flairqc_app.tsv import read_table
 
-REAL = {"flair3d": "flair3d_head_1mm", "t1w": "t1w3d_head", "flair2d": "flair2d_6mm_tumour", "t2w": "t2w2d_head"}
+REAL = {
+    "flair3d": "flair3d_head_1mm",
+    "t1w": "t1w3d_head",
+    "flair2d": "flair2d_6mm_tumour",
+    "t2w": "t2w2d_head",
+}
 EXPECTED = {"flair3d": "passes (tier)", "t1w": "rejected", "flair2d": "rejected", "t2w": "rejected"}
-SHARPNESS_AMOUNTS = (-0.4, -0.2, 0.0, 0.3, 0.6)  # fine detail taken (< 0) or added; training draws -0.5 to 0.5
+SHARPNESS_AMOUNTS = (
+    -0.4,
+    -0.2,
+    0.0,
+    0.3,
+    0.6,
+)  # fine detail taken (< 0) or added; training draws -0.5 to 0.5
 
 
 def flair_dataset(root: Path, images: dict[str, nib.Nifti1Image]) -> Path:
@@ -47,13 +58,30 @@ def flair_dataset(root: Path, images: dict[str, nib.Nifti1Image]) -> Path:
     return make_dataset(root, {f"sub-{s}/anat/sub-{s}_FLAIR.nii.gz": img for s, img in images.items()})
 
 
-def run_app(bids: Path, out: Path, models: Path, recipe: str, options: tuple[str, ...] = ("--write-preproc",)
-            ) -> dict[str, dict]:
+def run_app(
+    bids: Path, out: Path, models: Path, recipe: str, options: tuple[str, ...] = ("--write-preproc",)
+) -> dict[str, dict]:
     """flairqc participant on the dataset (with further command-line options); the per-image rows by subject."""
-    subprocess.run(["flairqc", str(bids), str(out), "participant", "--models-dir", str(models), "--preproc", recipe,
-                    "--skip-bids-validation", *options], check=False, capture_output=True)
-    return {path.name.split("_")[0].removeprefix("sub-"): read_table(path)[0]
-            for path in out.glob("sub-*/anat/*_desc-flairqc_FLAIR.tsv")}
+    subprocess.run(
+        [
+            "flairqc",
+            str(bids),
+            str(out),
+            "participant",
+            "--models-dir",
+            str(models),
+            "--preproc",
+            recipe,
+            "--skip-bids-validation",
+            *options,
+        ],
+        check=False,
+        capture_output=True,
+    )
+    return {
+        path.name.split("_")[0].removeprefix("sub-"): read_table(path)[0]
+        for path in out.glob("sub-*/anat/*_desc-flairqc_FLAIR.tsv")
+    }
 
 
 def verdict(row: dict) -> str:
@@ -69,16 +97,20 @@ def decision(row: dict) -> tuple:
     return tuple(row.get(k) for k in ("status", "straight_reject", *ARTEFACTS, "tier"))
 
 
-def degrade_real(clean: nib.Nifti1Image, artefact: str, grade: int, draw: int,
-                 motion_grading: str = "displacement") -> nib.Nifti1Image:
+def degrade_real(
+    clean: nib.Nifti1Image, artefact: str, grade: int, draw: int, motion_grading: str = "displacement"
+) -> nib.Nifti1Image:
     """The real FLAIR with one artefact applied; draw `draw` of each grade has its own fixed seed."""
-    return apply_artefact(clean, artefact, grade, np.random.default_rng(1000 * grade + draw),
-                          motion_grading=motion_grading)
+    return apply_artefact(
+        clean, artefact, grade, np.random.default_rng(1000 * grade + draw), motion_grading=motion_grading
+    )
 
 
 def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str, int]]]:
     """The real images, and the real 3D FLAIR degraded per artefact and grade (subject -> applied)."""
-    real = flair_dataset(scratch / "real", {s: nib.load(str(REALDATA / f"{n}.nii.gz")) for s, n in REAL.items()})
+    real = flair_dataset(
+        scratch / "real", {s: nib.load(str(REALDATA / f"{n}.nii.gz")) for s, n in REAL.items()}
+    )
     clean = nib.load(str(REALDATA / f"{REAL['flair3d']}.nii.gz"))
     images, applied = {}, {}
     for artefact in ARTEFACTS:
@@ -91,7 +123,9 @@ def datasets(scratch: Path, draws: int) -> tuple[Path, Path, dict[str, tuple[str
 
 
 def print_real(rows: dict[str, dict]) -> None:
-    print("| image (presented as FLAIR) | expected | flairqc verdict | p_straight_reject |\n|---|---|---|---|")
+    print(
+        "| image (presented as FLAIR) | expected | flairqc verdict | p_straight_reject |\n|---|---|---|---|"
+    )
     for subject, name in REAL.items():
         row = rows[subject]
         print(f"| {name} | {EXPECTED[subject]} | {verdict(row)} | {row.get('p_straight_reject')} |")
@@ -103,14 +137,18 @@ def print_degraded(rows: dict[str, dict], applied: dict[str, tuple[str, int]]) -
     for artefact in ARTEFACTS:
         for grade in (0, 1, 2):
             got = [rows[s] for s, a in applied.items() if a == (artefact, grade)]
-            print(f"| {artefact} | {grade} | {[r[artefact] for r in got]} | "
-                  f"{[round(r[f'p_{artefact}_moderate'], 2) for r in got]} | "
-                  f"{[round(r[f'p_{artefact}_severe'], 2) for r in got]} | {[r['tier'] for r in got]} |")
+            print(
+                f"| {artefact} | {grade} | {[r[artefact] for r in got]} | "
+                f"{[round(r[f'p_{artefact}_moderate'], 2) for r in got]} | "
+                f"{[round(r[f'p_{artefact}_severe'], 2) for r in got]} | {[r['tier'] for r in got]} |"
+            )
 
 
 def print_task_header(models: ModelSet, first: str) -> None:
     """Header of a table with one column per artefact task, each named with its manifest threshold."""
-    print(f"\n| {first} | " + " | ".join(f"p_{t} ({models.thresholds[t]:.2f})" for t in ARTEFACT_TASKS) + " |")
+    print(
+        f"\n| {first} | " + " | ".join(f"p_{t} ({models.thresholds[t]:.2f})" for t in ARTEFACT_TASKS) + " |"
+    )
     print("|---" * (len(ARTEFACT_TASKS) + 1) + "|")
 
 
@@ -120,16 +158,21 @@ def print_sharpness(out: Path, models_dir: Path) -> None:
     volume = nib.load(str(preprocessed)).get_fdata(dtype=np.float32)
     models = load_models(models_dir, "cpu", threads=2)
     print_task_header(models, "fine detail added")
-    resized = {shape: resize_to(volume, shape) for shape in {models.specs[t].spatial_shape for t in ARTEFACT_TASKS}}
+    resized = {
+        shape: resize_to(volume, shape) for shape in {models.specs[t].spatial_shape for t in ARTEFACT_TASKS}
+    }
     for amount in SHARPNESS_AMOUNTS:
-        inputs = {shape: sharpened(v, amount) for shape, v in resized.items()}  # once per input shape, as predict
+        inputs = {
+            shape: sharpened(v, amount) for shape, v in resized.items()
+        }  # once per input shape, as predict
         row = [models.probability(t, inputs[models.specs[t].spatial_shape]) for t in ARTEFACT_TASKS]
         print(f"| {amount:+.1f} | " + " | ".join(f"{p:.2f}" for p in row) + " |")
 
 
 def run_all(real: Path, degraded: Path, models: Path, scratch: Path, recipe: str) -> dict[str, dict]:
     return run_app(real, scratch / f"real-{recipe}", models, recipe) | run_app(
-        degraded, scratch / f"degraded-{recipe}", models, recipe)
+        degraded, scratch / f"degraded-{recipe}", models, recipe
+    )
 
 
 def inference_time(models_dir: Path, repeats: int = 5) -> None:
@@ -142,12 +185,16 @@ def inference_time(models_dir: Path, repeats: int = 5) -> None:
         models.predict(volume)
         seconds.append(time.perf_counter() - tic)
     size = sum(p.stat().st_size for p in models_dir.glob("*.onnx")) / 1e6
-    print(f"\nall seven models on one preprocessed image, 2 threads: median {statistics.median(seconds):.2f} s "
-          f"over {repeats} runs (target <= 3 s); model files {size:.1f} MB in all (limit 30 MB)")
+    print(
+        f"\nall seven models on one preprocessed image, 2 threads: median {statistics.median(seconds):.2f} s "
+        f"over {repeats} runs (target <= 3 s); model files {size:.1f} MB in all (limit 30 MB)"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
     parser.add_argument("--draws", type=int, default=2, help="random draws per artefact and grade")
     parser.add_argument("--compare", choices=("paper",), help="also run this recipe and compare the verdicts")
@@ -167,8 +214,10 @@ def main() -> int:
     if args.compare:
         other = run_all(real, degraded, args.models_dir, scratch, args.compare)
         same = [s for s in rows if decision(rows[s]) == decision(other[s])]
-        print(f"\nrecipe {args.compare}: same decision as fast (reject, three grades, tier) for "
-              f"{len(same)}/{len(rows)} images")
+        print(
+            f"\nrecipe {args.compare}: same decision as fast (reject, three grades, tier) for "
+            f"{len(same)}/{len(rows)} images"
+        )
         for subject in sorted(set(rows) - set(same)):
             print(f"  {subject}: fast {verdict(rows[subject])} | {args.compare} {verdict(other[subject])}")
         print_real(other)

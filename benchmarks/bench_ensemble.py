@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from bench_run_probes import probabilities, probe_images  # noqa: E402 (its own folder)
 from bench_ssda import add_data_arguments, cached, train_settings  # noqa: E402
 
@@ -50,8 +49,13 @@ class Reading:
 def reading(name: str, model_dir: Path, probes: dict[str, np.ndarray]) -> Reading:
     predictions = predict_run(model_dir, name)[0]
     trained = load_trained(model_dir, torch.device("cpu"))
-    return Reading(name, predictions.threshold, balanced_accuracy(predictions.labels, predictions.prediction),
-                   predictions.prediction, probabilities(trained.model, probes))
+    return Reading(
+        name,
+        predictions.threshold,
+        balanced_accuracy(predictions.labels, predictions.prediction),
+        predictions.prediction,
+        probabilities(trained.model, probes),
+    )
 
 
 def disagreement(readings: list[Reading]) -> float:
@@ -62,18 +66,24 @@ def disagreement(readings: list[Reading]) -> float:
 
 def summary_rows(group: str, readings: list[Reading]) -> list[str]:
     ba = [r.test_ba for r in readings]
-    rows = [f"| {group} | test BA % | {100 * statistics.median(ba):.1f} [{100 * min(ba):.1f}, {100 * max(ba):.1f}] |",
-            f"| {group} | test images decided differently by two of them | {100 * disagreement(readings):.1f} % |"]
+    rows = [
+        f"| {group} | test BA % | {100 * statistics.median(ba):.1f} [{100 * min(ba):.1f}, {100 * max(ba):.1f}] |",
+        f"| {group} | test images decided differently by two of them | {100 * disagreement(readings):.1f} % |",
+    ]
     for probe in readings[0].probes:
         p = [r.probes[probe] for r in readings]
         over = sum(r.probes[probe] >= r.threshold for r in readings)
-        rows.append(f"| {group} | {probe}: probability SD, range; positive | {statistics.pstdev(p):.3f}, "
-                    f"{min(p):.2f}-{max(p):.2f}; {over} of {len(p)} |")
+        rows.append(
+            f"| {group} | {probe}: probability SD, range; positive | {statistics.pstdev(p):.3f}, "
+            f"{min(p):.2f}-{max(p):.2f}; {over} of {len(p)} |"
+        )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_data_arguments(parser)
     parser.set_defaults(n_validation=30)
     parser.add_argument("--seeds", type=int, default=12, help="single runs (training seeds 0 .. seeds-1)")
@@ -101,18 +111,25 @@ def main() -> None:
         build([args.out / "runs" / f"seed-{s}" for s in seeds], directory, torch.device("cpu"))
         ensembles.append(reading(f"ensemble of seeds {', '.join(map(str, seeds))}", directory, probes))
 
-    print(f"task {args.task}: {args.seeds} runs (SSDA, fold 0 of {args.folds}, {args.pretrain_epochs}+{args.epochs} "
-          f"epochs, input {args.shape}), ensembles of {args.size}; motion graded by {args.motion_grading} (data and "
-          f"probes); data: bench_ssda's shortcut ({args.n_source} T1w, "
-          f"{args.n_labelled} + {args.n_unlabelled} FLAIR, {args.n_validation} validation, {args.n_test} test), "
-          f"{data_seconds:.0f} s; training median {statistics.median(train_seconds):.0f} s per run")
+    print(
+        f"task {args.task}: {args.seeds} runs (SSDA, fold 0 of {args.folds}, {args.pretrain_epochs}+{args.epochs} "
+        f"epochs, input {args.shape}), ensembles of {args.size}; motion graded by {args.motion_grading} (data and "
+        f"probes); data: bench_ssda's shortcut ({args.n_source} T1w, "
+        f"{args.n_labelled} + {args.n_unlabelled} FLAIR, {args.n_validation} validation, {args.n_test} test), "
+        f"{data_seconds:.0f} s; training median {statistics.median(train_seconds):.0f} s per run"
+    )
     print("\n| model | threshold | test BA % | " + " | ".join(probes) + " |")
     print("|---|---|---|" + "---|" * len(probes))
     for r in singles + ensembles:
-        print(f"| {r.name} | {r.threshold:.2f} | {100 * r.test_ba:.1f} | "
-              + " | ".join(f"{r.probes[p]:.2f}{' +' if r.probes[p] >= r.threshold else ''}" for p in probes) + " |")
+        print(
+            f"| {r.name} | {r.threshold:.2f} | {100 * r.test_ba:.1f} | "
+            + " | ".join(f"{r.probes[p]:.2f}{' +' if r.probes[p] >= r.threshold else ''}" for p in probes)
+            + " |"
+        )
     print("\n(+: at or over the model's threshold)\n\n| models | figure | value |\n|---|---|---|")
-    print("\n".join(summary_rows("single runs", singles) + summary_rows(f"ensembles of {args.size}", ensembles)))
+    print(
+        "\n".join(summary_rows("single runs", singles) + summary_rows(f"ensembles of {args.size}", ensembles))
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from helpers import (REALDATA, alive, build_models_dir, make_dataset, process_tree,  # noqa: E402
-                      template_head, write_claimed_grid)
+from helpers import (  # noqa: E402
+    REALDATA,
+    alive,
+    build_models_dir,
+    make_dataset,
+    process_tree,
+    template_head,
+    write_claimed_grid,
+)
 
 from flairqc_app.tsv import read_table  # noqa: E402
 
@@ -45,17 +52,38 @@ def memory_mb(pid: int) -> tuple[float, float]:
     """(RSS, PSS) of a process in MB: PSS shares the pages a forked worker has in common with its parent, so the
     sum over a process tree is what the tree takes from the machine."""
     try:
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        )
         return int(fields["Rss"].split()[0]) / 1024, int(fields["Pss"].split()[0]) / 1024
     except (OSError, KeyError, ValueError):
         return 0.0, 0.0
 
 
-def run(bids: Path, out: Path, models: Path, *extra: str, tree_path: Path = REPO, preexec=None) -> subprocess.Popen:
+def run(
+    bids: Path, out: Path, models: Path, *extra: str, tree_path: Path = REPO, preexec=None
+) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(tree_path))
-    return subprocess.Popen([sys.executable, "-m", "flairqc_app", str(bids), str(out), "participant", "--models-dir",
-                             str(models), "--skip-bids-validation", *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True, preexec_fn=preexec)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flairqc_app",
+            str(bids),
+            str(out),
+            "participant",
+            "--models-dir",
+            str(models),
+            "--skip-bids-validation",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
 
 
 def watch(proc: subprocess.Popen) -> tuple[float, float]:
@@ -109,21 +137,34 @@ def huge_header(root: Path) -> dict:
     models = build_models_dir(root / "models")
     figures = {}
     for name, image in (("1024^3 (4.6 MB .nii.gz)", None), ("4^3 (baseline)", TINY)):
-        bids = make_dataset(root / name.split()[0].replace("^", "_"), {} if image is None else
-                            {"sub-01/anat/sub-01_FLAIR.nii.gz": image})
+        bids = make_dataset(
+            root / name.split()[0].replace("^", "_"),
+            {} if image is None else {"sub-01/anat/sub-01_FLAIR.nii.gz": image},
+        )
         if image is None:
             write_claimed_grid(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (1024, 1024, 1024), full=True)
         out = bids.parent / (bids.name + "-out")
         proc = run(bids, out, models, preexec=capped)
         single, summed = watch(proc)
         reason = read_table(out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv")[0]["reason"]
-        figures[name] = {"exit": proc.returncode, "reason": reason, "peak_process_mb": round(single),
-                         "peak_tree_pss_mb": round(summed)}
-    code = ("import resource, sys; from flairqc_app.memory import too_large; print(too_large(sys.argv[1], 8 << 30)); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    check = subprocess.run([sys.executable, "-c", code, str(root / "1024_3/sub-01/anat/sub-01_FLAIR.nii.gz")],
-                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                           preexec_fn=capped, check=True).stdout.splitlines()
+        figures[name] = {
+            "exit": proc.returncode,
+            "reason": reason,
+            "peak_process_mb": round(single),
+            "peak_tree_pss_mb": round(summed),
+        }
+    code = (
+        "import resource, sys; from flairqc_app.memory import too_large; print(too_large(sys.argv[1], 8 << 30)); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    check = subprocess.run(
+        [sys.executable, "-c", code, str(root / "1024_3/sub-01/anat/sub-01_FLAIR.nii.gz")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        preexec_fn=capped,
+        check=True,
+    ).stdout.splitlines()
     figures["memory.too_large alone"] = {"verdict": check[0], "peak_process_mb": round(float(check[1]))}
     return figures
 
@@ -141,13 +182,23 @@ def normal_flair(root: Path, trees: dict[str, Path]) -> list[dict]:
             started = time.monotonic()
             proc = run(bids, out, models, "--nprocs", str(nprocs), tree_path=tree_path)
             single, summed = watch(proc)
-            rows.append({"tree": label, "nprocs": nprocs, "exit": proc.returncode,
-                         "seconds": time.monotonic() - started, "peak_process_mb": single, "peak_tree_pss_mb": summed})
+            rows.append(
+                {
+                    "tree": label,
+                    "nprocs": nprocs,
+                    "exit": proc.returncode,
+                    "seconds": time.monotonic() - started,
+                    "peak_process_mb": single,
+                    "peak_tree_pss_mb": summed,
+                }
+            )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="signal runs per case (median reported)")
     parser.add_argument("--baseline-tree", type=Path, help="another checkout to measure beside this one")
     parser.add_argument("--skip", nargs="*", default=[], choices=["signals", "huge", "normal"])
@@ -163,22 +214,32 @@ def main() -> None:
             for how in ("SIGINT", "SIGTERM"):
                 for nprocs in (1, 2):
                     times = [stop_time(root / "signal", head, nprocs, how) for _ in range(args.repeats)]
-                    print(f"{how:8} {nprocs:6}  {statistics.median(times):6.2f}    "
-                          f"{' '.join(f'{t:.2f}' for t in times)}")
+                    print(
+                        f"{how:8} {nprocs:6}  {statistics.median(times):6.2f}    "
+                        f"{' '.join(f'{t:.2f}' for t in times)}"
+                    )
         if "huge" not in args.skip:
             print("\nhuge header under RLIMIT_AS 3 GiB; target: refused before it is read, under 200 MB")
             for name, figures in huge_header(root).items():
                 print(f"{name:26} {json.dumps(figures)}")
         if "normal" not in args.skip:
-            trees = {"this": REPO} | ({"baseline": args.baseline_tree.resolve()} if args.baseline_tree else {})
-            print("\nreal 3D FLAIR, two images: peak RSS of the largest process, peak PSS of the process tree (MB)")
+            trees = {"this": REPO} | (
+                {"baseline": args.baseline_tree.resolve()} if args.baseline_tree else {}
+            )
+            print(
+                "\nreal 3D FLAIR, two images: peak RSS of the largest process, peak PSS of the process tree (MB)"
+            )
             print("tree      nprocs  exit  seconds  peak_process_rss  peak_tree_pss")
             for r in normal_flair(root, trees):
-                print(f"{r['tree']:9} {r['nprocs']:6}  {r['exit']:4}  {r['seconds']:7.1f}  "
-                      f"{r['peak_process_mb']:16.0f}  {r['peak_tree_pss_mb']:13.0f}")
+                print(
+                    f"{r['tree']:9} {r['nprocs']:6}  {r['exit']:4}  {r['seconds']:7.1f}  "
+                    f"{r['peak_process_mb']:16.0f}  {r['peak_tree_pss_mb']:13.0f}"
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1, 5, 15 min)")
+    print(
+        f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1, 5, 15 min)"
+    )
 
 
 if __name__ == "__main__":

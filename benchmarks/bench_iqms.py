@@ -11,7 +11,8 @@ on each level (its IQM reads the field).
 Reported: Spearman's rho of every IQM with the level, per artefact and variant; TIES lists the IQMs each
 artefact must move (|rho| >= 0.9). Cost: compute_iqms on the real FLAIR in a fresh process with 2 threads,
 median of 5 runs, wall and CPU time (CPU seconds do not depend on what else the machine runs; the IQMs are
-single-threaded numpy, so on two free cores the wall time is at most the CPU time), and the peak-RSS growth over a process that has just preprocessed the image (as the pipeline's)
+single-threaded numpy, so on two free cores the wall time is at most the CPU time), and the peak-RSS growth
+over a process that has just preprocessed the image (as the pipeline's)
 and over one that has only loaded the image, the N4 field and the affine (the IQMs' own high-water mark).
 
 Usage: python benchmarks/bench_iqms.py [--levels 8] [--variants zeroed,air] [--skip-cost | --cost-only]
@@ -38,7 +39,15 @@ import numpy as np
 REAL_FLAIR = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev" / "flair3d_head_1mm.nii.gz"
 ARTEFACTS = ("noise", "motion", "blur", "contrast", "bias", "ghosting")
 TIES = {
-    "noise": ("iqm_snr_wm", "iqm_snr_brain", "iqm_snrd_wm", "iqm_noise_tissue", "iqm_cnr", "iqm_cjv", "iqm_fber"),
+    "noise": (
+        "iqm_snr_wm",
+        "iqm_snr_brain",
+        "iqm_snrd_wm",
+        "iqm_noise_tissue",
+        "iqm_cnr",
+        "iqm_cjv",
+        "iqm_fber",
+    ),
     # MRIQC's docs tie EFC (ghosting and blurring) and CJV (heavy motion) to motion. QI1 was tied here first:
     # TorchIO's motion leaves the air almost clean, so QI1 is tied to ghosting (docs/iqms.md).
     "motion": ("iqm_efc", "iqm_cjv"),
@@ -55,7 +64,9 @@ PHASE_ENCODING = {"PhaseEncodingDirection": "j"}
 
 def rician(data: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.hypot(data + rng.normal(0, sigma, data.shape), rng.normal(0, sigma, data.shape)).astype(np.float32)
+    return np.hypot(data + rng.normal(0, sigma, data.shape), rng.normal(0, sigma, data.shape)).astype(
+        np.float32
+    )
 
 
 def torchio_apply(transform, data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -66,8 +77,15 @@ def torchio_apply(transform, data: np.ndarray, affine: np.ndarray) -> np.ndarray
     return np.clip(transform(image).data.numpy()[0], 0, None).astype(np.float32)
 
 
-def degrade(data: np.ndarray, affine: np.ndarray, artefact: str, level: int, gm_soft: np.ndarray,
-            contrast_gap: float, scale: float) -> np.ndarray:
+def degrade(
+    data: np.ndarray,
+    affine: np.ndarray,
+    artefact: str,
+    level: int,
+    gm_soft: np.ndarray,
+    contrast_gap: float,
+    scale: float,
+) -> np.ndarray:
     """The image with one artefact at `level` (0: untouched)."""
     import torchio as tio
 
@@ -77,9 +95,12 @@ def degrade(data: np.ndarray, affine: np.ndarray, artefact: str, level: int, gm_
         return rician(data, 0.01 * level * scale, seed=level)
     if artefact == "motion":
         a = 0.75 * level  # degrees and mm of two movements during the acquisition
-        motion = tio.Motion(degrees=np.array([[a, a / 2, -a / 2], [-a / 2, a, a / 3]]),
-                            translation=np.array([[a, -a / 2, a / 2], [-a / 2, a / 2, a]]),
-                            times=np.array([0.35, 0.7]), image_interpolation="linear")
+        motion = tio.Motion(
+            degrees=np.array([[a, a / 2, -a / 2], [-a / 2, a, a / 3]]),
+            translation=np.array([[a, -a / 2, a / 2], [-a / 2, a / 2, a]]),
+            times=np.array([0.35, 0.7]),
+            image_interpolation="linear",
+        )
         return torchio_apply(motion, data, affine)
     if artefact == "blur":
         return torchio_apply(tio.Blur(std=(0.4 * level,) * 3), data, affine)
@@ -89,7 +110,9 @@ def degrade(data: np.ndarray, affine: np.ndarray, artefact: str, level: int, gm_
         coefficients = np.random.default_rng(7).uniform(-1, 1, 20) * 0.08 * level  # order 3: 20 coefficients
         return torchio_apply(tio.BiasField(coefficients=coefficients.tolist(), order=3), data, affine)
     if artefact == "ghosting":  # along j, the phase-encoding direction the `air` variant's sidecar gives
-        return torchio_apply(tio.Ghosting(num_ghosts=2, axis=1, intensity=0.04 * level, restore=0.02), data, affine)
+        return torchio_apply(
+            tio.Ghosting(num_ghosts=2, axis=1, intensity=0.04 * level, restore=0.02), data, affine
+        )
     raise ValueError(artefact)
 
 
@@ -124,7 +147,9 @@ def series(variant: str, levels: int, work: Path) -> dict[str, list[dict]]:
     for artefact in ARTEFACTS:
         rows = []
         for level in range(levels):
-            data = degrade(flat if artefact == "bias" else base, img.affine, artefact, level, gm_soft, gap, scale)
+            data = degrade(
+                flat if artefact == "bias" else base, img.affine, artefact, level, gm_soft, gap, scale
+            )
             if variant == "zeroed":
                 data[clean == 0] = 0  # the converter's mask stays
             degraded = nib.Nifti1Image(data, img.affine)
@@ -137,7 +162,9 @@ def series(variant: str, levels: int, work: Path) -> dict[str, list[dict]]:
     return out
 
 
-def spearman_table(results: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, dict[str, float | None]]]:
+def spearman_table(
+    results: dict[str, dict[str, list[dict]]],
+) -> dict[str, dict[str, dict[str, float | None]]]:
     """rho[variant][artefact][iqm]; None where the IQM is n/a or constant over the levels."""
     from scipy.stats import spearmanr
 
@@ -161,8 +188,10 @@ def markdown(table: dict) -> str:
     from flairqc_app.iqm.definitions import IQM_COLUMNS
 
     columns = [(v, a) for v in table for a in ARTEFACTS]
-    lines = ["| IQM | " + " | ".join(f"{a} ({v})" for v, a in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lines = [
+        "| IQM | " + " | ".join(f"{a} ({v})" for v, a in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
     for column in IQM_COLUMNS:
         cells = []
         for variant, artefact in columns:
@@ -197,13 +226,22 @@ def cost_in_subprocess(runs: int) -> dict:
     """Time and memory of compute_iqms on the real FLAIR, in fresh processes with 2 threads: one preprocesses
     (and reports how much the IQMs raise the peak of a process that has just preprocessed, as the pipeline
     does), then one loads the image, the N4 field and the affine and measures the IQMs' own peak growth."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2",
-           "OPENBLAS_NUM_THREADS": "2"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "2",
+        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "2",
+        "OPENBLAS_NUM_THREADS": "2",
+    }
     with tempfile.TemporaryDirectory() as work:
         figures = {}
         for step in ("after-preprocessing", "alone"):
-            done = subprocess.run([sys.executable, __file__, "--cost-child", step, "--cost-runs", str(runs),
-                                   "--work", work], capture_output=True, text=True, env=env, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--cost-child", step, "--cost-runs", str(runs), "--work", work],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
             figures[step] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
@@ -230,10 +268,18 @@ def cost_child(step: str, runs: int, work: Path) -> None:
         times.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
-                      "median_cpu_s": round(statistics.median(cpu), 3), "load": os.getloadavg()[0],
-                      "peak_rss_before_mb": round(before / 1024, 1),
-                      "peak_rss_growth_mb": round((after - before) / 1024, 1)}))
+    print(
+        json.dumps(
+            {
+                "median_s": round(statistics.median(times), 3),
+                "runs_s": [round(t, 3) for t in times],
+                "median_cpu_s": round(statistics.median(cpu), 3),
+                "load": os.getloadavg()[0],
+                "peak_rss_before_mb": round(before / 1024, 1),
+                "peak_rss_growth_mb": round((after - before) / 1024, 1),
+            }
+        )
+    )
 
 
 def report(table: dict, levels: int) -> None:

@@ -30,16 +30,23 @@ def shown(job: tuple[int, int, str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=20, help="case seeds per grade (1 .. n)")
     parser.add_argument("--grid", default="1mm")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     seeds = [GUARD_SEED] + list(range(1, args.n + 1))
-    print(f"what shows of the engine's motion, {args.n} case seeds per grade, {args.grid} grid; "
-          f"visible bands: " + ", ".join(f"grade {g} {m.visible.lo}-{m.visible.hi}" for g, m in MOTION_GRADES.items()))
-    print("\n| grading | grade | min | quartiles | median | max | CI guard | grade 2 under grade 1's median | "
-          "s per image |\n|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"what shows of the engine's motion, {args.n} case seeds per grade, {args.grid} grid; "
+        f"visible bands: "
+        + ", ".join(f"grade {g} {m.visible.lo}-{m.visible.hi}" for g, m in MOTION_GRADES.items())
+    )
+    print(
+        "\n| grading | grade | min | quartiles | median | max | CI guard | grade 2 under grade 1's median | "
+        "s per image |\n|---|---|---|---|---|---|---|---|---|"
+    )
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for grading in MOTION_GRADINGS:
             tic = time.perf_counter()
@@ -50,9 +57,11 @@ def main() -> None:
             under = int(np.sum(by_grade[2] < np.median(by_grade[1])))
             for grade, v in by_grade.items():
                 q1, median, q3 = np.percentile(v, (25, 50, 75))
-                print(f"| {grading} | {grade} | {v.min():.3f} | {q1:.3f}-{q3:.3f} | {median:.3f} | {v.max():.3f} | "
-                      f"{values[(grade, GUARD_SEED)]:.3f} | {f'{under} of {len(v)}' if grade == 2 else ''} | "
-                      f"{seconds:.1f} |")
+                print(
+                    f"| {grading} | {grade} | {v.min():.3f} | {q1:.3f}-{q3:.3f} | {median:.3f} | {v.max():.3f} | "
+                    f"{values[(grade, GUARD_SEED)]:.3f} | {f'{under} of {len(v)}' if grade == 2 else ''} | "
+                    f"{seconds:.1f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def random_models(directory: Path, input_shape: tuple[int, int, int]) -> Path:
         path = directory / f"{task}.onnx"
         to_onnx(TargetClassifier(SSDANet(settings, 2, ("target",), False)).eval(), example, path)
         entries[task] = new_entry(path, "bench", INPUT_NAME, OUTPUT_NAME, [1, 1, *input_shape], 0.5, {})
-    write_manifest(directory, {"format_version": SUPPORTED_FORMAT, "name": "bench-random", "version": "0",
-                               "models": entries})
+    write_manifest(
+        directory,
+        {"format_version": SUPPORTED_FORMAT, "name": "bench-random", "version": "0", "models": entries},
+    )
     return directory
 
 
@@ -61,10 +63,10 @@ def measure(job: dict) -> dict:
     from flairqc_app import config
     from flairqc_app.gate import check_image
     from flairqc_app.grade import decide
+    from flairqc_app.grid import resize_to
     from flairqc_app.infer import load_models
     from flairqc_app.preprocess import preprocess_image
     from flairqc_app.report import render_participant_report
-    from flairqc_app.grid import resize_to
 
     models = load_models(Path(job["models"]), "cpu", job["threads"])
     path = Path(job["path"])
@@ -86,25 +88,49 @@ def measure(job: dict) -> dict:
         per_model[task] = time.perf_counter() - tic
     verdict = decide(probabilities, models.thresholds)
     tic = time.perf_counter()
-    row = {"bids_name": path.name, "status": "ok", "straight_reject": verdict.straight_reject, "tier": verdict.tier,
-           **verdict.grades, **{f"p_{t}": p for t, p in probabilities.items()}}
+    row = {
+        "bids_name": path.name,
+        "status": "ok",
+        "straight_reject": verdict.straight_reject,
+        "tier": verdict.tier,
+        **verdict.grades,
+        **{f"p_{t}": p for t, p in probabilities.items()},
+    }
     render_participant_report(row, gate.image, result.volume, models.thresholds)
     report = time.perf_counter() - tic
     total = time.perf_counter() - start
-    stages = {"load": load_seconds + result.timings["load"], "n4": result.timings["n4"],
-              "registration": result.timings["registration"], "resample": result.timings["resample"],
-              "registration retry": result.timings.get("registration_retry", 0.0),
-              "inference": inference, "report": report}
-    return {"stages": stages, "per_model": per_model, "total": total, "ncc": result.registration_ncc,
-            "verdict": {"straight_reject": verdict.straight_reject, "tier": verdict.tier, **verdict.grades},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    stages = {
+        "load": load_seconds + result.timings["load"],
+        "n4": result.timings["n4"],
+        "registration": result.timings["registration"],
+        "resample": result.timings["resample"],
+        "registration retry": result.timings.get("registration_retry", 0.0),
+        "inference": inference,
+        "report": report,
+    }
+    return {
+        "stages": stages,
+        "per_model": per_model,
+        "total": total,
+        "ncc": result.registration_ncc,
+        "verdict": {"straight_reject": verdict.straight_reject, "tier": verdict.tier, **verdict.grades},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_job(job: dict) -> dict:
-    code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_pipeline as b; "
-            f"print(json.dumps(b.measure(json.loads(sys.argv[1]))))")
-    env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]), ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=str(job["threads"]))
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(job)], capture_output=True, text=True, env=env)
+    code = (
+        f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_pipeline as b; "
+        f"print(json.dumps(b.measure(json.loads(sys.argv[1]))))"
+    )
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(job["threads"]),
+        ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=str(job["threads"]),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(job)], capture_output=True, text=True, env=env
+    )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -127,10 +153,15 @@ def bench_images(args: argparse.Namespace, models: Path, scratch: Path) -> None:
     images = ([REAL_FLAIR] if REAL_FLAIR.exists() else []) + synthetic_heads(scratch, args.synthetic)
     results = []
     for path in images:
-        r = run_job({"path": str(path), "models": str(models), "recipe": args.recipe, "threads": args.threads})
+        r = run_job(
+            {"path": str(path), "models": str(models), "recipe": args.recipe, "threads": args.threads}
+        )
         results.append(r)
-        print(f"{path.name}: {r['total']:.1f} s end to end; " + ", ".join(f"{s} {r['stages'][s]:.2f}" for s in STAGES)
-              + f"; peak {r['peak_rss_mb']:.0f} MB; NCC {r['ncc']:.3f}; verdict {r['verdict']}")
+        print(
+            f"{path.name}: {r['total']:.1f} s end to end; "
+            + ", ".join(f"{s} {r['stages'][s]:.2f}" for s in STAGES)
+            + f"; peak {r['peak_rss_mb']:.0f} MB; NCC {r['ncc']:.3f}; verdict {r['verdict']}"
+        )
     print(f"\nrecipe {args.recipe}, {len(results)} images, {args.threads} threads, median (s) per stage:")
     print("| stage | median s | max s |\n|---|---|---|")
     for stage in STAGES:
@@ -141,8 +172,10 @@ def bench_images(args: argparse.Namespace, models: Path, scratch: Path) -> None:
         print(f"| inference {task} | {statistics.median(values):.3f} | {max(values):.3f} |")
     totals, peaks = [r["total"] for r in results], [r["peak_rss_mb"] for r in results]
     print(f"| end to end | {statistics.median(totals):.2f} | {max(totals):.2f} |")
-    print(f"\npeak memory per image: median {statistics.median(peaks):.0f} MB, max {max(peaks):.0f} MB "
-          "(targets: end to end <= 20 s median, peak <= 3072 MB)")
+    print(
+        f"\npeak memory per image: median {statistics.median(peaks):.0f} MB, max {max(peaks):.0f} MB "
+        "(targets: end to end <= 20 s median, peak <= 3072 MB)"
+    )
 
 
 def bench_group(rows_count: int, scratch: Path) -> None:
@@ -154,15 +187,20 @@ def bench_group(rows_count: int, scratch: Path) -> None:
 
     out = scratch / "group"
     for row in synthetic_rows(rows_count, iqms=True):  # the group report draws every IQM too
-        tsv.write_table(out / row["participant_id"] / "ses-1" / "anat" / f"{row['bids_name'].removesuffix('_FLAIR')}"
-                        "_desc-flairqc_FLAIR.tsv", [row])
+        tsv.write_table(
+            out / row["participant_id"] / "ses-1" / "anat" / f"{row['bids_name'].removesuffix('_FLAIR')}"
+            "_desc-flairqc_FLAIR.tsv",
+            [row],
+        )
     tic = time.perf_counter()
     rows = run_group(out, {})
     seconds = time.perf_counter() - tic
     megabytes = (out / "group_FLAIR.html").stat().st_size / 1e6
-    print(f"\ngroup level on {len(rows)} images (per-image TSVs on disk): {seconds:.1f} s, group HTML "
-          f"{megabytes:.1f} MB, peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
-          "(targets: <= 30 s, < 15 MB)")
+    print(
+        f"\ngroup level on {len(rows)} images (per-image TSVs on disk): {seconds:.1f} s, group HTML "
+        f"{megabytes:.1f} MB, peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
+        "(targets: <= 30 s, < 15 MB)"
+    )
 
 
 def bench_discovery(subjects: int, scratch: Path) -> None:
@@ -173,24 +211,36 @@ def bench_discovery(subjects: int, scratch: Path) -> None:
     root.mkdir()
     (root / "dataset_description.json").write_text(json.dumps({"Name": "large", "BIDSVersion": "1.10.0"}))
     for i in range(subjects):
-        for rel in ("anat/{s}_ses-1_FLAIR.nii.gz", "anat/{s}_ses-1_T1w.nii.gz", "func/{s}_ses-1_task-rest_bold.nii.gz",
-                    "dwi/{s}_ses-1_dwi.nii.gz"):
+        for rel in (
+            "anat/{s}_ses-1_FLAIR.nii.gz",
+            "anat/{s}_ses-1_T1w.nii.gz",
+            "func/{s}_ses-1_task-rest_bold.nii.gz",
+            "dwi/{s}_ses-1_dwi.nii.gz",
+        ):
             path = root / f"sub-{i:05d}" / "ses-1" / rel.format(s=f"sub-{i:05d}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
     for labels in (["00042"], None):
         tic = time.perf_counter()
         found = discover(root, Selection.of(labels, None, None, None))
-        print(f"\ndiscovery on {subjects} subjects, {'one subject' if labels else 'all subjects'}: "
-              f"{len(found)} FLAIR in {time.perf_counter() - tic:.2f} s")
+        print(
+            f"\ndiscovery on {subjects} subjects, {'one subject' if labels else 'all subjects'}: "
+            f"{len(found)} FLAIR in {time.perf_counter() - tic:.2f} s"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models-dir", type=Path, help="default: the package's models, else random ones")
-    parser.add_argument("--input-shape", type=int, nargs=3, default=[57, 70, 60], help="for the random models")
+    parser.add_argument(
+        "--input-shape", type=int, nargs=3, default=[57, 70, 60], help="for the random models"
+    )
     parser.add_argument("--recipe", default="fast")
-    parser.add_argument("--synthetic", type=int, default=3, help="synthetic 1 mm heads besides the real FLAIR")
+    parser.add_argument(
+        "--synthetic", type=int, default=3, help="synthetic 1 mm heads besides the real FLAIR"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--group-rows", type=int, default=10_000, help="0 skips the group level")
     parser.add_argument("--subjects", type=int, default=3000, help="discovery dataset size (0 skips it)")
@@ -199,9 +249,13 @@ def main() -> None:
     from flairqc_app.manifest import MANIFEST_NAME
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    models = args.models_dir or (DEFAULT_MODELS_DIR if (DEFAULT_MODELS_DIR / MANIFEST_NAME).is_file() else None)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; models: "
-          f"{models or f'RANDOM weights at {args.input_shape} (timing only)'}")
+    models = args.models_dir or (
+        DEFAULT_MODELS_DIR if (DEFAULT_MODELS_DIR / MANIFEST_NAME).is_file() else None
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; models: "
+        f"{models or f'RANDOM weights at {args.input_shape} (timing only)'}"
+    )
     if models is None:
         models = random_models(scratch / "models", tuple(args.input_shape))
     bench_images(args, models, scratch)

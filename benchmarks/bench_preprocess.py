@@ -32,14 +32,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # alignment_helpers
 REAL_FLAIR = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev" / "flair3d_head_1mm.nii.gz"
-POSES = [((6, -4, 10), (8.0, -6.0, 5.0), 1.04), ((-10, 5, -6), (-12.0, 10.0, -8.0), 0.95),
-         ((3, 12, -3), (5.0, 15.0, 10.0), 1.08), ((-5, -8, 15), (-6.0, -4.0, 12.0), 1.0)]
+POSES = [
+    ((6, -4, 10), (8.0, -6.0, 5.0), 1.04),
+    ((-10, 5, -6), (-12.0, 10.0, -8.0), 0.95),
+    ((3, 12, -3), (5.0, 15.0, 10.0), 1.08),
+    ((-5, -8, 15), (-6.0, -4.0, 12.0), 1.0),
+]
 
 
 def measure(job: dict) -> dict:
     """Run in a subprocess: one preprocessing, its timings, errors and peak memory."""
     import nibabel as nib
-
     from alignment_helpers import alignment_error, brain_points, map_points, move_image, world_map
 
     from flairqc_app import config
@@ -76,8 +79,10 @@ def measure(job: dict) -> dict:
 
 
 def run_job(job: dict) -> dict:
-    code = f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_preprocess as b; " \
-           f"print(json.dumps(b.measure(json.loads(sys.argv[1]))))"
+    code = (
+        f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_preprocess as b; "
+        f"print(json.dumps(b.measure(json.loads(sys.argv[1]))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(job)], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
@@ -87,7 +92,6 @@ def run_job(job: dict) -> dict:
 def consistency_error(as_is: dict, moved: dict, pose: int) -> float:
     """Registering a head and the same head moved by A: the moved transform must equal A^-1 after the first."""
     import numpy as np
-
     from alignment_helpers import world_map
 
     a_inv = np.linalg.inv(world_map(*POSES[pose]))
@@ -97,39 +101,58 @@ def consistency_error(as_is: dict, moved: dict, pose: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipes", default="fast,paper")
     parser.add_argument("--cases", type=int, default=3, help="known poses per measurement (max 4)")
-    parser.add_argument("--kinds", default="real,template,synth", help="which of the three measurements to run")
+    parser.add_argument(
+        "--kinds", default="real,template,synth", help="which of the three measurements to run"
+    )
     args = parser.parse_args()
     kinds = args.kinds.split(",")
     recipes = args.recipes.split(",")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"python {platform.python_version()}"
+    )
     for recipe in recipes:
         print(f"\n== recipe {recipe}")
         if "real" in kinds and REAL_FLAIR.exists():
             for template in ("FLAIR", "T1w"):
                 r = run_job({"kind": "real", "path": str(REAL_FLAIR), "recipe": recipe, "template": template})
-                print(f"real 3D FLAIR -> {template} template: {r['seconds']:.1f} s {r['timings']}, "
-                      f"peak {r['peak_rss_mb']:.0f} MB, NCC {r['ncc']:.3f}, brain covered {r['covered']:.3f}")
+                print(
+                    f"real 3D FLAIR -> {template} template: {r['seconds']:.1f} s {r['timings']}, "
+                    f"peak {r['peak_rss_mb']:.0f} MB, NCC {r['ncc']:.3f}, brain covered {r['covered']:.3f}"
+                )
         for template in ("FLAIR", "T1w") if "template" in kinds else ():
-            errors = [run_job({"kind": "template", "pose": p, "recipe": recipe, "template": template})["error_mm"]
-                      for p in range(args.cases)]
-            print(f"moved FLAIR template -> {template} template: mean error per pose "
-                  f"{[round(e, 2) for e in errors]} mm, median {statistics.median(errors):.2f} mm")
+            errors = [
+                run_job({"kind": "template", "pose": p, "recipe": recipe, "template": template})["error_mm"]
+                for p in range(args.cases)
+            ]
+            print(
+                f"moved FLAIR template -> {template} template: mean error per pose "
+                f"{[round(e, 2) for e in errors]} mm, median {statistics.median(errors):.2f} mm"
+            )
         synth, seconds, nccs, retried = [], [], [], 0
         for p in range(args.cases if "synth" in kinds else 0):
-            as_is = run_job({"kind": "synth", "seed": 100 + p, "pose": None, "recipe": recipe, "template": "FLAIR"})
-            moved = run_job({"kind": "synth", "seed": 100 + p, "pose": p, "recipe": recipe, "template": "FLAIR"})
+            as_is = run_job(
+                {"kind": "synth", "seed": 100 + p, "pose": None, "recipe": recipe, "template": "FLAIR"}
+            )
+            moved = run_job(
+                {"kind": "synth", "seed": 100 + p, "pose": p, "recipe": recipe, "template": "FLAIR"}
+            )
             synth.append(consistency_error(as_is, moved, p))
             seconds += [as_is["seconds"], moved["seconds"]]
             nccs.append((round(as_is["ncc"], 3), round(moved["ncc"], 3)))
             retried += sum("registration_retry" in r["timings"] for r in (as_is, moved))
         if synth:
-            print(f"synthetic FLAIR heads, as is vs moved by a known affine (FLAIR template): consistency error "
-                  f"{[round(e, 2) for e in synth]} mm, median {statistics.median(synth):.2f} mm; preprocessing "
-                  f"median {statistics.median(seconds):.1f} s per head; NCC (as is, moved) {nccs}; "
-                  f"registrations retried {retried} of {2 * len(synth)}")
+            print(
+                f"synthetic FLAIR heads, as is vs moved by a known affine (FLAIR template): consistency error "
+                f"{[round(e, 2) for e in synth]} mm, median {statistics.median(synth):.2f} mm; preprocessing "
+                f"median {statistics.median(seconds):.1f} s per head; NCC (as is, moved) {nccs}; "
+                f"registrations retried {retried} of {2 * len(synth)}"
+            )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ from bench_default_models import degrade_real, print_task_header  # noqa: E402 (
 from helpers import REALDATA  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, DEFAULT_MODELS_DIR
-from flairqc_app.infer import ModelSet, load_models
 from flairqc_app.grid import resize_to
+from flairqc_app.infer import ModelSet, load_models
 from flairqc_app.synth import SynthConfig, render_case
 from flairqc_app.train.augment import sharpened
 from flairqc_app.train.cache import TEMPLATES, preprocess_for_training
@@ -101,33 +101,54 @@ def print_sharpening(models: ModelSet, versions: dict[str, np.ndarray], amount: 
     print_task_header(models, f"region made sharper ({amount:+.1f}); real (motion 1, motion 2)")
     sharp = {name: sharpened(v, amount) for name, v in versions.items()}
     shape = versions["real"].shape
-    for name, region in {"none": np.zeros(shape, bool), **head_regions(shape), **brain_regions(shape)}.items():
+    for name, region in {
+        "none": np.zeros(shape, bool),
+        **head_regions(shape),
+        **brain_regions(shape),
+    }.items():
         cells = []
         for name_v, volume in versions.items():
             changed = volume.copy()
             changed[region] = sharp[name_v][region]
             cells.append(probabilities(models, changed))
-        print(f"| {name} | " + " | ".join(
-            f"{cells[0][i]:.2f} ({', '.join(f'{c[i]:.2f}' for c in cells[1:])})" for i in range(len(ARTEFACT_TASKS)))
-            + " |")
+        print(
+            f"| {name} | "
+            + " | ".join(
+                f"{cells[0][i]:.2f} ({', '.join(f'{c[i]:.2f}' for c in cells[1:])})"
+                for i in range(len(ARTEFACT_TASKS))
+            )
+            + " |"
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--donors", type=int, default=3, help="clean synthetic FLAIRs whose regions are swapped in")
-    parser.add_argument("--amount", type=float, default=0.6, help="fine detail added by the regional sharpening")
+    parser.add_argument(
+        "--donors", type=int, default=3, help="clean synthetic FLAIRs whose regions are swapped in"
+    )
+    parser.add_argument(
+        "--amount", type=float, default=0.6, help="fine detail added by the regional sharpening"
+    )
     args = parser.parse_args()
     models = load_models(args.models_dir, "cpu", threads=2)
     shapes = {models.specs[task].spatial_shape for task in ARTEFACT_TASKS}
     if len(shapes) != 1:
-        raise SystemExit(f"the probes swap regions on one model grid; this set has input shapes {sorted(shapes)}")
+        raise SystemExit(
+            f"the probes swap regions on one model grid; this set has input shapes {sorted(shapes)}"
+        )
     shape = shapes.pop()
     clean = nib.load(str(REALDATA / "flair3d_head_1mm.nii.gz"))
     versions = {"real": model_input(clean, shape)} | {
-        f"motion {grade}": model_input(degrade_real(clean, "motion", grade, draw=0), shape) for grade in (1, 2)}
-    donors = [model_input(render_case(seed, "FLAIR", config=SynthConfig(grid="1mm", lesions=False)).image, shape)
-              for seed in range(1, args.donors + 1)]
+        f"motion {grade}": model_input(degrade_real(clean, "motion", grade, draw=0), shape)
+        for grade in (1, 2)
+    }
+    donors = [
+        model_input(render_case(seed, "FLAIR", config=SynthConfig(grid="1mm", lesions=False)).image, shape)
+        for seed in range(1, args.donors + 1)
+    ]
     print_swaps(models, versions["real"], donors)
     print_sharpening(models, versions, args.amount)
     return 0

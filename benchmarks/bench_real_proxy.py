@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import nibabel as nib
-
 from bench_default_models import REAL, REALDATA, flair_dataset, run_app  # noqa: E402 (its own folder)
 
 from flairqc_app.config import ARTEFACTS, DEFAULT_MODELS_DIR, TASKS
@@ -39,8 +38,15 @@ from flairqc_app.manifest import read_manifest
 from flairqc_app.train import calibrate, proxy
 
 REJECTS = ("t1w", "t2w", "flair2d")  # realdata-dev images that must be rejected
-VERDICT_COLUMNS = ("status", "reason", "straight_reject", "reject_source", *ARTEFACTS, "tier",
-                   *(f"p_{t}" for t in TASKS))
+VERDICT_COLUMNS = (
+    "status",
+    "reason",
+    "straight_reject",
+    "reject_source",
+    *ARTEFACTS,
+    "tier",
+    *(f"p_{t}" for t in TASKS),
+)
 
 
 def build(scratch: Path, variants: tuple[str, ...], seeds: tuple[int, ...]) -> tuple[Path, list[dict]]:
@@ -68,17 +74,28 @@ def run(args: argparse.Namespace) -> Path:
     tic = time.perf_counter()
     bids, plans = build(scratch, args.variants, tuple(range(args.seeds)))
     built = time.perf_counter() - tic
-    options = ("-w", str(scratch / "work"), "--nprocs", str(args.nprocs), "--omp-nthreads", str(args.omp_nthreads))
+    options = (
+        "-w",
+        str(scratch / "work"),
+        "--nprocs",
+        str(args.nprocs),
+        "--omp-nthreads",
+        str(args.omp_nthreads),
+    )
     got = run_app(bids, scratch / "out", args.models_dir, "fast", options)
     ran = time.perf_counter() - tic - built
     missing = [p["case"] for p in plans if p["case"] not in got]
     if missing:
-        raise SystemExit(f"the app wrote no verdict for {', '.join(missing)} (see {scratch / 'out' / 'logs'})")
+        raise SystemExit(
+            f"the app wrote no verdict for {', '.join(missing)} (see {scratch / 'out' / 'logs'})"
+        )
     rows = [p | {k: got[p["case"]].get(k) for k in VERDICT_COLUMNS} for p in plans]
     table = scratch / "proxy-cases.tsv"
     calibrate.write_cases(table, rows)
-    print(f"{len(plans)} images: set built in {built:.0f} s, flairqc participant in {ran:.0f} s "
-          f"({ran / len(plans):.1f} s per image, --nprocs {args.nprocs} --omp-nthreads {args.omp_nthreads})")
+    print(
+        f"{len(plans)} images: set built in {built:.0f} s, flairqc participant in {ran:.0f} s "
+        f"({ran / len(plans):.1f} s per image, --nprocs {args.nprocs} --omp-nthreads {args.omp_nthreads})"
+    )
     return table
 
 
@@ -98,9 +115,11 @@ def share(hit: int, n: int) -> str:
 
 def print_criteria(name: str, c: calibrate.Criteria) -> None:
     graded = {k: share(*v) for k, v in c.graded.items()}
-    print(f"| {name} | {share(c.clean_tier1, c.clean)} | {graded['motion']} | {graded['noise']} | "
-          f"{graded['contrast']} | {graded['all']} | {c.straight_rejected}/{c.proxy} | "
-          f"{c.rejects_rejected}/{c.rejects} |")
+    print(
+        f"| {name} | {share(c.clean_tier1, c.clean)} | {graded['motion']} | {graded['noise']} | "
+        f"{graded['contrast']} | {graded['all']} | {c.straight_rejected}/{c.proxy} | "
+        f"{c.rejects_rejected}/{c.rejects} |"
+    )
 
 
 def report(rows: list[dict], manifest_thresholds: dict[str, float]) -> None:
@@ -108,41 +127,65 @@ def report(rows: list[dict], manifest_thresholds: dict[str, float]) -> None:
     print("|---" * (2 + 2 * len(ARTEFACTS)) + "|")
     for variant in dict.fromkeys(r["variant"] for r in rows if not calibrate.is_reject(r)):
         mine = [r for r in rows if r["variant"] == variant]
-        cells = [verdict_text(calibrate.verdict_under(r, manifest_thresholds)) for r in mine if r["level"] == 0]
+        cells = [
+            verdict_text(calibrate.verdict_under(r, manifest_thresholds)) for r in mine if r["level"] == 0
+        ]
         for a in ARTEFACTS:
             for lv in (1, 2):
-                got = [calibrate.verdict_under(r, manifest_thresholds) for r in mine if (r["artefact"], r["level"])
-                       == (a, lv)]
+                got = [
+                    calibrate.verdict_under(r, manifest_thresholds)
+                    for r in mine
+                    if (r["artefact"], r["level"]) == (a, lv)
+                ]
                 cells.append(", ".join("R" if v["straight_reject"] else str(v[a]) for v in got))
         print(f"| {variant} | " + " | ".join(cells) + " |")
     print("\n(artefact cells: the grade given to that artefact, one per draw; R: straight-rejected)")
     for r in rows:
         if calibrate.is_reject(r):
-            print(f"{r['variant']}: {r['status']}, straight_reject {r['straight_reject']} ({r['reject_source']}), "
-                  f"p_straight_reject {r['p_straight_reject']}")
+            print(
+                f"{r['variant']}: {r['status']}, straight_reject {r['straight_reject']} ({r['reject_source']}), "
+                f"p_straight_reject {r['p_straight_reject']}"
+            )
     records = calibrate.calibrate(rows)
-    print("\n(n/N, % and Wilson 95 % interval)\n| thresholds | clean tier 1 | motion >= level | noise >= level | "
-          "contrast >= level | all >= level (target 90 %) | proxy straight-rejected (target 0) | real rejects "
-          "rejected |\n" + "|---" * 8 + "|")
+    print(
+        "\n(n/N, % and Wilson 95 % interval)\n| thresholds | clean tier 1 | motion >= level | noise >= level | "
+        "contrast >= level | all >= level (target 90 %) | proxy straight-rejected (target 0) | real rejects "
+        "rejected |\n" + "|---" * 8 + "|"
+    )
     print_criteria("shipped (models.json)", calibrate.criteria(rows, manifest_thresholds))
-    print_criteria("calibrated on the set (in-sample)", calibrate.criteria(rows, calibrate.thresholds_of(records)))
+    print_criteria(
+        "calibrated on the set (in-sample)", calibrate.criteria(rows, calibrate.thresholds_of(records))
+    )
     print_criteria("calibrated, each variant held out", calibrate.leave_one_variant_out(rows))
-    print("\n| task | shipped | calibrated | hard bound | positives at or above | negatives below | rule |\n"
-          + "|---" * 7 + "|")
+    print(
+        "\n| task | shipped | calibrated | hard bound | positives at or above | negatives below | rule |\n"
+        + "|---" * 7
+        + "|"
+    )
     for r in records:
-        print(f"| {r.task} | {manifest_thresholds[r.task]:.3f} | {r.threshold:.3f} | {r.hard_bound:.3f} | "
-              f"{r.positives_at_or_above}/{r.positives} | {r.negatives_below}/{r.negatives} | {r.rule} |")
+        print(
+            f"| {r.task} | {manifest_thresholds[r.task]:.3f} | {r.threshold:.3f} | {r.hard_bound:.3f} | "
+            f"{r.positives_at_or_above}/{r.positives} | {r.negatives_below}/{r.negatives} | {r.rule} |"
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--seeds", type=int, default=1, help="draws per (artefact, level); 3 is the full grid")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="draws per (artefact, level); 3 is the full grid"
+    )
     parser.add_argument("--variants", type=lambda s: tuple(s.split(",")), default=tuple(proxy.VARIANTS))
     parser.add_argument("--nprocs", type=int, default=1)
     parser.add_argument("--omp-nthreads", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="keep the dataset, outputs and table here (default: a temp dir)")
-    parser.add_argument("--table", type=Path, help="score this proxy-cases.tsv again instead of running the app")
+    parser.add_argument(
+        "--out", type=Path, help="keep the dataset, outputs and table here (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--table", type=Path, help="score this proxy-cases.tsv again instead of running the app"
+    )
     args = parser.parse_args()
     if args.table is None and not (REALDATA / f"{REAL['flair3d']}.nii.gz").exists():
         print(f"no real images in {REALDATA}")

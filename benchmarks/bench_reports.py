@@ -33,9 +33,9 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 
 def bench_browser(page: Path, loads: int) -> None:
+    from helpers import chromium_driver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from helpers import chromium_driver
 
     table, loaded, plots, card, search = [], [], [], [], []
     for _ in range(loads):
@@ -47,22 +47,33 @@ def bench_browser(page: Path, loads: int) -> None:
             WebDriverWait(driver, 60).until(lambda d, body=body: body.get_attribute("data-plots-drawn-ms"))
             table.append(int(body.get_attribute("data-table-shown-ms")) / 1000)
             plots.append(int(body.get_attribute("data-plots-drawn-ms")) / 1000)
-            loaded.append(driver.execute_script(
-                "return performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000)
-            card.append(driver.execute_script(
-                "const t = performance.now(); document.querySelector('.count[data-category=\"tier3\"]').click();"
-                "return performance.now() - t;") / 1000)
+            loaded.append(
+                driver.execute_script("return performance.getEntriesByType('navigation')[0].loadEventEnd")
+                / 1000
+            )
+            card.append(
+                driver.execute_script(
+                    "const t = performance.now(); document.querySelector('.count[data-category=\"tier3\"]').click();"
+                    "return performance.now() - t;"
+                )
+                / 1000
+            )
             before = driver.find_element(By.ID, "pager").text
             tic = time.perf_counter()
             driver.find_element(By.ID, "search").send_keys("siemens")
-            WebDriverWait(driver, 30).until(lambda d, before=before: d.find_element(By.ID, "pager").text != before)
+            WebDriverWait(driver, 30).until(
+                lambda d, before=before: d.find_element(By.ID, "pager").text != before
+            )
             search.append(time.perf_counter() - tic)
         finally:
             driver.quit()
-    print(f"headless chromium, median of {loads} loads, seconds since navigation: table shown "
-          f"{statistics.median(table):.2f} (max {max(table):.2f}), charts drawn {statistics.median(plots):.2f} "
-          f"(max {max(plots):.2f}), load event end {statistics.median(loaded):.2f}; card filter {1000 * statistics.median(card):.0f} ms, "
-          f"search {1000 * statistics.median(search):.0f} ms incl. the 150 ms debounce (target: open <= 5 s)")
+    print(
+        f"headless chromium, median of {loads} loads, seconds since navigation: table shown "
+        f"{statistics.median(table):.2f} (max {max(table):.2f}), charts drawn {statistics.median(plots):.2f} "
+        f"(max {max(plots):.2f}), load event end {statistics.median(loaded):.2f}; "
+        f"card filter {1000 * statistics.median(card):.0f} ms, "
+        f"search {1000 * statistics.median(search):.0f} ms incl. the 150 ms debounce (target: open <= 5 s)"
+    )
 
 
 def limit_memory() -> None:
@@ -83,10 +94,17 @@ def bench_real_reports(scratch: Path) -> None:
     out = scratch / "real-out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     tic = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "flairqc_app", str(bids), str(out), "participant",
-                           "--skip-bids-validation"], env=env, capture_output=True, text=True, preexec_fn=limit_memory)
-    print(f"\nparticipant level on the {len(REAL_IMAGES)} realdata-dev images: {time.perf_counter() - tic:.0f} s, "
-          f"exit {proc.returncode}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flairqc_app", str(bids), str(out), "participant", "--skip-bids-validation"],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_memory,
+    )
+    print(
+        f"\nparticipant level on the {len(REAL_IMAGES)} realdata-dev images: {time.perf_counter() - tic:.0f} s, "
+        f"exit {proc.returncode}"
+    )
     print("\n".join(line for line in proc.stderr.splitlines() if line.startswith("[")))
     for name in REAL_IMAGES:
         subject = "sub-" + name.replace("_", "")
@@ -108,13 +126,17 @@ def montage_formats() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--skip-real", action="store_true", help="no per-image reports of realdata-dev")
     args = parser.parse_args()
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
+        f"{os.cpu_count()} CPUs"
+    )
     from bench_pipeline import bench_group
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-reports-"))

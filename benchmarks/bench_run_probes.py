@@ -20,7 +20,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-
 from bench_default_models import REAL, REALDATA, degrade_real  # noqa: E402 (its own folder)
 from bench_motion_grades import GUARD_SEED  # noqa: E402
 from bench_real_cues import model_input  # noqa: E402
@@ -33,8 +32,9 @@ from flairqc_app.train.ensemble import load_trained
 MADE_FOR = "made_for"  # key of the probe cache's record of what its probes were made for
 
 
-def probe_images(artefact: str, shape: tuple[int, int, int], motion_grading: str, draws: int = 1,
-                 others: bool = False) -> dict[str, np.ndarray]:
+def probe_images(
+    artefact: str, shape: tuple[int, int, int], motion_grading: str, draws: int = 1, others: bool = False
+) -> dict[str, np.ndarray]:
     """The real FLAIR and the CI guard's FLAIR, clean and with the artefact at grades 1 and 2 (the real one `draws`
     times; with `others`, also with each other artefact at grade 2), as the BIDS-App preprocesses them."""
     clean = nib.load(str(REALDATA / f"{REAL['flair3d']}.nii.gz"))
@@ -44,24 +44,39 @@ def probe_images(artefact: str, shape: tuple[int, int, int], motion_grading: str
             name = f"real + {artefact} {grade}" + (f" ({draw})" if draws > 1 else "")
             images[name] = degrade_real(clean, artefact, grade, draw, motion_grading)
     if others:
-        images |= {f"real + {other} 2": degrade_real(clean, other, 2, 0) for other in ARTEFACTS if other != artefact}
+        images |= {
+            f"real + {other} 2": degrade_real(clean, other, 2, 0) for other in ARTEFACTS if other != artefact
+        }
     config = SynthConfig(grid="1mm", motion_grading=motion_grading)
     images["guard clean"] = generate_case(GUARD_SEED, config=config)[0]
-    images |= {f"guard {artefact} {g}": generate_case(GUARD_SEED, config=config, **{artefact: g})[0] for g in (1, 2)}
+    images |= {
+        f"guard {artefact} {g}": generate_case(GUARD_SEED, config=config, **{artefact: g})[0] for g in (1, 2)
+    }
     return {name: model_input(image, shape).astype(np.float32) for name, image in images.items()}
 
 
 @torch.no_grad()
 def probabilities(model: torch.nn.Module, probes: dict[str, np.ndarray]) -> dict[str, float]:
-    return {name: torch.softmax(model(torch.from_numpy(x[None, None])), 1)[0, 1].item() for name, x in probes.items()}
+    return {
+        name: torch.softmax(model(torch.from_numpy(x[None, None])), 1)[0, 1].item()
+        for name, x in probes.items()
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run or ensemble directories, one task")
-    parser.add_argument("--draws", type=int, default=2, help="draws of the artefact per grade on the real FLAIR")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", required=True, help="run or ensemble directories, one task"
+    )
+    parser.add_argument(
+        "--draws", type=int, default=2, help="draws of the artefact per grade on the real FLAIR"
+    )
     parser.add_argument("--motion-grading", choices=MOTION_GRADINGS, default="visible")
-    parser.add_argument("--probe-cache", type=Path, help="npz file keeping the preprocessed probes between calls")
+    parser.add_argument(
+        "--probe-cache", type=Path, help="npz file keeping the preprocessed probes between calls"
+    )
     args = parser.parse_args()
     trained = [load_trained(path, torch.device("cpu")) for path in args.runs]
     tasks = {t.task for t in trained}
@@ -69,14 +84,17 @@ def main() -> None:
         parser.error(f"the runs are of several tasks: {', '.join(sorted(tasks))}")
     artefact = tasks.pop().split("_")[0]
     shape = tuple(trained[0].cache.shape)
-    made_for = json.dumps({"artefact": artefact, "shape": shape, "motion_grading": args.motion_grading,
-                           "draws": args.draws})
+    made_for = json.dumps(
+        {"artefact": artefact, "shape": shape, "motion_grading": args.motion_grading, "draws": args.draws}
+    )
     if args.probe_cache and args.probe_cache.is_file():
         probes = dict(np.load(args.probe_cache))
         kept_for = str(probes.pop(MADE_FOR, ""))
         if kept_for != made_for:
-            parser.error(f"{args.probe_cache} holds probes made for {kept_for or 'unknown settings'}, not for "
-                         f"{made_for}: give another --probe-cache file")
+            parser.error(
+                f"{args.probe_cache} holds probes made for {kept_for or 'unknown settings'}, not for "
+                f"{made_for}: give another --probe-cache file"
+            )
     else:
         probes = probe_images(artefact, shape, args.motion_grading, args.draws, others=True)
         if args.probe_cache:

@@ -33,12 +33,18 @@ from flairqc_app.config import PREPROC_RECIPES, PreprocSettings, RegistrationSet
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev"
 STAGES = ("load", "n4", "registration", "resample", "registration_retry", "inference", "report")
 BEFORE_36 = PreprocSettings(  # `fast` as it was before issue #36 (flairqc 0.1.0 up to commit 7b1fd43)
-    name="before-36", n4_shrink_factor=1, n4_iterations=(25, 25, 25), n4_tolerance=1e-4, n4_working_spacing_mm=4.0,
+    name="before-36",
+    n4_shrink_factor=1,
+    n4_iterations=(25, 25, 25),
+    n4_tolerance=1e-4,
+    n4_working_spacing_mm=4.0,
     n4_head_mask=True,
-    registration=RegistrationSettings(spacing_mm=3.0, iterations=(500, 250), shrink_factors=(2, 1),
-                                      smoothing_vox=(1, 0)),
-    retry_registration=RegistrationSettings(spacing_mm=2.0, iterations=(1000, 500, 250), shrink_factors=(4, 2, 1),
-                                            smoothing_vox=(2, 1, 0)),
+    registration=RegistrationSettings(
+        spacing_mm=3.0, iterations=(500, 250), shrink_factors=(2, 1), smoothing_vox=(1, 0)
+    ),
+    retry_registration=RegistrationSettings(
+        spacing_mm=2.0, iterations=(1000, 500, 250), shrink_factors=(4, 2, 1), smoothing_vox=(2, 1, 0)
+    ),
 )
 RECIPES = {"old": BEFORE_36, "new": PREPROC_RECIPES["fast"]}
 SYNTHETIC_GRADES = [(0, 0, 0), (0, 0, 0), (1, 0, 0), (2, 0, 0), (0, 1, 0), (0, 2, 0), (0, 0, 1), (0, 0, 2)]
@@ -67,22 +73,41 @@ def measure(job: dict) -> dict:
     stages["cpu"]["load"] += gate_cpu
     tic, cpu_tic = time.perf_counter(), time.process_time()
     probabilities = models.predict(result.volume)
-    stages["wall"]["inference"], stages["cpu"]["inference"] = time.perf_counter() - tic, time.process_time() - cpu_tic
+    stages["wall"]["inference"], stages["cpu"]["inference"] = (
+        time.perf_counter() - tic,
+        time.process_time() - cpu_tic,
+    )
     verdict = decide(probabilities, models.thresholds)
     tic, cpu_tic = time.perf_counter(), time.process_time()
-    row = {"bids_name": path.name, "status": "ok", "straight_reject": verdict.straight_reject, "tier": verdict.tier,
-           **verdict.grades, **{f"p_{t}": p for t, p in probabilities.items()}}
+    row = {
+        "bids_name": path.name,
+        "status": "ok",
+        "straight_reject": verdict.straight_reject,
+        "tier": verdict.tier,
+        **verdict.grades,
+        **{f"p_{t}": p for t, p in probabilities.items()},
+    }
     render_participant_report(row, gate.image, result.volume, models.thresholds)
-    stages["wall"]["report"], stages["cpu"]["report"] = time.perf_counter() - tic, time.process_time() - cpu_tic
-    return {"stages": stages, "total_wall": time.perf_counter() - wall, "total_cpu": time.process_time() - cpu,
-            "ncc": result.registration_ncc, "probabilities": probabilities,
-            "verdict": {"straight_reject": verdict.straight_reject, "tier": verdict.tier},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    stages["wall"]["report"], stages["cpu"]["report"] = (
+        time.perf_counter() - tic,
+        time.process_time() - cpu_tic,
+    )
+    return {
+        "stages": stages,
+        "total_wall": time.perf_counter() - wall,
+        "total_cpu": time.process_time() - cpu,
+        "ncc": result.registration_ncc,
+        "probabilities": probabilities,
+        "verdict": {"straight_reject": verdict.straight_reject, "tier": verdict.tier},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_job(job: dict) -> dict:
-    code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_speed as b; "
-            "print(json.dumps(b.measure(json.loads(sys.argv[1]))))")
+    code = (
+        f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_speed as b; "
+        "print(json.dumps(b.measure(json.loads(sys.argv[1]))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(job)], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
@@ -106,10 +131,13 @@ def flair_variants(flair: Path, scratch: Path) -> list[Path]:
     out["cropped"] = img.slicer[10:-10, 20:-10, 25:]
     transform = preprocess_image(img, config.FLAIR_TEMPLATE, PREPROC_RECIPES["fast"], scratch).transform
     mask = ants.image_read(str(config.BRAIN_MASK), pixeltype="float")
-    on_subject = ants.apply_transforms(to_ants(img), mask, [str(transform)], interpolator="nearestNeighbor",
-                                       whichtoinvert=[True])
+    on_subject = ants.apply_transforms(
+        to_ants(img), mask, [str(transform)], interpolator="nearestNeighbor", whichtoinvert=[True]
+    )
     out["skullstripped"] = nib.Nifti1Image(data * (on_subject.numpy() > 0.5), img.affine)
-    ornt = nib.orientations.ornt_transform(nib.io_orientation(img.affine), nib.orientations.axcodes2ornt("PIR"))
+    ornt = nib.orientations.ornt_transform(
+        nib.io_orientation(img.affine), nib.orientations.axcodes2ornt("PIR")
+    )
     out["reoriented"] = img.as_reoriented(ornt)
     paths = []
     for name, variant in out.items():
@@ -132,31 +160,48 @@ def synthetic_heads(scratch: Path, count: int) -> list[Path]:
 
 
 def median_table(results: dict[str, list[dict]]) -> None:
-    print("| stage | old wall s | new wall s | new/old | old CPU s | new CPU s | new/old |\n"
-          "|---|---|---|---|---|---|---|")
+    print(
+        "| stage | old wall s | new wall s | new/old | old CPU s | new CPU s | new/old |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for stage in (*STAGES, "total"):
         cells = []
         for kind in ("wall", "cpu"):
-            old, new = (statistics.median(r[f"total_{kind}"] if stage == "total" else r["stages"][kind].get(stage, 0.0)
-                                          for r in results[arm]) for arm in ("old", "new"))
+            old, new = (
+                statistics.median(
+                    r[f"total_{kind}"] if stage == "total" else r["stages"][kind].get(stage, 0.0)
+                    for r in results[arm]
+                )
+                for arm in ("old", "new")
+            )
             cells += [f"{old:.2f}", f"{new:.2f}", f"{new / old:.2f}" if old > 0.005 else "-"]
         print(f"| {stage} | " + " | ".join(cells) + " |")
 
 
 def compare_verdicts(runs: dict[str, dict[str, dict]]) -> None:
-    print("\n| image | old NCC | new NCC | old verdict | new verdict | largest change of a probability |\n"
-          "|---|---|---|---|---|---|")
+    print(
+        "\n| image | old NCC | new NCC | old verdict | new verdict | largest change of a probability |\n"
+        "|---|---|---|---|---|---|"
+    )
     largest, changed = 0.0, 0
     for name, arms in runs.items():
         old, new = arms["old"], arms["new"]
-        task, delta = max(((t, abs(new["probabilities"][t] - p)) for t, p in old["probabilities"].items()),
-                          key=lambda item: item[1])
+        task, delta = max(
+            ((t, abs(new["probabilities"][t] - p)) for t, p in old["probabilities"].items()),
+            key=lambda item: item[1],
+        )
         largest, changed = max(largest, delta), changed + (old["verdict"] != new["verdict"])
-        show = {k: ("reject" if v["straight_reject"] else f"tier {v['tier']}") for k, v in (("o", old["verdict"]),
-                                                                                           ("n", new["verdict"]))}
-        print(f"| {name} | {old['ncc']:.3f} | {new['ncc']:.3f} | {show['o']} | {show['n']} | {delta:.3f} ({task}) |")
-    print(f"\nlargest probability change {largest:.3f}; verdicts changed: {changed} of {len(runs)} "
-          "(targets: within 0.03, none)")
+        show = {
+            k: ("reject" if v["straight_reject"] else f"tier {v['tier']}")
+            for k, v in (("o", old["verdict"]), ("n", new["verdict"]))
+        }
+        print(
+            f"| {name} | {old['ncc']:.3f} | {new['ncc']:.3f} | {show['o']} | {show['n']} | {delta:.3f} ({task}) |"
+        )
+    print(
+        f"\nlargest probability change {largest:.3f}; verdicts changed: {changed} of {len(runs)} "
+        "(targets: within 0.03, none)"
+    )
 
 
 def cli_runs(images: list[Path], scratch: Path) -> None:
@@ -173,19 +218,34 @@ def cli_runs(images: list[Path], scratch: Path) -> None:
             (anat / f"sub-{i:02d}_FLAIR.json").write_text(json.dumps({"MRAcquisitionType": "3D"}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         tic = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "flairqc_app", str(bids), str(bids.with_name(bids.name + "-out")),
-                               "participant", "--skip-bids-validation"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flairqc_app",
+                str(bids),
+                str(bids.with_name(bids.name + "-out")),
+                "participant",
+                "--skip-bids-validation",
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - tic
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        print(f"flairqc participant, {label}, defaults (--nprocs {available_cpus()}): exit {proc.returncode}, "
-              f"{wall:.1f} s wall, {cpu:.1f} s CPU, {len(subset) * 3600 / wall:.0f} images/h wall; "
-              f"{len(subset) * 3600 * available_cpus() / cpu:.0f} images/h from CPU time on {available_cpus()} CPUs; "
-              f"load {os.getloadavg()[0]:.1f}")
+        print(
+            f"flairqc participant, {label}, defaults (--nprocs {available_cpus()}): exit {proc.returncode}, "
+            f"{wall:.1f} s wall, {cpu:.1f} s CPU, {len(subset) * 3600 / wall:.0f} images/h wall; "
+            f"{len(subset) * 3600 * available_cpus() / cpu:.0f} images/h from CPU time on {available_cpus()} CPUs; "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the real FLAIR and T1w")
     parser.add_argument("--synthetic", type=int, default=8, help="synthetic heads (at most 8)")
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line runs")
@@ -202,20 +262,25 @@ def main() -> None:
                 result = run_job({"path": str(path), "arm": arm})
                 timed[arm].append(result)
                 runs.setdefault(path.name, {})[arm] = result
-                print(f"  rep {rep} {arm} {path.name}: {result['total_wall']:.1f} s wall, {result['total_cpu']:.1f} s "
-                      f"CPU, peak {result['peak_rss_mb']:.0f} MB, NCC {result['ncc']:.3f}, load "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)
+                print(
+                    f"  rep {rep} {arm} {path.name}: {result['total_wall']:.1f} s wall, {result['total_cpu']:.1f} s "
+                    f"CPU, peak {result['peak_rss_mb']:.0f} MB, NCC {result['ncc']:.3f}, load "
+                    f"{os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
     print(f"\nmedians over every run ({len(timed['new'])} per recipe), one thread per image:")
     median_table(timed)
     for name, index in (("real FLAIR", 0), ("real T1w", 1)):
-        subset = {arm: [timed[arm][index]] + timed[arm][len(images) + index::2] for arm in timed}
+        subset = {arm: [timed[arm][index]] + timed[arm][len(images) + index :: 2] for arm in timed}
         print(f"\n{name}, median of {len(subset['new'])} runs:")
         median_table(subset)
     for arm in ("old", "new"):
         worst = max(timed[arm], key=lambda r: r["total_cpu"])
         peaks = [r["peak_rss_mb"] for r in timed[arm]]
-        print(f"{arm}: slowest input {worst['total_wall']:.1f} s wall / {worst['total_cpu']:.1f} s CPU; peak RSS "
-              f"median {statistics.median(peaks):.0f} MB, max {max(peaks):.0f} MB")
+        print(
+            f"{arm}: slowest input {worst['total_wall']:.1f} s wall / {worst['total_cpu']:.1f} s CPU; peak RSS "
+            f"median {statistics.median(peaks):.0f} MB, max {max(peaks):.0f} MB"
+        )
     compare_verdicts(runs)
     print(f"load at end {os.getloadavg()}")
     if not args.no_cli:

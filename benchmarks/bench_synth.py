@@ -29,17 +29,23 @@ def main() -> None:
     print(f"head model build: {time.perf_counter() - start:.1f} s (once per process)")
     config = SynthConfig(grid=args.grid)
     times = []
-    for spec in plan_dataset(args.n, args.seed, (args.modality,), reject_fraction=0.1, artefact_fraction=0.5,
-                             grid=args.grid):
+    for spec in plan_dataset(
+        args.n, args.seed, (args.modality,), reject_fraction=0.1, artefact_fraction=0.5, grid=args.grid
+    ):
         tick = time.perf_counter()
         case = render_spec(spec, config)
         if not args.no_write:
             nifti_gz_bytes(case.image)
         times.append(time.perf_counter() - tick)
-        print(f"  {len(times):4d} {spec.reject or '-':20s} m/n/c={spec.motion}/{spec.noise}/{spec.contrast} "
-              f"{times[-1]:.2f} s", flush=True)
-    print(f"{args.n} heads ({args.grid}, {args.modality}): median {statistics.median(times):.2f} s, "
-          f"mean {statistics.mean(times):.2f} s, max {max(times):.2f} s, total {sum(times):.0f} s")
+        print(
+            f"  {len(times):4d} {spec.reject or '-':20s} m/n/c={spec.motion}/{spec.noise}/{spec.contrast} "
+            f"{times[-1]:.2f} s",
+            flush=True,
+        )
+    print(
+        f"{args.n} heads ({args.grid}, {args.modality}): median {statistics.median(times):.2f} s, "
+        f"mean {statistics.mean(times):.2f} s, max {max(times):.2f} s, total {sum(times):.0f} s"
+    )
 
 
 if __name__ == "__main__":

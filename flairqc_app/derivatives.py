@@ -14,8 +14,16 @@ from flairqc_app.config import CODE_URL, TEMPLATE_SPACE
 from flairqc_app.discover import FlairImage
 
 BIDS_VERSION = "1.10.0"
-BIDSIGNORE = ["*.html", "logs/", "figures", "group_*", "*_desc-flairqc_FLAIR.tsv", "*_desc-flairqc_FLAIR.json",
-              "*_xfm.mat", "*_desc-iqms_FLAIR.json"]
+BIDSIGNORE = [
+    "*.html",
+    "logs/",
+    "figures",
+    "group_*",
+    "*_desc-flairqc_FLAIR.tsv",
+    "*_desc-flairqc_FLAIR.json",
+    "*_xfm.mat",
+    "*_desc-iqms_FLAIR.json",
+]
 LOGS = "logs"
 GROUP_STEM = "group_FLAIR"
 
@@ -34,7 +42,10 @@ def qc_table(output_dir: Path, image: FlairImage) -> Path:
 
 
 def transform_file(output_dir: Path, image: FlairImage) -> Path:
-    return image_dir(output_dir, image) / f"{_stem_without_suffix(image)}_from-FLAIR_to-{TEMPLATE_SPACE}_mode-image_xfm.mat"
+    return (
+        image_dir(output_dir, image)
+        / f"{_stem_without_suffix(image)}_from-FLAIR_to-{TEMPLATE_SPACE}_mode-image_xfm.mat"
+    )
 
 
 def iqm_json(output_dir: Path, image: FlairImage) -> Path:
@@ -43,7 +54,10 @@ def iqm_json(output_dir: Path, image: FlairImage) -> Path:
 
 
 def preproc_image(output_dir: Path, image: FlairImage) -> Path:
-    return image_dir(output_dir, image) / f"{_stem_without_suffix(image)}_space-{TEMPLATE_SPACE}_desc-preproc_FLAIR.nii.gz"
+    return (
+        image_dir(output_dir, image)
+        / f"{_stem_without_suffix(image)}_space-{TEMPLATE_SPACE}_desc-preproc_FLAIR.nii.gz"
+    )
 
 
 def report_file(output_dir: Path, bids_name: str) -> Path:
@@ -63,8 +77,12 @@ def container_info() -> dict[str, str] | None:
 
 
 def dataset_description(bids_dir: Path) -> dict:
-    generated = {"Name": "flairqc", "Version": __version__, "CodeURL": CODE_URL,
-                 "Description": "Automatic quality control of 3D FLAIR (Loizillon et al. 2025)"}
+    generated = {
+        "Name": "flairqc",
+        "Version": __version__,
+        "CodeURL": CODE_URL,
+        "Description": "Automatic quality control of 3D FLAIR (Loizillon et al. 2025)",
+    }
     container = container_info()
     if container:
         generated["Container"] = container

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bids import BIDSLayout, BIDSLayoutIndexer
@@ -34,7 +34,9 @@ class FlairImage:
     entities: dict[str, str]  # pybids entity name -> value as written in the file name
     metadata: dict[str, Any] = field(default_factory=dict)  # sidecar JSON, inheritance applied
     bids_errors: tuple[str, ...] = ()  # the BIDS validator's errors about this file or its sidecar: it fails
-    sidecar_error: str | None = None  # a sidecar that applies to this image is not a JSON object: it fails alone
+    sidecar_error: str | None = (
+        None  # a sidecar that applies to this image is not a JSON object: it fails alone
+    )
 
     @property
     def bids_name(self) -> str:
@@ -78,7 +80,7 @@ def read_filter_file(path: Path | None) -> dict[str, Any]:
     except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8
         raise DiscoveryError(f"cannot read the BIDS filter file {path}: {exc}") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("flair", {}), dict):
-        raise DiscoveryError(f"{path}: expected a JSON object {{\"flair\": {{entity: value}}}}")
+        raise DiscoveryError(f'{path}: expected a JSON object {{"flair": {{entity: value}}}}')
     unknown = set(payload) - {"flair"}
     if unknown:
         raise DiscoveryError(f"{path}: unknown query name(s) {sorted(unknown)}; flairqc reads only 'flair'")
@@ -100,9 +102,10 @@ def filter_problem(entity: str, value: Any) -> str | None:
     if entity not in BIDS_ENTITIES:
         return f"unknown BIDS entity {entity!r} (entities are {', '.join(sorted(BIDS_ENTITIES))})"
     values = value if isinstance(value, list) else [value]
-    if (value is not None and not values) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
-                                                     for v in values if value is not None):
-        return f"{entity}: {json.dumps(value)} is not a label, a list of labels, null or \"*\""
+    if (value is not None and not values) or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in values if value is not None
+    ):
+        return f'{entity}: {json.dumps(value)} is not a label, a list of labels, null or "*"'
     return None
 
 
@@ -130,8 +133,12 @@ def broken_sidecars(bids_dir: Path, subjects: list[str] | None) -> dict[str, str
     """Relative path -> problem, for every unusable JSON sidecar in the folders that discover() indexes."""
     found = {}
     for subject in subjects or ["*"]:
-        for pattern in (f"sub-{subject}/*.json", f"sub-{subject}/ses-*/*.json", f"sub-{subject}/anat/*.json",
-                        f"sub-{subject}/ses-*/anat/*.json"):
+        for pattern in (
+            f"sub-{subject}/*.json",
+            f"sub-{subject}/ses-*/*.json",
+            f"sub-{subject}/anat/*.json",
+            f"sub-{subject}/ses-*/anat/*.json",
+        ):
             for path in bids_dir.glob(pattern):
                 problem = sidecar_problem(path)
                 if problem:
@@ -153,7 +160,9 @@ def applies_to(sidecar_relpath: str, image_relpath: str) -> bool:
     """
     folder, _, name = sidecar_relpath.rpartition("/")
     stem = name[: -len(".json")]
-    if not (stem == "FLAIR" or stem.endswith("_FLAIR")) or not (image_relpath.startswith(folder + "/") or not folder):
+    if not (stem == "FLAIR" or stem.endswith("_FLAIR")) or not (
+        image_relpath.startswith(folder + "/") or not folder
+    ):
         return False
     image_parts = set(image_relpath.rpartition("/")[2].split("_"))
     return all(part in image_parts for part in stem.split("_")[:-1])
@@ -191,7 +200,7 @@ def entities_below(root: Path) -> Iterator[None]:
 
     def match_below_root(entity: Entity, bids_file: Any) -> Any:
         path = str(bids_file.path)
-        below = path[len(prefix):] if path.startswith(prefix + "/") else path
+        below = path[len(prefix) :] if path.startswith(prefix + "/") else path
         return original(entity, SimpleNamespace(path=below))
 
     Entity.match_file = match_below_root  # type: ignore[method-assign]
@@ -214,21 +223,32 @@ def discover(bids_dir: Path, selection: Selection = Selection()) -> list[FlairIm
             raise DiscoveryError(f"participant label(s) not in {bids_dir}: {', '.join(missing)}")
     broken = broken_sidecars(bids_dir, participant_labels)
     ignored = [re.compile(rf"^/{re.escape(rel)}$") for rel in broken]
-    indexer = BIDSLayoutIndexer(validate=False, ignore=ignore_patterns(participant_labels) + ignored,
-                                index_metadata=True)
+    indexer = BIDSLayoutIndexer(
+        validate=False, ignore=ignore_patterns(participant_labels) + ignored, index_metadata=True
+    )
     with entities_below(bids_dir):
         layout = BIDSLayout(bids_dir, validate=False, indexer=indexer, derivatives=False)
     query: dict[str, Any] = {**FLAIR_QUERY, **selection.pybids_query()}
     images = []
     for bids_file in layout.get(**query):
         path = Path(bids_file.path)
-        entities = {k: str(v) if k != "run" else _run_text(path, v) for k, v in bids_file.get_entities().items()
-                    if k in ENTITIES_BY_NAME}
+        entities = {
+            k: str(v) if k != "run" else _run_text(path, v)
+            for k, v in bids_file.get_entities().items()
+            if k in ENTITIES_BY_NAME
+        }
         metadata = {k: v for k, v in bids_file.get_metadata().items()}
         relpath = path.relative_to(bids_dir).as_posix()
         errors = [f"sidecar {rel} {problem}" for rel, problem in broken.items() if applies_to(rel, relpath)]
-        images.append(FlairImage(path=path, relpath=relpath, entities=entities, metadata=metadata,
-                                 sidecar_error="; ".join(errors) or None))
+        images.append(
+            FlairImage(
+                path=path,
+                relpath=relpath,
+                entities=entities,
+                metadata=metadata,
+                sidecar_error="; ".join(errors) or None,
+            )
+        )
     return sorted(images, key=lambda im: im.relpath)
 
 

@@ -42,10 +42,17 @@ class Entity:
 
 
 ENTITIES = (
-    Entity("subject", "sub", "participant_id", "Participant", "BIDS subject label with its sub- prefix.",
-           prefixed=True),
-    Entity("session", "ses", "session_id", "Session", "BIDS session label with its ses- prefix.",
-           prefixed=True),
+    Entity(
+        "subject",
+        "sub",
+        "participant_id",
+        "Participant",
+        "BIDS subject label with its sub- prefix.",
+        prefixed=True,
+    ),
+    Entity(
+        "session", "ses", "session_id", "Session", "BIDS session label with its ses- prefix.", prefixed=True
+    ),
     Entity("acquisition", "acq", "acq_id", "Acquisition", "BIDS acq entity value."),
     Entity("reconstruction", "rec", "rec_id", "Reconstruction", "BIDS rec entity value."),
     Entity("run", "run", "run_id", "Run", "BIDS run entity value."),
@@ -69,12 +76,21 @@ class Selection:
     filters: Mapping[str, Any] = field(default_factory=dict)  # pybids name -> value(s), Query.NONE, Query.ANY
 
     @classmethod
-    def of(cls, participant_labels: Sequence[str] | None, session_ids: Sequence[str] | None,
-           run_ids: Sequence[str] | None, filters: Mapping[str, Any] | None) -> Selection:
+    def of(
+        cls,
+        participant_labels: Sequence[str] | None,
+        session_ids: Sequence[str] | None,
+        run_ids: Sequence[str] | None,
+        filters: Mapping[str, Any] | None,
+    ) -> Selection:
         """The participant labels as discover.read_labels_arg returned them (sub- already taken off)."""
         session, run = ENTITIES_BY_NAME["session"], ENTITIES_BY_NAME["run"]
-        return cls(tuple(participant_labels or ()), tuple(session.label(s) for s in session_ids or ()),
-                   tuple(run.label(r) for r in run_ids or ()), dict(filters or {}))
+        return cls(
+            tuple(participant_labels or ()),
+            tuple(session.label(s) for s in session_ids or ()),
+            tuple(run.label(r) for r in run_ids or ()),
+            dict(filters or {}),
+        )
 
     def __bool__(self) -> bool:
         return bool(self.subjects or self.sessions or self.runs or self.filters)

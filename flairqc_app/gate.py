@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from flairqc_app.config import GATE_LIMITS, GateLimits
 from flairqc_app.exceptions import GateConfigError, GateFailure
 from flairqc_app.schema import GATE_REASONS
+
 
 @dataclass
 class GateResult:
@@ -38,8 +40,11 @@ def check_image(path: Path, metadata: dict[str, Any], limits: GateLimits = GATE_
         img = load_3d(path, geometry)
     except GateFailure as exc:
         return GateResult(GATE_REASONS[exc.reason][0], exc.reason, exc.detail, None, geometry)
-    problems = (sidecar_problems(metadata) + content_problems(np.asanyarray(img.dataobj))
-                + geometry_problems(img, metadata, limits))
+    problems = (
+        sidecar_problems(metadata)
+        + content_problems(np.asanyarray(img.dataobj))
+        + geometry_problems(img, metadata, limits)
+    )
     if not problems:
         return GateResult("ok", image=img, geometry=geometry)
     reason = problems[0][0]
@@ -62,7 +67,9 @@ def load_3d(path: Path, geometry: dict[str, Any]) -> nib.Nifti1Image:
         raise GateFailure("not_3d", f"image shape {shape} is not a 3D volume")
     affine = img.affine
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
-        raise GateFailure("degenerate_affine", f"affine {np.round(affine, 3).tolist()} is singular or not finite")
+        raise GateFailure(
+            "degenerate_affine", f"affine {np.round(affine, 3).tolist()} is singular or not finite"
+        )
     zooms = nib.affines.voxel_sizes(affine)
     geometry.update({f"voxel_size_{a}": round(float(z), 4) for a, z in zip("xyz", zooms)})
     if not np.all(np.isfinite(data)):
@@ -80,26 +87,39 @@ def content_problems(data: np.ndarray) -> list[tuple[str, str]]:
     return []
 
 
-def geometry_problems(img: nib.Nifti1Image, metadata: dict[str, Any], limits: GateLimits) -> list[tuple[str, str]]:
+def geometry_problems(
+    img: nib.Nifti1Image, metadata: dict[str, Any], limits: GateLimits
+) -> list[tuple[str, str]]:
     shape = img.shape
     zooms = nib.affines.voxel_sizes(img.affine)
     if zooms.min() < limits.min_voxel_size_mm or zooms.max() > limits.max_voxel_size_mm:
         # the other checks would only repeat this one in other words (a 1e12 mm pixdim is no "2D acquisition")
-        return [("voxel_size_out_of_range",
-                 f"voxel size {_mm(zooms)} mm outside [{limits.min_voxel_size_mm:g}, {limits.max_voxel_size_mm:g}] "
-                 "mm: not a brain MRI, or the header's pixdim/affine is wrong")]
+        return [
+            (
+                "voxel_size_out_of_range",
+                f"voxel size {_mm(zooms)} mm outside [{limits.min_voxel_size_mm:g}, {limits.max_voxel_size_mm:g}] "
+                "mm: not a brain MRI, or the header's pixdim/affine is wrong",
+            )
+        ]
     problems = acquisition_problems(tuple(float(z) for z in zooms), metadata, limits)
     if min(shape) < limits.min_voxels_per_axis:
-        problems.append(("too_few_slices", f"shape {shape}: an axis has fewer than {limits.min_voxels_per_axis} voxels"))
+        problems.append(
+            ("too_few_slices", f"shape {shape}: an axis has fewer than {limits.min_voxels_per_axis} voxels")
+        )
     extent = np.array(shape) * zooms
     if extent.min() < limits.min_field_of_view_mm:
-        problems.append(("small_field_of_view",
-                         f"field of view {np.round(extent, 1).tolist()} mm: below {limits.min_field_of_view_mm} mm"))
+        problems.append(
+            (
+                "small_field_of_view",
+                f"field of view {np.round(extent, 1).tolist()} mm: below {limits.min_field_of_view_mm} mm",
+            )
+        )
     return problems
 
 
-def acquisition_problems(zooms: Sequence[float], metadata: dict[str, Any],
-                         limits: GateLimits = GATE_LIMITS) -> list[tuple[str, str]]:
+def acquisition_problems(
+    zooms: Sequence[float], metadata: dict[str, Any], limits: GateLimits = GATE_LIMITS
+) -> list[tuple[str, str]]:
     """Voxels too coarse, or a 2D acquisition: from the sidecar first, then the slice thickness, never the voxel ratio.
 
     >>> acquisition_problems((0.47, 0.47, 1.2), {}), acquisition_problems((1, 1, 1.9), {"MRAcquisitionType": "3D"})
@@ -113,8 +133,13 @@ def acquisition_problems(zooms: Sequence[float], metadata: dict[str, Any],
     """
     in_plane = sorted(zooms)[1]
     if in_plane > limits.max_in_plane_mm:
-        return [("voxels_too_coarse", f"voxel size {_mm(zooms)} mm: even the finer axes are coarser than "
-                                      f"{limits.max_in_plane_mm:g} mm, too coarse to grade")]
+        return [
+            (
+                "voxels_too_coarse",
+                f"voxel size {_mm(zooms)} mm: even the finer axes are coarser than "
+                f"{limits.max_in_plane_mm:g} mm, too coarse to grade",
+            )
+        ]
     said_3d = str(metadata.get("MRAcquisitionType", "")).upper() == "3D"
     limit = limits.max_slice_thickness_3d_mm if said_3d else limits.max_slice_thickness_mm
     thickness, source = max(zooms), f"voxel size {_mm(zooms)} mm"
@@ -124,18 +149,38 @@ def acquisition_problems(zooms: Sequence[float], metadata: dict[str, Any],
     problems = []
     if thickness > limit:
         allowed = "a 3D FLAIR" if said_3d else "a FLAIR whose sidecar does not say MRAcquisitionType 3D"
-        problems.append(("acquisition_2d", f"{thickness:g} mm slices ({source}), thicker than the {limit:g} mm of "
-                                           f"{allowed}: a 2D acquisition, not a 3D FLAIR"))
+        problems.append(
+            (
+                "acquisition_2d",
+                f"{thickness:g} mm slices ({source}), thicker than the {limit:g} mm of "
+                f"{allowed}: a 2D acquisition, not a 3D FLAIR",
+            )
+        )
     spacing = _positive(metadata.get("SpacingBetweenSlices"))
-    if not said_3d and stated is not None and spacing is not None and spacing - stated > limits.max_slice_gap_mm:
-        problems.append(("acquisition_2d", f"sidecar SpacingBetweenSlices {spacing:g} mm > SliceThickness "
-                                           f"{stated:g} mm: gaps between slices, a 2D acquisition"))
+    if (
+        not said_3d
+        and stated is not None
+        and spacing is not None
+        and spacing - stated > limits.max_slice_gap_mm
+    ):
+        problems.append(
+            (
+                "acquisition_2d",
+                f"sidecar SpacingBetweenSlices {spacing:g} mm > SliceThickness "
+                f"{stated:g} mm: gaps between slices, a 2D acquisition",
+            )
+        )
     return problems
 
 
 def _positive(value: Any) -> float | None:
     """A sidecar number, or None when absent, not a number or not positive."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         return None
     return float(value)
 
@@ -166,9 +211,16 @@ def read_gate_limits(path: Path) -> GateLimits:
         raise GateConfigError(f"{path}: unknown gate limit(s) {unknown}; known: {sorted(known)}")
     for key, value in payload.items():
         whole = isinstance(known[key], int)
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
-                or (whole and value != int(value))):
-            raise GateConfigError(f"{path}: {key} must be a positive {'integer' if whole else 'number'}, not {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+            or (whole and value != int(value))
+        ):
+            raise GateConfigError(
+                f"{path}: {key} must be a positive {'integer' if whole else 'number'}, not {value!r}"
+            )
     return replace(GATE_LIMITS, **{k: type(known[k])(v) for k, v in payload.items()})
 
 

@@ -36,8 +36,12 @@ def decide(probabilities: dict[str, float], thresholds: dict[str, float]) -> Ver
     if probabilities["straight_reject"] >= thresholds["straight_reject"]:
         return Verdict(straight_reject=1, grades=dict.fromkeys(ARTEFACTS), tier=None)
     grades: dict[str, int | None] = {
-        a: artefact_grade(probabilities[f"{a}_moderate"], probabilities[f"{a}_severe"],
-                          thresholds[f"{a}_moderate"], thresholds[f"{a}_severe"])
+        a: artefact_grade(
+            probabilities[f"{a}_moderate"],
+            probabilities[f"{a}_severe"],
+            thresholds[f"{a}_moderate"],
+            thresholds[f"{a}_severe"],
+        )
         for a in ARTEFACTS
     }
     return Verdict(straight_reject=0, grades=grades, tier=tier_from_grades(grades))

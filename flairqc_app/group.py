@@ -85,8 +85,10 @@ def describe(wanted: dict[str, Any]) -> dict[str, Any]:
     >>> describe({"session": Query.NONE, "subject": ["02", "01"]})
     {'session': None, 'subject': ['01', '02']}
     """
-    return {entity: sorted(map(_label, value)) if isinstance(value, list) else _label(value)
-            for entity, value in sorted(wanted.items())}
+    return {
+        entity: sorted(map(_label, value)) if isinstance(value, list) else _label(value)
+        for entity, value in sorted(wanted.items())
+    }
 
 
 def _label(value: Any) -> str | None:
@@ -94,8 +96,12 @@ def _label(value: Any) -> str | None:
     return None if value is Query.NONE else "*" if value is Query.ANY else str(value)
 
 
-def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None = None,
-              thresholds_file: Path | None = None) -> list[dict[str, Any]]:
+def run_group(
+    output_dir: Path,
+    wanted: dict[str, Any],
+    models_dir: Path | None = None,
+    thresholds_file: Path | None = None,
+) -> list[dict[str, Any]]:
     """Write the group TSV (+ dictionary) and HTML of the selection (group_stem names them); return the rows.
 
     With a thresholds file, grades and tiers are recomputed from the stored probabilities (recompute.py);
@@ -114,8 +120,11 @@ def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None 
         recomputed = recompute.recompute(rows, recompute.thresholds_used(models_dir, thresholds_file))
         rows = recomputed.rows
         recompute.write_record(record, recomputed, models_dir, thresholds_file)
-        log.info("group level: verdicts recomputed from the stored probabilities, %d changed (%s)",
-                 len(recomputed.changes), record.name)
+        log.info(
+            "group level: verdicts recomputed from the stored probabilities, %d changed (%s)",
+            len(recomputed.changes),
+            record.name,
+        )
     else:
         record.unlink(missing_ok=True)
     from flairqc_app.report import render_group_report
@@ -131,5 +140,7 @@ def run_group(output_dir: Path, wanted: dict[str, Any], models_dir: Path | None 
     html = render_group_report(rows, recomputed=recomputed).encode("utf-8")
     # one write for the three files: a full disk leaves the previous table and report, never a new table beside
     # a stale report
-    atomic.write_files({**tsv.table_files(output_dir / f"{stem}.tsv", rows), output_dir / f"{stem}.html": html})
+    atomic.write_files(
+        {**tsv.table_files(output_dir / f"{stem}.tsv", rows), output_dir / f"{stem}.html": html}
+    )
     return rows

@@ -64,8 +64,14 @@ class Outcome:
         verdict = model_verdict_text(row)
         if row.get("status") != "ok" and row.get("reason"):
             verdict += f" ({row['reason']})"
-        return cls(str(row["bids_name"]), str(row["status"]), reused, category(row), verdict,
-                   as_number(row.get("seconds")))
+        return cls(
+            str(row["bids_name"]),
+            str(row["status"]),
+            reused,
+            category(row),
+            verdict,
+            as_number(row.get("seconds")),
+        )
 
 
 def write_result(result: ImageResult, output_dir: Path) -> Outcome:
@@ -89,8 +95,9 @@ def write_result(result: ImageResult, output_dir: Path) -> Outcome:
     return Outcome.of(row)
 
 
-def write_crash_file(output_dir: Path, image: FlairImage, reason: str, detail: str,
-                     trace: str | None) -> None:
+def write_crash_file(
+    output_dir: Path, image: FlairImage, reason: str, detail: str, trace: str | None
+) -> None:
     lines = [
         f"image: {image.relpath}",
         f"reason: {reason} ({REASONS.get(reason, ('', ''))[1]})",

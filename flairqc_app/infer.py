@@ -21,16 +21,23 @@ def select_providers(device: str) -> list[str]:
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "cuda":
-        raise ModelError("--device cuda: onnxruntime has no CUDA provider here "
-                         f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device auto")
+        raise ModelError(
+            "--device cuda: onnxruntime has no CUDA provider here "
+            f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device auto"
+        )
     return ["CPUExecutionProvider"]
 
 
 class ModelSet:
     """The seven task models, loaded once per process and run one image at a time."""
 
-    def __init__(self, models_dir: Path, device: str = "auto", threads: int = 1,
-                 threshold_overrides: dict[str, float] | None = None):
+    def __init__(
+        self,
+        models_dir: Path,
+        device: str = "auto",
+        threads: int = 1,
+        threshold_overrides: dict[str, float] | None = None,
+    ):
         self.directory = Path(models_dir)
         self.manifest, self.specs = read_manifest(self.directory)
         self.thresholds = {t: s.threshold for t, s in self.specs.items()} | dict(threshold_overrides or {})
@@ -42,8 +49,10 @@ class ModelSet:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = select_providers(device)
         try:
-            self.sessions = {t: ort.InferenceSession(str(s.path), options, providers=providers)
-                             for t, s in self.specs.items()}
+            self.sessions = {
+                t: ort.InferenceSession(str(s.path), options, providers=providers)
+                for t, s in self.specs.items()
+            }
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"cannot load an ONNX model from {self.directory}: {exc}") from exc
         self.provider = self.sessions[TASKS[0]].get_providers()[0]
@@ -79,8 +88,10 @@ def check_io(spec: ModelSpec, session: ort.InferenceSession) -> None:
     inputs = {i.name for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
     if spec.input_name not in inputs or spec.output_name not in outputs:
-        raise ModelError(f"{spec.path.name}: the manifest names input {spec.input_name!r} and output "
-                         f"{spec.output_name!r}, the model has inputs {sorted(inputs)} and outputs {sorted(outputs)}")
+        raise ModelError(
+            f"{spec.path.name}: the manifest names input {spec.input_name!r} and output "
+            f"{spec.output_name!r}, the model has inputs {sorted(inputs)} and outputs {sorted(outputs)}"
+        )
 
 
 def positive_probability(spec: ModelSpec, output: np.ndarray) -> float:
@@ -91,6 +102,10 @@ def positive_probability(spec: ModelSpec, output: np.ndarray) -> float:
     return float(row[0] if row.size == 1 else row[spec.positive_index])
 
 
-def load_models(models_dir: Path, device: str = "auto", threads: int = 1,
-                threshold_overrides: dict[str, float] | None = None) -> ModelSet:
+def load_models(
+    models_dir: Path,
+    device: str = "auto",
+    threads: int = 1,
+    threshold_overrides: dict[str, float] | None = None,
+) -> ModelSet:
     return ModelSet(models_dir, device, threads, threshold_overrides)

@@ -35,8 +35,10 @@ def run(settings: Settings) -> int:
     levels = settings.analysis_level
     unknown = [level for level in levels if level not in LEVELS]
     if unknown:
-        raise UsageError(f"unknown analysis level {', '.join(unknown)}; use participant and/or group",
-                         config.EXIT_UNKNOWN_LEVEL)
+        raise UsageError(
+            f"unknown analysis level {', '.join(unknown)}; use participant and/or group",
+            config.EXIT_UNKNOWN_LEVEL,
+        )
     bids_dir, output_dir = settings.bids_dir.resolve(), settings.output_dir.resolve()
     if not bids_dir.is_dir():
         raise UsageError(f"BIDS directory {bids_dir} does not exist", config.EXIT_NO_INPUT)
@@ -48,8 +50,10 @@ def run(settings: Settings) -> int:
             tempfile.TemporaryFile(dir=folder).close()
         log_file = runlog.setup_logging(settings.verbose, output_dir, levels, settings.quiet)
     except OSError as exc:
-        raise UsageError(f"cannot write in the output directory {output_dir}: {exc.strerror or exc}",
-                         config.EXIT_CANT_CREATE) from exc
+        raise UsageError(
+            f"cannot write in the output directory {output_dir}: {exc.strerror or exc}",
+            config.EXIT_CANT_CREATE,
+        ) from exc
     settings = replace(settings, bids_dir=bids_dir, output_dir=output_dir)
     runlog.write_settings(settings, log_file)
     set_thread_limits(settings.omp_nthreads)
@@ -76,8 +80,9 @@ def check_not_inside(path: Path, bids_dir: Path, what: str) -> None:
     """Outputs inside the raw dataset would be indexed as raw data, except under derivatives/."""
     derivatives = bids_dir / "derivatives"
     if path == bids_dir or (bids_dir in path.parents and derivatives not in [path, *path.parents]):
-        raise UsageError(f"{what} {path} is inside the BIDS dataset; use {derivatives / 'flairqc'} "
-                         "or a folder outside it")
+        raise UsageError(
+            f"{what} {path} is inside the BIDS dataset; use {derivatives / 'flairqc'} or a folder outside it"
+        )
 
 
 def set_thread_limits(threads: int) -> None:
@@ -111,15 +116,20 @@ def participant_level(settings: Settings, selection: Selection, shown: Progress)
         try:
             work_dir = stack.enter_context(scratch_dir(work_root))
         except OSError as exc:
-            raise UsageError(f"cannot create work directory in {work_root}: {exc}",
-                             config.EXIT_CANT_CREATE) from exc
+            raise UsageError(
+                f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE
+            ) from exc
         try:
             shown.start(len(images))
             processing = run_settings(settings, overrides, limits, work_dir)
             outcomes = run_participants(images, processing, shown.image_done)
         except ModelError as exc:
-            hint = ("\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
-                    "--models-dir" if settings.models_dir == config.DEFAULT_MODELS_DIR else "")
+            hint = (
+                "\nthe default models of this installation are missing or damaged: reinstall flairqc, or pass "
+                "--models-dir"
+                if settings.models_dir == config.DEFAULT_MODELS_DIR
+                else ""
+            )
             log.error("%s%s", exc, hint)
             return config.EXIT_FAILURE
         except OSError as exc:
@@ -145,8 +155,10 @@ def selected_images(settings: Settings, selection: Selection) -> list[FlairImage
         images = [replace(im, bids_errors=tuple(report.errors_for(im.relpath))) for im in images]
     if not images:
         where = "matches the selection" if selection else f"in {bids_dir}"
-        raise UsageError(f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {where}",
-                         config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
+        raise UsageError(
+            f"no FLAIR image (anat/*_FLAIR.nii[.gz]) {where}",
+            config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT,
+        )
     return images
 
 
@@ -154,10 +166,17 @@ def summarise(outcomes: list[Outcome]) -> int:
     """The counts in the log; exit 1 when an image failed (the others were processed)."""
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
     reused = sum(o.reused for o in outcomes)
-    log.info("participant level done: %d ok, %d skipped, %d failed (%d reused from an earlier run)",
-             counts["ok"], counts["skipped"], counts["failed"], reused)
+    log.info(
+        "participant level done: %d ok, %d skipped, %d failed (%d reused from an earlier run)",
+        counts["ok"],
+        counts["skipped"],
+        counts["failed"],
+        reused,
+    )
     if counts["failed"]:
-        log.error("%d image(s) failed; see their rows (status, reason) and logs/crash-*.txt", counts["failed"])
+        log.error(
+            "%d image(s) failed; see their rows (status, reason) and logs/crash-*.txt", counts["failed"]
+        )
         return config.EXIT_FAILURE
     return config.EXIT_OK
 
@@ -187,22 +206,34 @@ def run_validation(bids_dir: Path, output_dir: Path) -> ValidationReport:
     report.write(findings)
     blocking = report.dataset_errors
     verdict = "FAILED" if blocking else "passed" if report.ok else "passed at the dataset level"
-    log.info("BIDS validation by %s: %s; %s (all findings: %s)", report.validator, verdict, report.summary(),
-             findings)
+    log.info(
+        "BIDS validation by %s: %s; %s (all findings: %s)",
+        report.validator,
+        verdict,
+        report.summary(),
+        findings,
+    )
     shown_errors = (blocking or report.errors)[: validate.MAX_ERRORS_SHOWN]
     more = len(blocking or report.errors) - len(shown_errors)
     listing = "\n  ".join(f.text() for f in shown_errors) + (f"\n  ... and {more} more" if more > 0 else "")
     if blocking:
-        raise UsageError(f"{bids_dir} failed BIDS validation ({report.validator}):\n  {listing}"
-                         "\n(use --skip-bids-validation to run anyway)", config.EXIT_VALIDATION)
+        raise UsageError(
+            f"{bids_dir} failed BIDS validation ({report.validator}):\n  {listing}"
+            "\n(use --skip-bids-validation to run anyway)",
+            config.EXIT_VALIDATION,
+        )
     if report.errors:
-        log.warning("the BIDS validator found errors in some files; the FLAIR images they concern fail "
-                    "(reason bids_invalid), the others are processed:\n  %s", listing)
+        log.warning(
+            "the BIDS validator found errors in some files; the FLAIR images they concern fail "
+            "(reason bids_invalid), the others are processed:\n  %s",
+            listing,
+        )
     return report
 
 
-def run_settings(settings: Settings, overrides: dict[str, float], limits: config.GateLimits,
-                 work_dir: Path) -> config.RunSettings:
+def run_settings(
+    settings: Settings, overrides: dict[str, float], limits: config.GateLimits, work_dir: Path
+) -> config.RunSettings:
     """What the images are processed with: --nprocs capped by --mem, and each image's share of the memory."""
     from flairqc_app.memory import machine_memory_bytes
 
@@ -210,15 +241,25 @@ def run_settings(settings: Settings, overrides: dict[str, float], limits: config
     if settings.mem:
         nprocs = max(1, min(nprocs, int(settings.mem // config.PER_IMAGE_MEMORY_GB)))
         if nprocs < settings.nprocs:
-            log.warning("--mem %.1f GB allows %d parallel image(s), not %d", settings.mem, nprocs,
-                        settings.nprocs)
+            log.warning(
+                "--mem %.1f GB allows %d parallel image(s), not %d", settings.mem, nprocs, settings.nprocs
+            )
     total = settings.mem * 2**30 if settings.mem else machine_memory_bytes()
-    return config.RunSettings(bids_dir=settings.bids_dir, output_dir=settings.output_dir, work_dir=work_dir,
-                              models_dir=settings.models_dir, recipe=config.PREPROC_RECIPES[settings.preproc],
-                              device=settings.device, nprocs=nprocs, threshold_overrides=overrides,
-                              write_preproc=settings.write_preproc, write_iqm_json=settings.iqm_json,
-                              force=settings.force, gate_limits=limits,
-                              image_memory_bytes=int(total // nprocs))
+    return config.RunSettings(
+        bids_dir=settings.bids_dir,
+        output_dir=settings.output_dir,
+        work_dir=work_dir,
+        models_dir=settings.models_dir,
+        recipe=config.PREPROC_RECIPES[settings.preproc],
+        device=settings.device,
+        nprocs=nprocs,
+        threshold_overrides=overrides,
+        write_preproc=settings.write_preproc,
+        write_iqm_json=settings.iqm_json,
+        force=settings.force,
+        gate_limits=limits,
+        image_memory_bytes=int(total // nprocs),
+    )
 
 
 def group_level(settings: Settings, selection: Selection, shown: Progress) -> int:
@@ -235,8 +276,10 @@ def group_level(settings: Settings, selection: Selection, shown: Progress) -> in
         return config.EXIT_IO
     if not rows:
         matching = "match the selection " if selection else ""
-        raise UsageError(f"no participant-level results {matching}in {output_dir}; "
-                         "run the participant level first", config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT)
+        raise UsageError(
+            f"no participant-level results {matching}in {output_dir}; run the participant level first",
+            config.EXIT_NO_MATCH if selection else config.EXIT_NO_INPUT,
+        )
     report = output_dir / f"{group_stem(wanted)}.html"
     selected = f" selected by {describe(wanted)}" if wanted else ""
     log.info("group level: %d image(s)%s -> %s", len(rows), selected, report)

@@ -21,8 +21,17 @@ from flairqc_app.exceptions import ModelError
 MANIFEST_NAME = "models.json"
 SUPPORTED_FORMAT = 1
 NORMALISATION = "clip_p2_p98_minmax"
-REQUIRED_FIELDS = ("file", "sha256", "version", "input_name", "output_name", "output_type",
-                   "input_shape", "normalisation", "threshold")
+REQUIRED_FIELDS = (
+    "file",
+    "sha256",
+    "version",
+    "input_name",
+    "output_name",
+    "output_type",
+    "input_shape",
+    "normalisation",
+    "threshold",
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,9 @@ def read_manifest(models_dir: Path) -> tuple[dict[str, Any], dict[str, ModelSpec
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{manifest_path}: not valid JSON ({exc})") from exc
     if manifest.get("format_version") != SUPPORTED_FORMAT:
-        raise ModelError(f"{manifest_path}: format_version {manifest.get('format_version')!r}, "
-                         f"expected {SUPPORTED_FORMAT}")
+        raise ModelError(
+            f"{manifest_path}: format_version {manifest.get('format_version')!r}, expected {SUPPORTED_FORMAT}"
+        )
     entries = manifest.get("models") or {}
     missing = [t for t in TASKS if t not in entries]
     if missing:
@@ -78,8 +88,9 @@ def parse_entry(manifest_path: Path, task: str, entry: dict[str, Any]) -> ModelS
     if absent:
         raise ModelError(f"{where}: missing field(s) {', '.join(absent)}")
     if entry["normalisation"] != NORMALISATION:
-        raise ModelError(f"{where}: normalisation {entry['normalisation']!r} unsupported "
-                         f"(only {NORMALISATION})")
+        raise ModelError(
+            f"{where}: normalisation {entry['normalisation']!r} unsupported (only {NORMALISATION})"
+        )
     if entry["output_type"] not in ("logits", "probabilities"):
         raise ModelError(f"{where}: output_type must be 'logits' or 'probabilities'")
     if entry.get("space", TEMPLATE_SPACE) != TEMPLATE_SPACE:
@@ -92,14 +103,23 @@ def parse_entry(manifest_path: Path, task: str, entry: dict[str, Any]) -> ModelS
         raise ModelError(f"{where}: model file {path} not found")
     actual = sha256_of(path)
     if actual != entry["sha256"]:
-        raise ModelError(f"{where}: {path.name} sha256 is {actual}, the manifest says {entry['sha256']}: "
-                         "the file is corrupted or not the model the manifest describes")
-    return ModelSpec(task=task, path=path, sha256=actual, version=str(entry["version"]),
-                     input_name=entry["input_name"], output_name=entry["output_name"],
-                     output_type=entry["output_type"], input_shape=shape,
-                     threshold=check_threshold(where, entry["threshold"]),
-                     positive_index=int(entry.get("positive_index", 1)),
-                     provenance=entry.get("provenance", {}))
+        raise ModelError(
+            f"{where}: {path.name} sha256 is {actual}, the manifest says {entry['sha256']}: "
+            "the file is corrupted or not the model the manifest describes"
+        )
+    return ModelSpec(
+        task=task,
+        path=path,
+        sha256=actual,
+        version=str(entry["version"]),
+        input_name=entry["input_name"],
+        output_name=entry["output_name"],
+        output_type=entry["output_type"],
+        input_shape=shape,
+        threshold=check_threshold(where, entry["threshold"]),
+        positive_index=int(entry.get("positive_index", 1)),
+        provenance=entry.get("provenance", {}),
+    )
 
 
 def check_threshold(where: str, value: Any) -> float:
@@ -127,30 +147,52 @@ def read_thresholds(path: Path) -> dict[str, float]:
     return {task: check_threshold(f"{path} [{task}]", value) for task, value in payload.items()}
 
 
-def new_entry(onnx_path: Path, version: str, input_name: str, output_name: str, input_shape: list[int],
-              threshold: float, provenance: dict[str, Any]) -> dict[str, Any]:
+def new_entry(
+    onnx_path: Path,
+    version: str,
+    input_name: str,
+    output_name: str,
+    input_shape: list[int],
+    threshold: float,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
     """The entry of an exported logits model, in the field order of docs/models-manifest.md."""
     return {
-        "file": onnx_path.name, "sha256": sha256_of(onnx_path), "version": version,
-        "input_name": input_name, "output_name": output_name, "output_type": "logits", "positive_index": 1,
-        "input_shape": input_shape, "normalisation": NORMALISATION, "space": TEMPLATE_SPACE,
-        "threshold": threshold, "provenance": provenance,
+        "file": onnx_path.name,
+        "sha256": sha256_of(onnx_path),
+        "version": version,
+        "input_name": input_name,
+        "output_name": output_name,
+        "output_type": "logits",
+        "positive_index": 1,
+        "input_shape": input_shape,
+        "normalisation": NORMALISATION,
+        "space": TEMPLATE_SPACE,
+        "threshold": threshold,
+        "provenance": provenance,
     }
 
 
-def read_or_new_manifest(models_dir: Path, name: str, version: str | None,
-                         description: str) -> dict[str, Any]:
+def read_or_new_manifest(
+    models_dir: Path, name: str, version: str | None, description: str
+) -> dict[str, Any]:
     """The set's manifest, or a new one (version 1.0.0 unless given). A version given for an existing manifest
     replaces its own: a set whose models are replaced one by one is a new version of the set."""
     path = models_dir / MANIFEST_NAME
     if path.is_file():
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("format_version") != SUPPORTED_FORMAT:
-            raise ValueError(f"{path}: format_version {manifest.get('format_version')}, "
-                             f"expected {SUPPORTED_FORMAT}")
+            raise ValueError(
+                f"{path}: format_version {manifest.get('format_version')}, expected {SUPPORTED_FORMAT}"
+            )
         return manifest | ({"version": version} if version else {})
-    return {"format_version": SUPPORTED_FORMAT, "name": name, "version": version or "1.0.0",
-            "description": description, "models": {}}
+    return {
+        "format_version": SUPPORTED_FORMAT,
+        "name": name,
+        "version": version or "1.0.0",
+        "description": description,
+        "models": {},
+    }
 
 
 def write_manifest(models_dir: Path, manifest: dict[str, Any]) -> None:

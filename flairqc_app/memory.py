@@ -42,5 +42,7 @@ def too_large(path: Path, cap_bytes: int) -> str | None:
     if need <= cap_bytes:
         return None
     grid = "x".join(str(n) for n in shape)
-    return (f"{grid} voxels of {dtype} would take about {need / 2**30:.1f} GiB to process, "
-            f"above the {cap_bytes / 2**30:.1f} GiB allowed per image (--mem divided by --nprocs)")
+    return (
+        f"{grid} voxels of {dtype} would take about {need / 2**30:.1f} GiB to process, "
+        f"above the {cap_bytes / 2**30:.1f} GiB allowed per image (--mem divided by --nprocs)"
+    )

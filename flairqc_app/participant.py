@@ -43,16 +43,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("flairqc")
 
 
-def run_participants(images: list[FlairImage], settings: RunSettings,
-                     on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run_participants(
+    images: list[FlairImage], settings: RunSettings, on_done: Callable[[Outcome], None] | None = None
+) -> list[Outcome]:
     """Process every image in worker processes (workers.py): a worker that dies fails only its own image;
     `on_done` hears of each image as it ends."""
     derivatives.prepare_output_dir(settings.output_dir, settings.bids_dir)
     # fail early, in the parent, which also writes the rows of images whose worker died
     models = load_models(settings.models_dir, settings.device, 1, settings.threshold_overrides)
-    return run_in_workers(images, min(settings.nprocs, len(images)), partial(_process_in_worker, settings=settings),
-                          partial(worker_died, settings=settings, models=models), _init_worker, (settings,),
-                          on_done)
+    return run_in_workers(
+        images,
+        min(settings.nprocs, len(images)),
+        partial(_process_in_worker, settings=settings),
+        partial(worker_died, settings=settings, models=models),
+        _init_worker,
+        (settings,),
+        on_done,
+    )
 
 
 _WORKER_MODELS: ModelSet | None = None
@@ -60,7 +67,9 @@ _WORKER_MODELS: ModelSet | None = None
 
 def _init_worker(settings: RunSettings) -> None:
     global _WORKER_MODELS
-    _WORKER_MODELS = load_models(settings.models_dir, settings.device, INFERENCE_THREADS, settings.threshold_overrides)
+    _WORKER_MODELS = load_models(
+        settings.models_dir, settings.device, INFERENCE_THREADS, settings.threshold_overrides
+    )
 
 
 def _process_in_worker(image: FlairImage, settings: RunSettings) -> Outcome:
@@ -70,8 +79,9 @@ def _process_in_worker(image: FlairImage, settings: RunSettings) -> Outcome:
     try:
         return write_result(process_image(image, settings, _WORKER_MODELS), settings.output_dir)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot write the outputs of {image.bids_name}: {exc.strerror or exc}",
-                      exc.filename) from exc
+        raise OSError(
+            exc.errno, f"cannot write the outputs of {image.bids_name}: {exc.strerror or exc}", exc.filename
+        ) from exc
 
 
 def worker_died(image: FlairImage, how: str, settings: RunSettings, models: ModelSet) -> Outcome:
@@ -105,13 +115,21 @@ def previous_row(path: Path) -> dict[str, Any] | None:
 
 
 def base_row(image: FlairImage, models: ModelSet, settings: RunSettings) -> dict[str, Any]:
-    row: dict[str, Any] = {"bids_name": image.bids_name, "source_file": image.relpath, **image.entity_columns(),
-                           "preproc_recipe": settings.recipe.name, "gate_limits": describe_limits(settings.gate_limits),
-                           "provider": models.provider,
-                           "model_hashes": models.hashes, "flairqc_version": __version__}
+    row: dict[str, Any] = {
+        "bids_name": image.bids_name,
+        "source_file": image.relpath,
+        **image.entity_columns(),
+        "preproc_recipe": settings.recipe.name,
+        "gate_limits": describe_limits(settings.gate_limits),
+        "provider": models.provider,
+        "model_hashes": models.hashes,
+        "flairqc_version": __version__,
+    }
     for key in SIDECAR_FIELDS:
         value = image.metadata.get(key)
-        row[SIDECAR_COLUMNS[key]] = value if isinstance(value, (int, float, str)) or value is None else json.dumps(value)
+        row[SIDECAR_COLUMNS[key]] = (
+            value if isinstance(value, (int, float, str)) or value is None else json.dumps(value)
+        )
     return row
 
 
@@ -139,10 +157,17 @@ def run_stages(result: ImageResult, settings: RunSettings, models: ModelSet) -> 
     row["run_key"] = run_key(row["input_sha256"], image, models, settings)
     table = derivatives.qc_table(settings.output_dir, image)
     previous = previous_row(table) if table.exists() else None
-    if (not settings.force and previous and previous.get("run_key") == row["run_key"]
-            and previous.get("status") in ("ok", "skipped")):
-        log.debug("%s: already done with the same inputs, models and version (run key %s), skipped",
-                  image.bids_name, row["run_key"][:8])
+    if (
+        not settings.force
+        and previous
+        and previous.get("run_key") == row["run_key"]
+        and previous.get("status") in ("ok", "skipped")
+    ):
+        log.debug(
+            "%s: already done with the same inputs, models and version (run key %s), skipped",
+            image.bids_name,
+            row["run_key"][:8],
+        )
         result.reused = previous
         return
 
@@ -150,7 +175,9 @@ def run_stages(result: ImageResult, settings: RunSettings, models: ModelSet) -> 
     if oversized:
         raise ImageFailed("too_large", oversized)
     original = gated_image(result, settings)
-    from flairqc_app.preprocess import preprocess_image  # ANTs (250 MB) only for an image that passed the gate
+    from flairqc_app.preprocess import (
+        preprocess_image,  # ANTs (250 MB) only for an image that passed the gate
+    )
 
     work = Path(tempfile.mkdtemp(prefix=f"{image.bids_name}-", dir=settings.work_dir))
     try:
@@ -166,11 +193,18 @@ def run_stages(result: ImageResult, settings: RunSettings, models: ModelSet) -> 
             raise ImageFailed("inference_error", describe(exc), traceback.format_exc()) from exc
         verdict = decide(probabilities, models.thresholds)
         row.update({f"p_{task}": round(p, 6) for task, p in probabilities.items()})
-        row.update(verdict.grades, straight_reject=verdict.straight_reject, tier=verdict.tier,
-                   reject_source="model" if verdict.straight_reject else None)
+        row.update(
+            verdict.grades,
+            straight_reject=verdict.straight_reject,
+            tier=verdict.tier,
+            reject_source="model" if verdict.straight_reject else None,
+        )
         write_image_outputs(image, settings, prep, row)
-        log.debug("%s: stages %s", image.bids_name,
-                  ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in prep.timings.items()) or tsv.NA)
+        log.debug(
+            "%s: stages %s",
+            image.bids_name,
+            ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in prep.timings.items()) or tsv.NA,
+        )
         result.preprocessed, result.thresholds = prep.volume, models.thresholds
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -210,7 +244,9 @@ def image_quality_metrics(image: FlairImage, img: nib.Nifti1Image, result: Prepr
     return cells
 
 
-def write_image_outputs(image: FlairImage, settings: RunSettings, result: PreprocResult, row: dict[str, Any]) -> None:
+def write_image_outputs(
+    image: FlairImage, settings: RunSettings, result: PreprocResult, row: dict[str, Any]
+) -> None:
     atomic.write_bytes(derivatives.transform_file(settings.output_dir, image), result.transform.read_bytes())
     if settings.write_iqm_json:
         from flairqc_app.iqm.export import md5_of, mriqc_json
@@ -225,6 +261,11 @@ def write_image_outputs(image: FlairImage, settings: RunSettings, result: Prepro
         img.header.set_sform(affine, code=4)
         path = derivatives.preproc_image(settings.output_dir, image)
         atomic.write_nifti(path, img)
-        atomic.write_json(path.with_name(path.name.replace(".nii.gz", ".json")),
-                          {"SkullStripped": False, "Sources": [f"bids:raw:{image.relpath}"],
-                           "Description": "N4-corrected, affine to MNI, clipped to [2, 98] percentiles, scaled to [0, 1]"})
+        atomic.write_json(
+            path.with_name(path.name.replace(".nii.gz", ".json")),
+            {
+                "SkullStripped": False,
+                "Sources": [f"bids:raw:{image.relpath}"],
+                "Description": "N4-corrected, affine to MNI, clipped to [2, 98] percentiles, scaled to [0, 1]",
+            },
+        )

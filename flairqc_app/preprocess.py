@@ -35,7 +35,9 @@ class PreprocResult:
     registration_ncc: float
     bias_field: np.ndarray | None = None  # N4 field on the native grid (input array order), for the IQMs
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage: robust to a loaded machine
+    cpu_seconds: dict[str, float] = field(
+        default_factory=dict
+    )  # CPU seconds per stage: robust to a loaded machine
 
 
 def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:
@@ -65,7 +67,9 @@ def output_grid() -> ants.ANTsImage:
 @lru_cache(maxsize=2)
 def template_on_grid(template_path: Path) -> np.ndarray:
     """The template resampled on the output grid: the reference for the registration similarity."""
-    resampled = ants.resample_image_to_target(read_template(template_path), output_grid(), interp_type="linear")
+    resampled = ants.resample_image_to_target(
+        read_template(template_path), output_grid(), interp_type="linear"
+    )
     return ants.to_nibabel_nifti(resampled).get_fdata(dtype=np.float32)
 
 
@@ -104,8 +108,9 @@ def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> tuple[ants.ANT
     return image.new_image_like(corrected.astype(np.float32)), bias_np.astype(np.float32, copy=False)
 
 
-def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, settings: RegistrationSettings, seed: int,
-                    prefix: str) -> Path:
+def register_affine(
+    moving: ants.ANTsImage, template: ants.ANTsImage, settings: RegistrationSettings, seed: int, prefix: str
+) -> Path:
     """The settings' stages (rigid then affine: antsRegistrationSyNQuick -t a), Mattes MI, centre-of-mass start."""
     fixed = at_spacing(template, settings.spacing_mm)
     mov = at_spacing(moving, settings.spacing_mm)
@@ -118,14 +123,35 @@ def register_affine(moving: ants.ANTsImage, template: ants.ANTsImage, settings: 
     metric = f"MI[{f},{m},1,{settings.mi_bins},Regular,{settings.sampling_percentage}]"
     stages: list[str] = []
     for transform in settings.transforms:
-        stages += ["--transform", transform, "--metric", metric, "--convergence", levels["convergence"],
-                   "--shrink-factors", levels["shrink"], "--smoothing-sigmas", levels["smooth"]]
+        stages += [
+            "--transform",
+            transform,
+            "--metric",
+            metric,
+            "--convergence",
+            levels["convergence"],
+            "--shrink-factors",
+            levels["shrink"],
+            "--smoothing-sigmas",
+            levels["smooth"],
+        ]
     args = [
-        "--dimensionality", "3", "--float", "1", "--output", f"[{prefix}]",
-        "--interpolation", "Linear", "--use-histogram-matching", "0",
-        "--winsorize-image-intensities", "[0.005,0.995]",
-        "--initial-moving-transform", f"[{f},{m},1]",
-        "--random-seed", str(seed),
+        "--dimensionality",
+        "3",
+        "--float",
+        "1",
+        "--output",
+        f"[{prefix}]",
+        "--interpolation",
+        "Linear",
+        "--use-histogram-matching",
+        "0",
+        "--winsorize-image-intensities",
+        "[0.005,0.995]",
+        "--initial-moving-transform",
+        f"[{f},{m},1]",
+        "--random-seed",
+        str(seed),
         *stages,
     ]
     ants.registration(args, None)
@@ -169,7 +195,9 @@ def preprocess_image(
     volume, ncc = registered_volume(corrected, transform, template_path, recipe)
     lap("resample")
     if recipe.retry_registration is not None and ncc < recipe.retry_below_ncc:
-        retry = register_affine(corrected, template, recipe.retry_registration, recipe.seed, prefix + "retry_")
+        retry = register_affine(
+            corrected, template, recipe.retry_registration, recipe.seed, prefix + "retry_"
+        )
         retry_volume, retry_ncc = registered_volume(corrected, retry, template_path, recipe)
         if retry_ncc > ncc:
             volume, ncc = retry_volume, retry_ncc
@@ -177,14 +205,23 @@ def preprocess_image(
         else:
             retry.unlink()
         lap("registration_retry")
-    return PreprocResult(volume=volume, transform=transform, registration_ncc=ncc, bias_field=bias_field,
-                         timings=timings, cpu_seconds=cpu_seconds)
+    return PreprocResult(
+        volume=volume,
+        transform=transform,
+        registration_ncc=ncc,
+        bias_field=bias_field,
+        timings=timings,
+        cpu_seconds=cpu_seconds,
+    )
 
 
-def registered_volume(corrected: ants.ANTsImage, transform: Path, template_path: Path,
-                      recipe: PreprocSettings) -> tuple[np.ndarray, float]:
+def registered_volume(
+    corrected: ants.ANTsImage, transform: Path, template_path: Path, recipe: PreprocSettings
+) -> tuple[np.ndarray, float]:
     """The image on the output grid, clipped and scaled, and its NCC with the template inside the brain mask."""
     resampled = ants.apply_transforms(output_grid(), corrected, [str(transform)], interpolator="linear")
     volume = ants.to_nibabel_nifti(resampled).get_fdata(dtype=np.float32)
     volume = clip_and_scale(volume, recipe.clip_percentiles)
-    return volume, normalised_cross_correlation(volume, template_on_grid(template_path), template_brain_mask())
+    return volume, normalised_cross_correlation(
+        volume, template_on_grid(template_path), template_brain_mask()
+    )

@@ -24,7 +24,9 @@ class SkipFlagged(logging.Filter):
         return not getattr(record, CONSOLE_SKIP, False)
 
 
-def image_line(done: int, total: int, name: str, verdict: str, seconds: float | None, reused: bool = False) -> str:
+def image_line(
+    done: int, total: int, name: str, verdict: str, seconds: float | None, reused: bool = False
+) -> str:
     """E.g. "[ 12/240] sub-01_FLAIR  tier 2 (contrast 1)  14 s" (counts padded so that lines align).
 
     >>> image_line(12, 240, "sub-01_FLAIR", "Tier 2 (contrast 1)", 14.2)
@@ -47,7 +49,11 @@ def summary(categories: Iterable[str], report: Path | None) -> str:
     from flairqc_app.report.verdict import CATEGORIES  # the report package loads jinja2: not at start-up
 
     counts = Counter(categories)
-    parts = [f"{counts[key]} {label[:1].lower() + label[1:]}" for key, (label, _) in CATEGORIES.items() if counts[key]]
+    parts = [
+        f"{counts[key]} {label[:1].lower() + label[1:]}"
+        for key, (label, _) in CATEGORIES.items()
+        if counts[key]
+    ]
     text = f"{counts.total()} image{'s' if counts.total() != 1 else ''}: " + ", ".join(parts)
     return text + (f"; report: {report}" if report else "")
 
@@ -70,13 +76,20 @@ class Progress:
         if not self.quiet and self.stream.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, file=self.stream, unit="image", dynamic_ncols=True,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
+            self.bar = tqdm(
+                total=total,
+                file=self.stream,
+                unit="image",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]",
+            )
 
     def image_done(self, outcome) -> None:  # an image_result.Outcome
         self.done += 1
         self.categories.append(outcome.category)
-        line = image_line(self.done, self.total, outcome.bids_name, outcome.verdict, outcome.seconds, outcome.reused)
+        line = image_line(
+            self.done, self.total, outcome.bids_name, outcome.verdict, outcome.seconds, outcome.reused
+        )
         log.info(line, extra={CONSOLE_SKIP: True})
         if self.quiet:
             return

@@ -20,6 +20,7 @@ from flairqc_app.manifest import read_manifest, read_thresholds
 from flairqc_app.report.rating import model_verdict_text
 from flairqc_app.report.verdict import as_number, category
 
+
 @dataclass(frozen=True)
 class Change:
     bids_name: str
@@ -60,9 +61,13 @@ def regraded(row: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any
         return None
     verdict = decide(probabilities, thresholds)  # type: ignore[arg-type]
     reject = bool(verdict.straight_reject)
-    return {**row, "straight_reject": verdict.straight_reject, "tier": verdict.tier,
-            "reject_source": "model" if reject else None,
-            **{a: None if reject else verdict.grades[a] for a in ARTEFACTS}}
+    return {
+        **row,
+        "straight_reject": verdict.straight_reject,
+        "tier": verdict.tier,
+        "reject_source": "model" if reject else None,
+        **{a: None if reject else verdict.grades[a] for a in ARTEFACTS},
+    }
 
 
 def recompute(rows: list[dict[str, Any]], thresholds: dict[str, float]) -> Recomputed:
@@ -81,13 +86,19 @@ def recompute(rows: list[dict[str, Any]], thresholds: dict[str, float]) -> Recom
 
 
 def write_record(path: Path, result: Recomputed, models_dir: Path, thresholds_file: Path) -> None:
-    atomic.write_json(path, {
-        "thresholds": result.thresholds,
-        "thresholds_file": str(thresholds_file.resolve()),
-        "models_dir": str(models_dir.resolve()),
-        "recomputed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "flairqc_version": __version__,
-        "images": len(result.rows),
-        "not_recomputed": result.not_recomputed,
-        "changed": [{"bids_name": c.bids_name, "before": c.before_text, "after": c.after_text} for c in result.changes],
-    })
+    atomic.write_json(
+        path,
+        {
+            "thresholds": result.thresholds,
+            "thresholds_file": str(thresholds_file.resolve()),
+            "models_dir": str(models_dir.resolve()),
+            "recomputed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "flairqc_version": __version__,
+            "images": len(result.rows),
+            "not_recomputed": result.not_recomputed,
+            "changed": [
+                {"bids_name": c.bids_name, "before": c.before_text, "after": c.after_text}
+                for c in result.changes
+            ],
+        },
+    )

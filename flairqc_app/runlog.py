@@ -24,8 +24,11 @@ class LogFileHandler(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         exc = sys.exc_info()[1]
         log.removeHandler(self)
-        print(f"flairqc: warning: cannot write the log file {self.baseFilename}: {exc}; logging to the console "
-              "only", file=sys.stderr)
+        print(
+            f"flairqc: warning: cannot write the log file {self.baseFilename}: {exc}; logging to the console "
+            "only",
+            file=sys.stderr,
+        )
 
 
 def setup_logging(verbosity: int, output_dir: Path, levels: Sequence[str], quiet: bool = False) -> Path:

@@ -48,19 +48,33 @@ GATE_REASONS: dict[str, tuple[str, str]] = {  # the input gate's (gate.py)
     "not_3d": ("skipped", "not a 3D volume (2D, or 4D with more than one volume)"),
     "constant_intensity": ("skipped", "all voxels have (nearly) the same value: no image content"),
     "too_few_slices": ("skipped", "fewer voxels than a whole-brain 3D acquisition has along some axis"),
-    "voxel_size_out_of_range": ("skipped", "a voxel size is outside the range of brain MRI (or the header's is wrong)"),
-    "acquisition_2d": ("skipped", "slices thicker than a 3D FLAIR has, or gaps between slices: a 2D acquisition"),
-    "voxels_too_coarse": ("skipped", "voxels too coarse in every direction (e.g. 3 mm isotropic) to grade the image"),
+    "voxel_size_out_of_range": (
+        "skipped",
+        "a voxel size is outside the range of brain MRI (or the header's is wrong)",
+    ),
+    "acquisition_2d": (
+        "skipped",
+        "slices thicker than a 3D FLAIR has, or gaps between slices: a 2D acquisition",
+    ),
+    "voxels_too_coarse": (
+        "skipped",
+        "voxels too coarse in every direction (e.g. 3 mm isotropic) to grade the image",
+    ),
     "sidecar_2d": ("skipped", "the sidecar says MRAcquisitionType is 2D"),
     "small_field_of_view": ("skipped", "the field of view is too small to hold the whole brain"),
 }
 PIPELINE_REASONS: dict[str, tuple[str, str]] = {  # the other stages' (participant.py)
-    "bids_invalid": ("failed", "the BIDS validator found an error in this file or its sidecar (code and message in "
-                               "reason_detail); the other images are processed"),
+    "bids_invalid": (
+        "failed",
+        "the BIDS validator found an error in this file or its sidecar (code and message in "
+        "reason_detail); the other images are processed",
+    ),
     "preprocessing_error": ("failed", "N4, registration or resampling raised an error (see the crash file)"),
     "inference_error": ("failed", "a model could not be run on the image (see the crash file)"),
-    "too_large": ("failed",
-                  "processing the image would need more memory than allowed (--mem); checked from its header"),
+    "too_large": (
+        "failed",
+        "processing the image would need more memory than allowed (--mem); checked from its header",
+    ),
     "sidecar_invalid": ("failed", "a JSON sidecar of the image is not a JSON object in UTF-8"),
     "worker_died": ("failed", "the worker process ended while processing the image (killed, out of memory)"),
 }
@@ -88,8 +102,13 @@ SIDECAR_UNITS = {"MagneticFieldStrength": "T", "EchoTime": "s", "InversionTime":
 def _sidecar(key: str) -> Column:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", key).lower()
     unit = SIDECAR_UNITS.get(key)
-    return Column(snake, key, f"Sidecar field {key} (BIDS inheritance applied); n/a when absent.",
-                  units=unit, dtype=float if unit else str)
+    return Column(
+        snake,
+        key,
+        f"Sidecar field {key} (BIDS inheritance applied); n/a when absent.",
+        units=unit,
+        dtype=float if unit else str,
+    )
 
 
 def _iqm(iqm: Iqm) -> Column:
@@ -125,16 +144,39 @@ COLUMNS: tuple[Column, ...] = (
         {"gate": "input gate (geometry, metadata or intensities)", "model": "straight_reject model"},
     ),
     *(_probability(t) for t in TASKS),
-    Column("motion", "Motion grade", "Motion artefact grade from the moderate and severe models; n/a for a straight "
-           "reject.", GRADE_LEVELS, dtype=int),
-    Column("noise", "Noise grade", "Noise grade from the moderate and severe models; n/a for a straight reject.",
-           GRADE_LEVELS, dtype=int),
-    Column("contrast", "Contrast grade", "Poor grey/white contrast grade; n/a for a straight reject.", GRADE_LEVELS,
-           dtype=int),
-    Column("tier", "Quality tier", "Indirect tier from the three grades; n/a for a straight reject.", TIER_LEVELS, dtype=int),
+    Column(
+        "motion",
+        "Motion grade",
+        "Motion artefact grade from the moderate and severe models; n/a for a straight reject.",
+        GRADE_LEVELS,
+        dtype=int,
+    ),
+    Column(
+        "noise",
+        "Noise grade",
+        "Noise grade from the moderate and severe models; n/a for a straight reject.",
+        GRADE_LEVELS,
+        dtype=int,
+    ),
+    Column(
+        "contrast",
+        "Contrast grade",
+        "Poor grey/white contrast grade; n/a for a straight reject.",
+        GRADE_LEVELS,
+        dtype=int,
+    ),
+    Column(
+        "tier",
+        "Quality tier",
+        "Indirect tier from the three grades; n/a for a straight reject.",
+        TIER_LEVELS,
+        dtype=int,
+    ),
     *(_sidecar(k) for k in SIDECAR_FIELDS),
     Column("voxel_size_x", "Voxel size x", "Voxel size along the first array axis.", units="mm", dtype=float),
-    Column("voxel_size_y", "Voxel size y", "Voxel size along the second array axis.", units="mm", dtype=float),
+    Column(
+        "voxel_size_y", "Voxel size y", "Voxel size along the second array axis.", units="mm", dtype=float
+    ),
     Column("voxel_size_z", "Voxel size z", "Voxel size along the third array axis.", units="mm", dtype=float),
     Column("dim_x", "Size x", "Number of voxels along the first array axis.", dtype=int),
     Column("dim_y", "Size y", "Number of voxels along the second array axis.", dtype=int),
@@ -147,14 +189,30 @@ COLUMNS: tuple[Column, ...] = (
         dtype=float,
     ),
     *IQM_COLUMNS,
-    Column("preproc_recipe", "Preprocessing recipe", "Preprocessing settings used.", {"fast": "default", "paper": "Clinica flair-linear"}),
-    Column("gate_limits", "Input gate limits", "Limits the input gate applied (name=value, ';'-separated; the defaults "
-           "or a --gate-config file)."),
+    Column(
+        "preproc_recipe",
+        "Preprocessing recipe",
+        "Preprocessing settings used.",
+        {"fast": "default", "paper": "Clinica flair-linear"},
+    ),
+    Column(
+        "gate_limits",
+        "Input gate limits",
+        "Limits the input gate applied (name=value, ';'-separated; the defaults or a --gate-config file).",
+    ),
     Column("provider", "Inference provider", "onnxruntime execution provider that ran the models."),
     Column("input_sha256", "Input hash", "SHA-256 of the input image file."),
-    Column("model_hashes", "Model hashes", "task=sha256 prefix (16 hex digits) of each model used, ';'-separated."),
+    Column(
+        "model_hashes",
+        "Model hashes",
+        "task=sha256 prefix (16 hex digits) of each model used, ';'-separated.",
+    ),
     Column("flairqc_version", "flairqc version", "Version of flairqc that wrote the row."),
-    Column("run_key", "Run key", "Hash of inputs, models, thresholds, settings and version; a re-run with the same key is skipped."),
+    Column(
+        "run_key",
+        "Run key",
+        "Hash of inputs, models, thresholds, settings and version; a re-run with the same key is skipped.",
+    ),
     Column("seconds", "Processing time", "Wall time spent on this image.", units="s", dtype=float),
 )
 

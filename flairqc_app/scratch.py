@@ -25,8 +25,13 @@ def scratch_dir(root: Path) -> Iterator[Path]:
     """A new `flairqc-work-*` folder in `root`, removed on exit and by a guardian if this process is killed."""
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
-    guardian = subprocess.Popen([sys.executable, "-m", "flairqc_app.scratch", str(path)], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    guardian = subprocess.Popen(
+        [sys.executable, "-m", "flairqc_app.scratch", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         yield path
     finally:

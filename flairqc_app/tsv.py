@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from flairqc_app import atomic
 from flairqc_app.schema import COLUMN_NAMES, COLUMNS, COLUMNS_BY_NAME
@@ -41,8 +42,12 @@ def format_value(value: Any) -> str:
     return " ".join(text.split()) if any(c in text for c in "\t\r\n") else text
 
 
-def rows_text(columns: Iterable[str], rows: Iterable[dict[str, Any]],
-              cell: Callable[[Any], str] = format_cell, quoted: bool = False) -> str:
+def rows_text(
+    columns: Iterable[str],
+    rows: Iterable[dict[str, Any]],
+    cell: Callable[[Any], str] = format_cell,
+    quoted: bool = False,
+) -> str:
     r"""A header and one line per row (its values by column through `cell`, a missing one as None), each line
     ended by a newline; `quoted`: csv's minimal quoting (a cell holding a tab, quote or newline is quoted).
 
@@ -58,8 +63,13 @@ def rows_text(columns: Iterable[str], rows: Iterable[dict[str, Any]],
     return buffer.getvalue()
 
 
-def write_rows(path: Path, columns: Iterable[str], rows: Iterable[dict[str, Any]],
-               cell: Callable[[Any], str] = format_cell, quoted: bool = False) -> None:
+def write_rows(
+    path: Path,
+    columns: Iterable[str],
+    rows: Iterable[dict[str, Any]],
+    cell: Callable[[Any], str] = format_cell,
+    quoted: bool = False,
+) -> None:
     """Write `rows_text` to `path` (UTF-8, newlines as written)."""
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(rows_text(columns, rows, cell, quoted))
@@ -101,7 +111,10 @@ def to_text(rows: Iterable[dict[str, Any]]) -> str:
 
 def table_files(path: Path, rows: Iterable[dict[str, Any]]) -> dict[Path, bytes]:
     """The JSON data dictionary (same stem) and the TSV, dictionary first, for atomic.write_files."""
-    return {path.with_suffix(".json"): atomic.json_bytes(data_dictionary()), path: to_text(rows).encode("utf-8")}
+    return {
+        path.with_suffix(".json"): atomic.json_bytes(data_dictionary()),
+        path: to_text(rows).encode("utf-8"),
+    }
 
 
 def write_table(path: Path, rows: Iterable[dict[str, Any]]) -> None:

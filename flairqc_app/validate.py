@@ -18,9 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 MAX_ERRORS_SHOWN = 10
-FLAIR_NAME = re.compile(
-    r"^sub-[a-zA-Z0-9]+(_ses-[a-zA-Z0-9]+)?(_[a-z]+-[a-zA-Z0-9]+)*_FLAIR\.nii(\.gz)?$"
-)
+FLAIR_NAME = re.compile(r"^sub-[a-zA-Z0-9]+(_ses-[a-zA-Z0-9]+)?(_[a-z]+-[a-zA-Z0-9]+)*_FLAIR\.nii(\.gz)?$")
 SUBJECT_PATH = re.compile(r"^/sub-[^/]+/.")
 IMAGE_EXTENSION = re.compile(r"\.nii(\.gz)?$|\.json$")
 
@@ -62,7 +60,9 @@ class Finding:
         image = "/" + relpath
         if image == self.location or image in self.affects:
             return True
-        return self.location is not None and IMAGE_EXTENSION.sub("", self.location) == IMAGE_EXTENSION.sub("", image)
+        return self.location is not None and IMAGE_EXTENSION.sub("", self.location) == IMAGE_EXTENSION.sub(
+            "", image
+        )
 
 
 @dataclass
@@ -97,16 +97,24 @@ class ValidationReport:
         errors = self.errors
         in_files = [f for f in errors if f.file_level]
         codes = ", ".join(f"{code} x{n}" for code, n in Counter(f.code for f in errors).most_common())
-        return (f"{len(errors)} error(s) ({len(errors) - len(in_files)} dataset-level, {len(in_files)} in "
-                f"{len({f.location for f in in_files})} file(s){': ' + codes if codes else ''}), "
-                f"{len(self.findings) - len(errors)} warning(s)")
+        return (
+            f"{len(errors)} error(s) ({len(errors) - len(in_files)} dataset-level, {len(in_files)} in "
+            f"{len({f.location for f in in_files})} file(s){': ' + codes if codes else ''}), "
+            f"{len(self.findings) - len(errors)} warning(s)"
+        )
 
     def write(self, path: Path) -> None:
         """Every finding (errors and warnings), for the run's logs/."""
         from flairqc_app import atomic
 
-        atomic.write_json(path, {"validator": self.validator, "summary": self.summary(),
-                                 "findings": [asdict(f) for f in self.findings]})
+        atomic.write_json(
+            path,
+            {
+                "validator": self.validator,
+                "summary": self.summary(),
+                "findings": [asdict(f) for f in self.findings],
+            },
+        )
 
 
 def validate_dataset(bids_dir: Path) -> ValidationReport:
@@ -139,8 +147,13 @@ def deno_finding(issue: dict, messages: dict[str, str]) -> Finding:
     code = str(issue.get("code")) + (f"/{issue['subCode']}" if issue.get("subCode") else "")
     message = str(issue.get("issueMessage") or messages.get(str(issue.get("code")), ""))
     affects = issue.get("affects") or []
-    return Finding(code, str(issue.get("severity", "error")), issue.get("location") or None,
-                   " ".join(message.split())[:300], tuple(str(a) for a in affects))
+    return Finding(
+        code,
+        str(issue.get("severity", "error")),
+        issue.get("location") or None,
+        " ".join(message.split())[:300],
+        tuple(str(a) for a in affects),
+    )
 
 
 def builtin_check(bids_dir: Path) -> ValidationReport:
@@ -152,17 +165,35 @@ def builtin_check(bids_dir: Path) -> ValidationReport:
         payload = json.loads(description.read_text(encoding="utf-8"))
         for key in ("Name", "BIDSVersion"):
             if key not in payload:
-                found.append(Finding("JSON_KEY_REQUIRED", "error", "/dataset_description.json",
-                                     f"required field {key} missing"))
+                found.append(
+                    Finding(
+                        "JSON_KEY_REQUIRED",
+                        "error",
+                        "/dataset_description.json",
+                        f"required field {key} missing",
+                    )
+                )
     except FileNotFoundError:
-        found.append(Finding("MISSING_DATASET_DESCRIPTION", "error", None,
-                             f"{description} is missing: a BIDS dataset needs one at its root"))
+        found.append(
+            Finding(
+                "MISSING_DATASET_DESCRIPTION",
+                "error",
+                None,
+                f"{description} is missing: a BIDS dataset needs one at its root",
+            )
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         found.append(Finding("JSON_INVALID", "error", "/dataset_description.json", f"not valid JSON ({exc})"))
     if not any(p.is_dir() for p in bids_dir.glob("sub-*")):
         found.append(Finding("NO_SUBJECTS", "error", None, f"{bids_dir} has no sub-* folder"))
     for path in bids_dir.glob("sub-*/**/anat/*FLAIR*.nii*"):
         if not FLAIR_NAME.match(path.name) or not path.name.startswith(path.parts[len(bids_dir.parts)] + "_"):
-            found.append(Finding("INVALID_FLAIR_NAME", "error", "/" + path.relative_to(bids_dir).as_posix(),
-                                 "not a valid BIDS FLAIR file name"))
+            found.append(
+                Finding(
+                    "INVALID_FLAIR_NAME",
+                    "error",
+                    "/" + path.relative_to(bids_dir).as_posix(),
+                    "not a valid BIDS FLAIR file name",
+                )
+            )
     return report

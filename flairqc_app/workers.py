@@ -49,8 +49,13 @@ def how_it_ended(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
-def _serve(conn: Connection, parent_pid: int, initializer: Callable[..., None], initargs: tuple,
-           work: Callable[[Any], Any]) -> None:
+def _serve(
+    conn: Connection,
+    parent_pid: int,
+    initializer: Callable[..., None],
+    initargs: tuple,
+    work: Callable[[Any], Any],
+) -> None:
     """Worker loop: receive an item, send back (True, result) or (False, exception); stop when the pipe closes."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -70,7 +75,9 @@ def _serve(conn: Connection, parent_pid: int, initializer: Callable[..., None], 
 class _Worker:
     def __init__(self, initializer: Callable[..., None], initargs: tuple, work: Callable[[Any], Any]):
         self.conn, child = multiprocessing.Pipe()
-        self.process = multiprocessing.Process(target=_serve, args=(child, os.getpid(), initializer, initargs, work))
+        self.process = multiprocessing.Process(
+            target=_serve, args=(child, os.getpid(), initializer, initargs, work)
+        )
         self.process.start()
         child.close()
         self.item: Any = None
@@ -96,9 +103,15 @@ class _Worker:
         self.process.join()
 
 
-def run_in_workers(items: Iterable[Any], nprocs: int, work: Callable[[Any], Any],
-                   on_death: Callable[[Any, str], Any], initializer: Callable[..., None],
-                   initargs: tuple = (), on_result: Callable[[Any], None] | None = None) -> list[Any]:
+def run_in_workers(
+    items: Iterable[Any],
+    nprocs: int,
+    work: Callable[[Any], Any],
+    on_death: Callable[[Any, str], Any],
+    initializer: Callable[..., None],
+    initargs: tuple = (),
+    on_result: Callable[[Any], None] | None = None,
+) -> list[Any]:
     """`work(item)` for each item in up to `nprocs` workers (each started with `initializer(*initargs)`); an item
     whose worker died gives `on_death(item, how_it_ended)` instead. Results come in the order they finish, and
     `on_result` hears of each as it comes.

@@ -20,8 +20,9 @@ from flairqc_app.synth.geometry import rotation_matrix
 LPS = np.array([-1.0, -1.0, 1.0])  # ITK transforms work in LPS coordinates
 
 
-def world_map(degrees: tuple[float, float, float], shift_mm: tuple[float, float, float],
-              scale: float = 1.0) -> np.ndarray:
+def world_map(
+    degrees: tuple[float, float, float], shift_mm: tuple[float, float, float], scale: float = 1.0
+) -> np.ndarray:
     """A world-to-world affine A; the moved image shows, at world point x, the source image at A x."""
     a = np.eye(4)
     a[:3, :3] = rotation_matrix(degrees) * scale

@@ -30,7 +30,9 @@ from flairqc_app.schema import COLUMN_NAMES
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata-dev"
 
 
-def write_nifti(path: Path, data: np.ndarray, zooms=(1.0, 1.0, 1.0), affine: np.ndarray | None = None) -> Path:
+def write_nifti(
+    path: Path, data: np.ndarray, zooms=(1.0, 1.0, 1.0), affine: np.ndarray | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if affine is None:
         affine = np.diag([*zooms, 1.0])
@@ -45,11 +47,14 @@ def template_head(shift_mm=(0.0, 0.0, 0.0)) -> nib.Nifti1Image:
     affine = img.affine.copy()
     affine[:3, 3] += np.asarray(shift_mm)
     data = np.asarray(img.dataobj, dtype=np.float32)
-    return nib.Nifti1Image((data * (1000 / data.max())).astype(np.int16), affine)  # int16 like scanners, no wrap
+    return nib.Nifti1Image(
+        (data * (1000 / data.max())).astype(np.int16), affine
+    )  # int16 like scanners, no wrap
 
 
-def make_dataset(root: Path, images: dict[str, nib.Nifti1Image | np.ndarray],
-                 sidecars: dict[str, dict] | None = None) -> Path:
+def make_dataset(
+    root: Path, images: dict[str, nib.Nifti1Image | np.ndarray], sidecars: dict[str, dict] | None = None
+) -> Path:
     """A BIDS dataset with the given images (relative path -> image or array at 1 mm)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset_description.json").write_text(json.dumps({"Name": "test", "BIDSVersion": "1.10.0"}))
@@ -92,8 +97,13 @@ def _affine_model(weight: float, bias: float, input_shape: list[int]):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
-def build_models_dir(directory: Path, biases: dict[str, float] | None = None, weight: float = 0.0,
-                     input_shape=(1, 1, 85, 104, 90), thresholds: dict[str, float] | None = None) -> Path:
+def build_models_dir(
+    directory: Path,
+    biases: dict[str, float] | None = None,
+    weight: float = 0.0,
+    input_shape=(1, 1, 85, 104, 90),
+    thresholds: dict[str, float] | None = None,
+) -> Path:
     """A complete models directory; task probabilities are sigmoid(weight * mean + bias[task])."""
     import onnx
 
@@ -102,11 +112,19 @@ def build_models_dir(directory: Path, biases: dict[str, float] | None = None, we
     for task in TASKS:
         path = directory / f"{task}.onnx"
         onnx.save(_affine_model(weight, (biases or {}).get(task, -4.0), list(input_shape)), str(path))
-        entries[task] = new_entry(path, "0.0.1-test", "image", "logits", list(input_shape),
-                                  (thresholds or {}).get(task, 0.5),
-                                  {"trained_by": "tests/helpers.py (not a trained model)"})
-    write_manifest(directory, {"format_version": SUPPORTED_FORMAT, "name": "test-models", "version": "0",
-                               "models": entries})
+        entries[task] = new_entry(
+            path,
+            "0.0.1-test",
+            "image",
+            "logits",
+            list(input_shape),
+            (thresholds or {}).get(task, 0.5),
+            {"trained_by": "tests/helpers.py (not a trained model)"},
+        )
+    write_manifest(
+        directory,
+        {"format_version": SUPPORTED_FORMAT, "name": "test-models", "version": "0", "models": entries},
+    )
     return directory
 
 
@@ -199,14 +217,20 @@ def synthetic_rows(n: int, seed: int = 0, iqms: bool = False) -> list[dict]:
         if status == "ok":
             grades = {a: rng.choice((0, 0, 0, 1, 1, 2)) for a in ARTEFACTS}
             reject = int(rng.random() < 0.05)
-            values.update(grades, straight_reject=reject, tier=None if reject else tier_from_grades(grades),
-                          reject_source="model" if reject else None, registration_ncc=rng.uniform(0.4, 0.95),
-                          **{f"p_{t}": rng.random() for t in TASKS})
+            values.update(
+                grades,
+                straight_reject=reject,
+                tier=None if reject else tier_from_grades(grades),
+                reject_source="model" if reject else None,
+                registration_ncc=rng.uniform(0.4, 0.95),
+                **{f"p_{t}": rng.random() for t in TASKS},
+            )
             if iqms:
                 values.update({iqm.column: iqm_rng.uniform(0.05, 20.0) for iqm in IQMS})
         elif status == "skipped":
-            values.update(straight_reject=1, reject_source="gate", reason="thick_slices",
-                          reason_detail="2D acquisition")
+            values.update(
+                straight_reject=1, reject_source="gate", reason="thick_slices", reason_detail="2D acquisition"
+            )
         else:
             values.update(reason="read_error", reason_detail="cannot read the NIfTI header")
         rows.append(make_row(**values))
@@ -258,7 +282,9 @@ def assert_self_contained(page: Page) -> None:
             value = attrs.get(name) or ""
             assert not value.startswith(("http:", "https:", "//", "file:")), (tag, value)
         assert not (tag == "script" and "src" in attrs), "scripts must be inline"
-    csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    csp = [
+        a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    ]
     assert csp and "default-src 'none'" in csp[0]
 
 
@@ -270,8 +296,13 @@ def browser() -> str | None:
 def dump_dom(page: Path, fragment: str = "") -> str:
     """The DOM of a page after its scripts ran, as headless chromium serialises it."""
     command = [
-        browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-        "--dump-dom", page.resolve().as_uri() + fragment,
+        browser(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.resolve().as_uri() + fragment,
     ]
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
@@ -279,8 +310,16 @@ def dump_dom(page: Path, fragment: str = "") -> str:
         raise AssertionError(f"chromium did not finish rendering {page.name}{fragment}") from error
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1366,900")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1366,900",
+)
 
 
 def chromium_driver(download_dir: Path | None = None):
@@ -298,7 +337,9 @@ def chromium_driver(download_dir: Path | None = None):
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     if download_dir is not None:
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)}
+        )
     return driver
 
 

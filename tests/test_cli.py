@@ -16,8 +16,9 @@ SMALL = np.zeros((4, 4, 4), np.float32)
 
 @pytest.fixture
 def dataset(tmp_path):
-    return make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": SMALL,
-                                            "sub-02/anat/sub-02_T1w.nii.gz": SMALL})
+    return make_dataset(
+        tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": SMALL, "sub-02/anat/sub-02_T1w.nii.gz": SMALL}
+    )
 
 
 def test_version_through_the_console_script():
@@ -46,23 +47,67 @@ def test_output_inside_the_dataset_is_refused_except_derivatives(dataset, capsys
     assert main([str(dataset), str(dataset / "qc"), "participant", "--skip-bids-validation"]) == 64
     assert "derivatives/flairqc" in capsys.readouterr().err
     # derivatives/ is allowed (then no FLAIR -> it is the label check that answers)
-    assert main([str(dataset), str(dataset / "derivatives" / "flairqc"), "participant",
-                 "--participant-label", "sub-99", "--skip-bids-validation"]) == 64
+    assert (
+        main(
+            [
+                str(dataset),
+                str(dataset / "derivatives" / "flairqc"),
+                "participant",
+                "--participant-label",
+                "sub-99",
+                "--skip-bids-validation",
+            ]
+        )
+        == 64
+    )
 
 
 def test_unknown_participant_label_exits_64(dataset, tmp_path, capsys):
-    assert main([str(dataset), str(tmp_path / "out"), "participant", "--participant-label", "07",
-                 "--skip-bids-validation"]) == 64
+    assert (
+        main(
+            [
+                str(dataset),
+                str(tmp_path / "out"),
+                "participant",
+                "--participant-label",
+                "07",
+                "--skip-bids-validation",
+            ]
+        )
+        == 64
+    )
     assert "07" in capsys.readouterr().err
 
 
 def test_filters_selecting_nothing_exit_18(dataset, tmp_path):
-    assert main([str(dataset), str(tmp_path / "out"), "participant", "--participant-label", "sub-02",
-                 "--skip-bids-validation"]) == 18
+    assert (
+        main(
+            [
+                str(dataset),
+                str(tmp_path / "out"),
+                "participant",
+                "--participant-label",
+                "sub-02",
+                "--skip-bids-validation",
+            ]
+        )
+        == 18
+    )
     flt = tmp_path / "f.json"
     flt.write_text(json.dumps({"flair": {"acquisition": "nothing"}}))
-    assert main([str(dataset), str(tmp_path / "out"), "participant", "--bids-filter-file", str(flt),
-                 "--skip-bids-validation"]) == 18
+    assert (
+        main(
+            [
+                str(dataset),
+                str(tmp_path / "out"),
+                "participant",
+                "--bids-filter-file",
+                str(flt),
+                "--skip-bids-validation",
+            ]
+        )
+        == 18
+    )
 
 
 def test_no_flair_at_all_exits_66(tmp_path):
@@ -84,12 +129,22 @@ def test_builtin_validation_when_deno_is_absent(dataset, tmp_path, monkeypatch):
     (dataset / "dataset_description.json").write_text("{}")
     assert main([str(dataset), str(tmp_path / "out"), "participant"]) == 16
     report = validate.validate_dataset(dataset)
-    assert report.validator.startswith("built-in") and "required field Name missing" in report.errors[0].text()
+    assert (
+        report.validator.startswith("built-in") and "required field Name missing" in report.errors[0].text()
+    )
 
 
 def test_missing_models_exit_1_with_a_clear_message(dataset, tmp_path, capsys):
-    code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation",
-                 "--models-dir", str(tmp_path / "no-models")])
+    code = main(
+        [
+            str(dataset),
+            str(tmp_path / "out"),
+            "participant",
+            "--skip-bids-validation",
+            "--models-dir",
+            str(tmp_path / "no-models"),
+        ]
+    )
     assert code == 1
     assert "no models manifest" in capsys.readouterr().err
 
@@ -97,8 +152,18 @@ def test_missing_models_exit_1_with_a_clear_message(dataset, tmp_path, capsys):
 def test_bad_thresholds_file_is_a_usage_error(dataset, tmp_path):
     bad = tmp_path / "t.json"
     bad.write_text(json.dumps({"tier": 0.2}))
-    code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation",
-                 "--models-dir", str(build_models_dir(tmp_path / "m")), "--thresholds", str(bad)])
+    code = main(
+        [
+            str(dataset),
+            str(tmp_path / "out"),
+            "participant",
+            "--skip-bids-validation",
+            "--models-dir",
+            str(build_models_dir(tmp_path / "m")),
+            "--thresholds",
+            str(bad),
+        ]
+    )
     assert code == 64
 
 
@@ -113,9 +178,22 @@ def test_cannot_create_output_exits_73(dataset, tmp_path):
 
 
 def test_help_lists_the_bids_app_options():
-    out = subprocess.run([sys.executable, "-m", "flairqc_app", "--help"], capture_output=True, text=True).stdout
-    for option in ("--participant-label", "--session-id", "--run-id", "--bids-filter-file", "--nprocs",
-                   "--omp-nthreads", "--work-dir", "--models-dir", "--device", "--skip-bids-validation", "-v"):
+    out = subprocess.run(
+        [sys.executable, "-m", "flairqc_app", "--help"], capture_output=True, text=True
+    ).stdout
+    for option in (
+        "--participant-label",
+        "--session-id",
+        "--run-id",
+        "--bids-filter-file",
+        "--nprocs",
+        "--omp-nthreads",
+        "--work-dir",
+        "--models-dir",
+        "--device",
+        "--skip-bids-validation",
+        "-v",
+    ):
         assert option in out
 
 
@@ -137,11 +215,28 @@ def test_missing_or_damaged_default_models_stop_with_a_hint(dataset, tmp_path, m
 def test_each_run_writes_its_effective_settings_beside_its_log(dataset, tmp_path):
     """MRIQC saves its config per run: the settings file reads back as what the command line asked for."""
     out = tmp_path / "out"
-    args = [str(dataset), str(out), "group", "group", "--session-id", "ses-a", "b", "--nprocs", "3", "--mem",
-            "5.5", "--preproc", "paper", "--iqm-json", "-v", "-w", str(tmp_path / "work")]
+    args = [
+        str(dataset),
+        str(out),
+        "group",
+        "group",
+        "--session-id",
+        "ses-a",
+        "b",
+        "--nprocs",
+        "3",
+        "--mem",
+        "5.5",
+        "--preproc",
+        "paper",
+        "--iqm-json",
+        "-v",
+        "-w",
+        str(tmp_path / "work"),
+    ]
     assert main(args) == 18  # no participant-level results match the selection
-    settings_file, = (out / "logs").glob("flairqc-group-*.settings.json")
-    log_file, = (out / "logs").glob("flairqc-group-*.log")
+    (settings_file,) = (out / "logs").glob("flairqc-group-*.settings.json")
+    (log_file,) = (out / "logs").glob("flairqc-group-*.log")
     assert settings_file.name == log_file.name.replace(".log", ".settings.json")
     written = json.loads(settings_file.read_text(encoding="utf-8"))
     assert written["flairqc_version"] == __version__

@@ -29,7 +29,16 @@ TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "podman-local.
 BASE = "localhost/debian-python:bookworm"
 TAG = f"localhost/flairqc:{__version__}"
 UID = "12345"
-LOCKED_DOWN = ["--network", "none", "--user", f"{UID}:{UID}", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp"]
+LOCKED_DOWN = [
+    "--network",
+    "none",
+    "--user",
+    f"{UID}:{UID}",
+    "--read-only",
+    "--read-only-tmpfs=false",
+    "--tmpfs",
+    "/tmp",
+]
 
 
 def podman(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -45,9 +54,21 @@ def image():
     started = time.perf_counter()
     base = podman("base", timeout=1800)
     if base.returncode:
-        pytest.skip(f"podman or the local base image could not be set up: {(base.stdout + base.stderr)[-1000:]}")
-    build = podman("build", str(ROOT), TAG, "--build-arg", f"BASE_IMAGE={BASE}", "--build-arg", "EXTRAS=validator",
-                   "--build-arg", f"VERSION={__version__}", timeout=1800)
+        pytest.skip(
+            f"podman or the local base image could not be set up: {(base.stdout + base.stderr)[-1000:]}"
+        )
+    build = podman(
+        "build",
+        str(ROOT),
+        TAG,
+        "--build-arg",
+        f"BASE_IMAGE={BASE}",
+        "--build-arg",
+        "EXTRAS=validator",
+        "--build-arg",
+        f"VERSION={__version__}",
+        timeout=1800,
+    )
     assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
     yield TAG
     print(f"container tests: {time.perf_counter() - started:.0f} s (base image, build and runs)")
@@ -69,9 +90,18 @@ def test_image_versions_match_the_package():
 @pytest.mark.slow
 @pytest.mark.container
 def test_version_label_and_descriptor_inside_the_image(image):
-    label = subprocess.run(["podman", "image", "inspect", "--format",
-                            '{{ index .Labels "org.opencontainers.image.version" }}', image],
-                           capture_output=True, text=True)
+    label = subprocess.run(
+        [
+            "podman",
+            "image",
+            "inspect",
+            "--format",
+            '{{ index .Labels "org.opencontainers.image.version" }}',
+            image,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert label.stdout.strip() == __version__
     version = podman("run", *LOCKED_DOWN, image, "--version")
     assert version.returncode == 0 and version.stdout.strip() == f"flairqc {__version__}", version.stderr
@@ -87,7 +117,9 @@ def test_participant_then_group_locked_down(image, tmp_path):
     out.mkdir(mode=0o777)
     out.chmod(0o777)  # mkdir's mode is masked by the umask
     mounts = ["-v", f"{bids}:/bids:ro", "-v", f"{models}:/models:ro", "-v", f"{out}:/out"]
-    participant = podman("run", *LOCKED_DOWN, *mounts, image, "/bids", "/out", "participant", "--models-dir", "/models")
+    participant = podman(
+        "run", *LOCKED_DOWN, *mounts, image, "/bids", "/out", "participant", "--models-dir", "/models"
+    )
     assert participant.returncode == 0, participant.stderr[-3000:]
     assert "bids-validator-deno" in participant.stderr  # the real validator ran, offline, as an arbitrary UID
     assert "Matplotlib created a temporary" not in participant.stderr
@@ -95,21 +127,38 @@ def test_participant_then_group_locked_down(image, tmp_path):
     assert group.returncode == 0, group.stderr[-3000:]
     assert verdicts(out) == EXPECTED
     assert (out / "group_FLAIR.tsv").stat().st_uid == int(UID)
-    assert json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]["Version"] == __version__
+    assert (
+        json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]["Version"] == __version__
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.container
-@pytest.mark.skipif(not (DEFAULT_MODELS_DIR / "models.json").is_file(), reason="no default models are shipped")
+@pytest.mark.skipif(
+    not (DEFAULT_MODELS_DIR / "models.json").is_file(), reason="no default models are shipped"
+)
 def test_the_image_grades_with_its_own_default_models(image, tmp_path):
-    """`docker run flairqc /bids /out participant`: nothing mounted but the data, the verdict from the shipped models."""
-    img, _ = generate_case(90_001, config=SynthConfig(grid="1mm"))  # the clean FLAIR of tests/test_default_models.py
+    """`docker run flairqc /bids /out participant`: nothing mounted but the data, the verdict from the shipped
+    models."""
+    img, _ = generate_case(
+        90_001, config=SynthConfig(grid="1mm")
+    )  # the clean FLAIR of tests/test_default_models.py
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": img})
     out = tmp_path / "out"
     out.mkdir()
     out.chmod(0o777)
-    run = podman("run", *LOCKED_DOWN, "-v", f"{bids}:/bids:ro", "-v", f"{out}:/out", image, "/bids", "/out",
-                 "participant")
+    run = podman(
+        "run",
+        *LOCKED_DOWN,
+        "-v",
+        f"{bids}:/bids:ro",
+        "-v",
+        f"{out}:/out",
+        image,
+        "/bids",
+        "/out",
+        "participant",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     (row,) = read_table(out / "sub-01" / "anat" / "sub-01_desc-flairqc_FLAIR.tsv")
     assert (row["status"], row["straight_reject"], row["tier"]) == ("ok", 0, 1)
@@ -122,13 +171,31 @@ def test_the_image_grades_with_its_own_default_models(image, tmp_path):
 def test_singularity_sections_run_in_the_image(image):
     """What `singularity run` and `singularity test` execute: %environment, then %runscript or %test, in sh."""
     parts = sections(ROOT / "Singularity.def")
-    run = podman("run", *LOCKED_DOWN, "--entrypoint", "sh", image, "-c", parts["environment"] + parts["runscript"],
-                 "flairqc", "--version")
+    run = podman(
+        "run",
+        *LOCKED_DOWN,
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        parts["environment"] + parts["runscript"],
+        "flairqc",
+        "--version",
+    )
     assert run.returncode == 0 and run.stdout.strip() == f"flairqc {__version__}", run.stderr
-    check = podman("run", *LOCKED_DOWN, "--entrypoint", "sh", image, "-c", parts["environment"] + parts["test"])
+    check = podman(
+        "run", *LOCKED_DOWN, "--entrypoint", "sh", image, "-c", parts["environment"] + parts["test"]
+    )
     assert check.returncode == 0, check.stderr
-    configdir = podman("run", *LOCKED_DOWN, "--entrypoint", "sh", image, "-c",
-                       parts["environment"] + "python3 -c 'import matplotlib; print(matplotlib.get_configdir())'")
+    configdir = podman(
+        "run",
+        *LOCKED_DOWN,
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        parts["environment"] + "python3 -c 'import matplotlib; print(matplotlib.get_configdir())'",
+    )
     assert configdir.stdout.strip() == f"/tmp/flairqc-{UID}/config/matplotlib", configdir.stderr
 
 
@@ -136,14 +203,21 @@ def test_singularity_sections_run_in_the_image(image):
 @pytest.mark.container
 def test_bosh_runs_the_descriptor_in_the_image(image, tmp_path, monkeypatch):
     """bosh's Docker mode (`docker run --entrypoint=/bin/sh` with a login shell script), `docker` being podman."""
-    subprocess.run(["podman", "tag", image, "docker.io/" + json.loads(DESCRIPTOR.read_text())["container-image"]["image"]],
-                   check=True)
+    subprocess.run(
+        [
+            "podman",
+            "tag",
+            image,
+            "docker.io/" + json.loads(DESCRIPTOR.read_text())["container-image"]["image"],
+        ],
+        check=True,
+    )
     shim = tmp_path / "bin" / "docker"
     shim.parent.mkdir()
     shim.write_text(f"""#!/bin/sh
 case "$1" in
   --version) exec podman --version ;;
-  run) shift; exec bash {TOOL} run {' '.join(LOCKED_DOWN)} "$@" ;;
+  run) shift; exec bash {TOOL} run {" ".join(LOCKED_DOWN)} "$@" ;;
 esac
 exit 1
 """)
@@ -151,7 +225,12 @@ exit 1
     monkeypatch.setenv("PATH", f"{shim.parent}:{os.environ['PATH']}")
     tmp_path.chmod(0o777)  # bosh mounts the working directory, where the output directory is made, as itself
     small_dataset(tmp_path)  # bids/ and models/, named relative to the working directory below
-    invocation = {"bids_dir": "bids", "output_dir_name": "out", "models_dir": "models", "participant_label": ["02"]}
+    invocation = {
+        "bids_dir": "bids",
+        "output_dir_name": "out",
+        "models_dir": "models",
+        "participant_label": ["02"],
+    }
     for level in ("participant", "group"):
         proc = launch(DESCRIPTOR, {**invocation, "analysis_level": level}, tmp_path, "--no-pull")
         assert proc.returncode == 0, proc.stdout + proc.stderr

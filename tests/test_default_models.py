@@ -18,8 +18,10 @@ from flairqc_app.synth import SynthConfig, generate_case
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (DEFAULT_MODELS_DIR / "models.json").is_file(),
-                       reason="no default models are shipped yet (docs/model-card.md: status)"),
+    pytest.mark.skipif(
+        not (DEFAULT_MODELS_DIR / "models.json").is_file(),
+        reason="no default models are shipped yet (docs/model-card.md: status)",
+    ),
 ]
 SEED = 90_001
 # Motion graded by what shows (docs/synthetic-data.md): graded by displacement, this seed's motion-2 image shows

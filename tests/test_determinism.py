@@ -24,9 +24,24 @@ FLAIR = REALDATA / "flair3d_head_1mm.nii.gz"
 
 def run_flairqc(bids, out, threads: int) -> None:
     env = dict(os.environ, ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run(["flairqc", str(bids), str(out), "participant", "--skip-bids-validation", "--write-preproc",
-                           "--omp-nthreads", str(threads), "--nprocs", str(threads)],
-                          capture_output=True, text=True, env=env, timeout=1200)
+    proc = subprocess.run(
+        [
+            "flairqc",
+            str(bids),
+            str(out),
+            "participant",
+            "--skip-bids-validation",
+            "--write-preproc",
+            "--omp-nthreads",
+            str(threads),
+            "--nprocs",
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -47,8 +62,13 @@ def outputs(out) -> dict[str, bytes]:
 @pytest.mark.skipif(not FLAIR.exists(), reason=f"{FLAIR} not available")
 def test_one_or_two_threads_give_the_same_bytes(tmp_path):
     synthetic, _ = generate_case(32_011, "FLAIR", motion=1, config=SynthConfig(grid="1mm"))
-    bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": nib.load(str(FLAIR)),
-                                            "sub-02/anat/sub-02_FLAIR.nii.gz": synthetic})
+    bids = make_dataset(
+        tmp_path / "bids",
+        {
+            "sub-01/anat/sub-01_FLAIR.nii.gz": nib.load(str(FLAIR)),
+            "sub-02/anat/sub-02_FLAIR.nii.gz": synthetic,
+        },
+    )
     run_flairqc(bids, tmp_path / "one", 1)
     run_flairqc(bids, tmp_path / "two", 2)
     one, two = outputs(tmp_path / "one"), outputs(tmp_path / "two")

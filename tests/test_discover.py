@@ -40,19 +40,32 @@ def names(images):
 
 def test_finds_every_flair_and_nothing_else(dataset):
     found = discover(dataset)
-    assert names(found) == ["sub-01_FLAIR", "sub-02_ses-a_acq-sag_run-01_FLAIR", "sub-02_ses-a_acq-sag_run-02_FLAIR",
-                            "sub-02_ses-b_acq-ax_FLAIR", "sub-03_rec-norm_FLAIR"]
+    assert names(found) == [
+        "sub-01_FLAIR",
+        "sub-02_ses-a_acq-sag_run-01_FLAIR",
+        "sub-02_ses-a_acq-sag_run-02_FLAIR",
+        "sub-02_ses-b_acq-ax_FLAIR",
+        "sub-03_rec-norm_FLAIR",
+    ]
     run1 = found[1]
-    assert run1.entity_columns() == {"participant_id": "sub-02", "session_id": "ses-a", "acq_id": "sag",
-                                     "rec_id": None, "run_id": "01"}
+    assert run1.entity_columns() == {
+        "participant_id": "sub-02",
+        "session_id": "ses-a",
+        "acq_id": "sag",
+        "rec_id": None,
+        "run_id": "01",
+    }
     assert found[4].entity_columns()["rec_id"] == "norm"
 
 
 def test_sidecar_inheritance_and_missing_sidecars(dataset):
     by_name = {im.bids_name: im.metadata for im in discover(dataset)}
     assert by_name["sub-01_FLAIR"] == {"Manufacturer": "Siemens", "MagneticFieldStrength": 3}
-    assert by_name["sub-02_ses-a_acq-sag_run-01_FLAIR"] == {"Manufacturer": "Siemens", "MagneticFieldStrength": 1.5,
-                                                            "EchoTime": 0.4}
+    assert by_name["sub-02_ses-a_acq-sag_run-01_FLAIR"] == {
+        "Manufacturer": "Siemens",
+        "MagneticFieldStrength": 1.5,
+        "EchoTime": 0.4,
+    }
     (dataset / "FLAIR.json").unlink()
     assert {im.bids_name: im.metadata for im in discover(dataset)}["sub-03_rec-norm_FLAIR"] == {}
 
@@ -65,7 +78,9 @@ def test_labels_sessions_runs(dataset, tmp_path):
     assert read_labels_arg([str(label_file)]) == ["02", "03"]
     by_session = Selection.of(["02"], ["ses-b"], None, None)
     assert names(discover(dataset, by_session)) == ["sub-02_ses-b_acq-ax_FLAIR"]
-    assert names(discover(dataset, Selection.of(None, None, ["2"], None))) == ["sub-02_ses-a_acq-sag_run-02_FLAIR"]
+    assert names(discover(dataset, Selection.of(None, None, ["2"], None))) == [
+        "sub-02_ses-a_acq-sag_run-02_FLAIR"
+    ]
 
 
 def test_unknown_label_is_a_usage_error(dataset):
@@ -104,10 +119,15 @@ def test_one_subject_run_does_not_index_the_others(dataset):
 def test_a_dataset_under_an_entity_like_folder_is_read_below_its_root(tmp_path, folder):
     """pybids #1270: entities were matched against the absolute path (0 FLAIRs under `func`, one subject under
     `sub-x` with every sidecar merged)."""
-    root = make_dataset(tmp_path / folder / "bids",
-                        {"sub-01/anat/sub-01_FLAIR.nii.gz": SMALL, "sub-02/ses-1/anat/sub-02_ses-1_FLAIR.nii.gz": SMALL,
-                         "sub-02/ses-1/func/sub-02_ses-1_task-rest_bold.nii.gz": SMALL},
-                        {"sub-02/sub-02_FLAIR.json": {"EchoTime": 0.1}})
+    root = make_dataset(
+        tmp_path / folder / "bids",
+        {
+            "sub-01/anat/sub-01_FLAIR.nii.gz": SMALL,
+            "sub-02/ses-1/anat/sub-02_ses-1_FLAIR.nii.gz": SMALL,
+            "sub-02/ses-1/func/sub-02_ses-1_task-rest_bold.nii.gz": SMALL,
+        },
+        {"sub-02/sub-02_FLAIR.json": {"EchoTime": 0.1}},
+    )
     found = discover(root)
     assert [(im.bids_name, im.entities, im.metadata) for im in found] == [
         ("sub-01_FLAIR", {"subject": "01"}, {}),

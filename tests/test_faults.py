@@ -28,11 +28,14 @@ from flairqc_app.cli import main
 from flairqc_app.tsv import read_table
 
 FAST = np.zeros((4, 4, 4), np.float32)  # the gate skips it at once (constant_intensity)
-MEMORY_CAP = 3 << 30  # RLIMIT_AS for runs given huge headers: a regression fails instead of eating the machine
+MEMORY_CAP = (
+    3 << 30
+)  # RLIMIT_AS for runs given huge headers: a regression fails instead of eating the machine
 STOP_SECONDS = 5.0
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def is_guardian(pid: int) -> bool:
     try:
@@ -50,7 +53,9 @@ def wait_until(condition, timeout: float, proc: subprocess.Popen | None = None) 
         time.sleep(0.05)
 
 
-LAUNCHED: list[subprocess.Popen] = []  # this test's runs, killed at its end should an assertion leave one running
+LAUNCHED: list[
+    subprocess.Popen
+] = []  # this test's runs, killed at its end should an assertion leave one running
 
 
 @pytest.fixture(autouse=True)
@@ -65,15 +70,29 @@ def kill_leftover_runs():
 
 def flairqc(bids: Path, out: Path, *extra: str, preexec=None) -> subprocess.Popen:
     """The console script in its own process group (as a shell runs a job), output and errors together."""
-    proc = subprocess.Popen(["flairqc", str(bids), str(out), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=preexec)
+    proc = subprocess.Popen(
+        ["flairqc", str(bids), str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
     LAUNCHED.append(proc)
     return proc
 
 
 def participant(bids: Path, out: Path, models: Path, *extra: str, preexec=None) -> subprocess.Popen:
-    return flairqc(bids, out, "participant", "--models-dir", str(models), "--skip-bids-validation", *extra,
-                   preexec=preexec)
+    return flairqc(
+        bids,
+        out,
+        "participant",
+        "--models-dir",
+        str(models),
+        "--skip-bids-validation",
+        *extra,
+        preexec=preexec,
+    )
 
 
 def row(out: Path, subject: str) -> dict:
@@ -101,8 +120,11 @@ def head_file(tmp_path_factory) -> Path:
 def signal_dataset(root: Path, head_file: Path, heads: int, fast_last: bool) -> tuple[Path, Path]:
     """sub-01 is skipped at once (its row is written within a second of the start), sub-02.. take seconds each,
     and with `fast_last` one more fast image comes last."""
-    bids = make_dataset(root / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST}
-                        | ({f"sub-{heads + 2:02d}/anat/sub-{heads + 2:02d}_FLAIR.nii.gz": FAST} if fast_last else {}))
+    bids = make_dataset(
+        root / "bids",
+        {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST}
+        | ({f"sub-{heads + 2:02d}/anat/sub-{heads + 2:02d}_FLAIR.nii.gz": FAST} if fast_last else {}),
+    )
     for index in range(2, 2 + heads):
         target = bids / f"sub-{index:02d}/anat/sub-{index:02d}_FLAIR.nii.gz"
         target.parent.mkdir(parents=True)
@@ -110,8 +132,9 @@ def signal_dataset(root: Path, head_file: Path, heads: int, fast_last: bool) -> 
     return bids, build_models_dir(root / "models")
 
 
-def busy_run(tmp_path: Path, head_file: Path, nprocs: int, heads: int,
-             fast_last: bool = False) -> tuple[subprocess.Popen, Path, list[int]]:
+def busy_run(
+    tmp_path: Path, head_file: Path, nprocs: int, heads: int, fast_last: bool = False
+) -> tuple[subprocess.Popen, Path, list[int]]:
     """A run whose first row is written and whose `nprocs` workers are preprocessing heads; its workers."""
     bids, models = signal_dataset(tmp_path, head_file, heads, fast_last)
     out = tmp_path / "out"
@@ -130,8 +153,11 @@ def workers(pid: int) -> list[int]:
 
 # ---------------------------------------------------------------- signals and workers
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("how, code", [("SIGINT to the process group", 130), ("SIGTERM to the main process", 143)])
+@pytest.mark.parametrize(
+    "how, code", [("SIGINT to the process group", 130), ("SIGTERM to the main process", 143)]
+)
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_a_signal_stops_the_run_within_seconds(tmp_path, head_file, nprocs, how, code):
     proc, out, descendants = busy_run(tmp_path, head_file, nprocs, heads=3)
@@ -146,7 +172,9 @@ def test_a_signal_stops_the_run_within_seconds(tmp_path, head_file, nprocs, how,
     assert f"stopped by {how.split()[0]}" in output
     assert_clean_exit(output)
     assert row(out, "01")["status"] == "skipped"  # the finished row is kept
-    assert not (out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv").exists()  # queued and running images: no row
+    assert not (
+        out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv"
+    ).exists()  # queued and running images: no row
     assert not (out / "sub-04/anat/sub-04_desc-flairqc_FLAIR.tsv").exists()
     wait_until(lambda: not any(alive(p) for p in descendants), 5)
     assert scratch_folders(tmp_path / "work") == [] and (tmp_path / "work").is_dir()  # -w itself is kept
@@ -176,7 +204,9 @@ def test_a_worker_killed_with_sigkill_fails_only_its_image(tmp_path, head_file):
 @pytest.mark.slow
 def test_workers_and_scratch_die_with_a_main_process_killed_with_sigkill(tmp_path, head_file):
     proc, out, descendants = busy_run(tmp_path, head_file, nprocs=2, heads=2)
-    os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the kernel ends the workers, the guardian the scratch
+    os.kill(
+        proc.pid, signal.SIGKILL
+    )  # no handler runs: the kernel ends the workers, the guardian the scratch
     proc.communicate(timeout=60)
     wait_until(lambda: not any(alive(p) for p in descendants), STOP_SECONDS)
     assert scratch_folders(tmp_path / "work") == []
@@ -184,6 +214,7 @@ def test_workers_and_scratch_die_with_a_main_process_killed_with_sigkill(tmp_pat
 
 
 # ---------------------------------------------------------------- memory
+
 
 def capped() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
@@ -208,8 +239,10 @@ def test_huge_grids_fail_alone_before_a_voxel_is_read(tmp_path):
 
 # Runs a command and prints the peak RSS of its process tree. A fresh, small process, because a child forked from
 # pytest counts the pages it shares with pytest (hundreds of MB once ANTs is loaded) until it execs.
-PEAK_RSS_OF = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)")
+PEAK_RSS_OF = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)"
+)
 
 
 def test_a_run_of_refused_images_stays_small(tmp_path):
@@ -218,10 +251,24 @@ def test_a_run_of_refused_images_stays_small(tmp_path):
     bids = make_dataset(tmp_path / "bids", {})
     write_claimed_grid(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (1024, 1024, 1024), full=True)
     out, models = tmp_path / "out", build_models_dir(tmp_path / "models")
-    command = ["flairqc", str(bids), str(out), "participant", "--models-dir", str(models), "--skip-bids-validation",
-               "--nprocs", "1"]
-    proc = subprocess.run([sys.executable, "-c", PEAK_RSS_OF, *command], capture_output=True, text=True,
-                          preexec_fn=capped, timeout=300)
+    command = [
+        "flairqc",
+        str(bids),
+        str(out),
+        "participant",
+        "--models-dir",
+        str(models),
+        "--skip-bids-validation",
+        "--nprocs",
+        "1",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_OF, *command],
+        capture_output=True,
+        text=True,
+        preexec_fn=capped,
+        timeout=300,
+    )
     peak_kb, code = map(int, proc.stdout.split()[-2:])
     assert code == 1, proc.stderr
     assert_clean_exit(proc.stderr)
@@ -250,8 +297,10 @@ SIDECARS = {
 
 
 def test_broken_sidecars_fail_only_their_images(tmp_path):
-    bids = make_dataset(tmp_path / "bids", {f"sub-{s}/anat/sub-{s}_FLAIR.nii.gz": FAST
-                                            for s in ("01", "02", "03", "04", "05")})
+    bids = make_dataset(
+        tmp_path / "bids",
+        {f"sub-{s}/anat/sub-{s}_FLAIR.nii.gz": FAST for s in ("01", "02", "03", "04", "05")},
+    )
     for subject, payload in SIDECARS.items():
         (bids / f"sub-{subject}/anat/sub-{subject}_FLAIR.json").write_bytes(payload)
     (bids / "sub-04/sub-04_FLAIR.json").write_text("{")  # inherited by sub-04/anat/sub-04_FLAIR.nii.gz
@@ -261,39 +310,63 @@ def test_broken_sidecars_fail_only_their_images(tmp_path):
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, output
     assert_clean_exit(output)
-    expected = {"01": ("sub-01/anat/sub-01_FLAIR.json", "is not valid JSON"),
-                "02": ("sub-02/anat/sub-02_FLAIR.json", "is a JSON list, not an object"),
-                "03": ("sub-03/anat/sub-03_FLAIR.json", "is UTF-16 text"),
-                "04": ("sub-04/sub-04_FLAIR.json", "is not valid JSON")}
+    expected = {
+        "01": ("sub-01/anat/sub-01_FLAIR.json", "is not valid JSON"),
+        "02": ("sub-02/anat/sub-02_FLAIR.json", "is a JSON list, not an object"),
+        "03": ("sub-03/anat/sub-03_FLAIR.json", "is UTF-16 text"),
+        "04": ("sub-04/sub-04_FLAIR.json", "is not valid JSON"),
+    }
     for subject, (sidecar, problem) in expected.items():
         failed = row(out, subject)
         assert (failed["status"], failed["reason"]) == ("failed", "sidecar_invalid")
         assert failed["reason_detail"].startswith(f"sidecar {sidecar} {problem}")
-        assert sum(line.endswith(f"sub-{subject}_FLAIR: failed: sidecar_invalid: sidecar {sidecar} "
-                                 f"{failed['reason_detail'].split(sidecar + ' ', 1)[1]}")
-                   for line in output.splitlines()) == 1
+        assert (
+            sum(
+                line.endswith(
+                    f"sub-{subject}_FLAIR: failed: sidecar_invalid: sidecar {sidecar} "
+                    f"{failed['reason_detail'].split(sidecar + ' ', 1)[1]}"
+                )
+                for line in output.splitlines()
+            )
+            == 1
+        )
     assert row(out, "05")["status"] == "skipped"
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b'{"flair": {"acq": "sag"}}', "unknown BIDS entity 'acq'"),
-    (b'{"flair": {"run": {"from": 1}}}', 'run: {"from": 1} is not a label'),
-    (b'{"flair": {"run": []}}', "run: [] is not a label"),
-    ('{"flair": {"acquisition": "sag"}}'.encode("utf-16"), "cannot read the BIDS filter file"),
-    (b'{"flair": ', "cannot read the BIDS filter file"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b'{"flair": {"acq": "sag"}}', "unknown BIDS entity 'acq'"),
+        (b'{"flair": {"run": {"from": 1}}}', 'run: {"from": 1} is not a label'),
+        (b'{"flair": {"run": []}}', "run: [] is not a label"),
+        ('{"flair": {"acquisition": "sag"}}'.encode("utf-16"), "cannot read the BIDS filter file"),
+        (b'{"flair": ', "cannot read the BIDS filter file"),
+    ],
+)
 def test_bad_filter_files_are_one_line_and_exit_64(tmp_path, capsys, content, problem):
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST})
     filters = tmp_path / "filters.json"
     filters.write_bytes(content)
     for level in ("participant", "group"):
-        assert main([str(bids), str(tmp_path / "out"), level, "--bids-filter-file", str(filters),
-                     "--skip-bids-validation"]) == 64
+        assert (
+            main(
+                [
+                    str(bids),
+                    str(tmp_path / "out"),
+                    level,
+                    "--bids-filter-file",
+                    str(filters),
+                    "--skip-bids-validation",
+                ]
+            )
+            == 64
+        )
         errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
         assert len(errors) == 1 and str(filters) in errors[0] and problem in errors[0], errors
 
 
 # ---------------------------------------------------------------- disks
+
 
 @pytest.fixture
 def tmpfs(tmp_path):
@@ -303,8 +376,11 @@ def tmpfs(tmp_path):
     def mount(size: str) -> Path:
         point = tmp_path / f"tmpfs-{len(mounted)}"
         point.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode:
             pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root")
         mounted.append(point)
@@ -338,15 +414,18 @@ def test_read_only_output_dir_exits_73(tmp_path, tmpfs):
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 73, output
     assert_clean_exit(output)
-    assert output.strip() == (f"flairqc: error: cannot write in the output directory {point / 'out'}: "
-                              "Read-only file system")
+    assert output.strip() == (
+        f"flairqc: error: cannot write in the output directory {point / 'out'}: Read-only file system"
+    )
 
 
 def test_full_disk_at_start_is_one_line_and_exit_74(tmp_path, tmpfs):
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST})
     point = tmpfs("2m")
     fill(point)
-    proc = participant(bids, point / "out", build_models_dir(tmp_path / "models"), "-w", str(tmp_path / "work"))
+    proc = participant(
+        bids, point / "out", build_models_dir(tmp_path / "models"), "-w", str(tmp_path / "work")
+    )
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 74, output
     assert_clean_exit(output)
@@ -364,8 +443,10 @@ def test_full_disk_names_the_image_and_the_file(tmp_path, tmpfs):
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 74, output
     assert_clean_exit(output)
-    assert (f"I/O error: [Errno 28] cannot write the outputs of sub-01_FLAIR: No space left on device: "
-            f"'{point / 'out' / 'sub-01_FLAIR.html'}'") in output
+    assert (
+        f"I/O error: [Errno 28] cannot write the outputs of sub-01_FLAIR: No space left on device: "
+        f"'{point / 'out' / 'sub-01_FLAIR.html'}'"
+    ) in output
     assert not list((point / "out").glob(".*.tmp"))
 
 
@@ -376,7 +457,10 @@ def test_full_disk_during_group_keeps_the_previous_table_and_report(tmp_path, tm
     first = participant(bids, out, models, "--participant-label", "01")
     assert first.wait(120) == 0
     assert flairqc(bids, out, "group").wait(120) == 0
-    old = {name: (out / name).read_bytes() for name in ("group_FLAIR.tsv", "group_FLAIR.json", "group_FLAIR.html")}
+    old = {
+        name: (out / name).read_bytes()
+        for name in ("group_FLAIR.tsv", "group_FLAIR.json", "group_FLAIR.html")
+    }
     assert participant(bids, out, models, "--participant-label", "02").wait(120) == 0
     fill(out, leave_bytes=256 << 10)  # the table and its dictionary fit, the report does not
     proc = flairqc(bids, out, "group")
@@ -392,8 +476,16 @@ def test_full_disk_during_group_keeps_the_previous_table_and_report(tmp_path, tm
 def test_outputs_follow_the_umask(tmp_path):
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST})
     out = tmp_path / "out"
-    proc = flairqc(bids, out, "participant", "group", "--models-dir", str(build_models_dir(tmp_path / "models")),
-                   "--skip-bids-validation", preexec=lambda: os.umask(0o077))
+    proc = flairqc(
+        bids,
+        out,
+        "participant",
+        "group",
+        "--models-dir",
+        str(build_models_dir(tmp_path / "models")),
+        "--skip-bids-validation",
+        preexec=lambda: os.umask(0o077),
+    )
     assert proc.wait(120) == 0
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) >= 8 and out / "sub-01_FLAIR.html" in written
@@ -402,14 +494,17 @@ def test_outputs_follow_the_umask(tmp_path):
 
 # ---------------------------------------------------------------- messages
 
+
 def test_device_cuda_without_cuda_is_a_usage_error(tmp_path, capsys):
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("onnxruntime has a CUDA provider here")
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST})
-    assert main([str(bids), str(tmp_path / "out"), "participant", "--device", "cuda",
-                 "--skip-bids-validation"]) == 64
+    assert (
+        main([str(bids), str(tmp_path / "out"), "participant", "--device", "cuda", "--skip-bids-validation"])
+        == 64
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("flairqc: error: --device cuda: onnxruntime has no CUDA")
 
@@ -420,18 +515,31 @@ def test_validator_messages_have_their_text(tmp_path, capsys):
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": FAST})
     (bids / "dataset_description.json").unlink()
     assert main([str(bids), str(tmp_path / "out"), "participant"]) == 16
-    assert re.search(r"MISSING_DATASET_DESCRIPTION: .*A dataset_description\.json file is required",
-                     capsys.readouterr().err)
+    assert re.search(
+        r"MISSING_DATASET_DESCRIPTION: .*A dataset_description\.json file is required",
+        capsys.readouterr().err,
+    )
 
 
 def test_synth_without_its_extra_says_what_to_install(tmp_path):
     blocker = tmp_path / "no-nilearn" / "nilearn"
     blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'nilearn'\", name='nilearn')\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(["flairqc-synth", str(tmp_path / "synth"), "--n-subjects", "1", "--seed", "1"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    (blocker / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'nilearn'\", name='nilearn')\n"
+    )
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])
+    )
+    proc = subprocess.run(
+        ["flairqc-synth", str(tmp_path / "synth"), "--n-subjects", "1", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("flairqc-synth needs the [synth] extra (No module named 'nilearn'): pip install "
-                                   "'flairqc[synth]' (in a source tree: pip install '.[synth]')")
+    assert proc.stderr.strip() == (
+        "flairqc-synth needs the [synth] extra (No module named 'nilearn'): pip install "
+        "'flairqc[synth]' (in a source tree: pip install '.[synth]')"
+    )
     assert not (tmp_path / "synth").exists()

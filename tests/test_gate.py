@@ -28,8 +28,14 @@ def test_good_3d_volume_passes_and_reports_geometry(tmp_path):
     result = check_image(path, {"MRAcquisitionType": "3D"})
     assert result.status == "ok" and result.reason is None
     assert result.image.shape == (160, 192, 160)
-    assert result.geometry == {"dim_x": 160, "dim_y": 192, "dim_z": 160,
-                               "voxel_size_x": 1.0, "voxel_size_y": 1.0, "voxel_size_z": 1.2}
+    assert result.geometry == {
+        "dim_x": 160,
+        "dim_y": 192,
+        "dim_z": 160,
+        "voxel_size_x": 1.0,
+        "voxel_size_y": 1.0,
+        "voxel_size_z": 1.2,
+    }
 
 
 def test_single_volume_4d_is_fine(tmp_path):
@@ -91,18 +97,36 @@ def test_the_sidecar_comes_first_and_all_problems_are_listed_in_the_detail(tmp_p
     assert "fewer than 24" in result.detail and "6 mm slices" in result.detail
 
 
-@pytest.mark.parametrize("zooms, metadata, reason, words", [
-    ((1.0, 1.0, 1e12), {}, "voxel_size_out_of_range", "pixdim/affine is wrong"),
-    ((1.0, 1.0, 1e12), {"MRAcquisitionType": "3D"}, "voxel_size_out_of_range", "[1, 1, 1e+12] mm"),
-    ((3.0, 3.0, 3.0), {}, "voxels_too_coarse", "coarser than 2 mm"),
-    ((1.0, 1.0, 1.0), {"SliceThickness": 5.0}, "acquisition_2d", "5 mm slices (sidecar SliceThickness)"),
-    ((1.0, 1.0, 1.0), {"SliceThickness": 1.0, "SpacingBetweenSlices": 1.5}, "acquisition_2d", "gaps between slices"),
-    ((1.0, 1.0, 1.9), {}, "acquisition_2d", "does not say MRAcquisitionType 3D"),
-    ((1.0, 1.0, 2.5), {"MRAcquisitionType": "3D"}, "acquisition_2d", "thicker than the 2 mm of a 3D FLAIR"),
-    ((1.0, 1.0, 1.0), {"SliceThickness": 1.0, "SpacingBetweenSlices": 0.5}, None, ""),  # overlapping: fine
-    ((1.0, 1.0, 1.9), {"MRAcquisitionType": "3d"}, None, ""),
-    ((0.47, 0.47, 1.2), {}, None, ""),  # anisotropy 2.55, no longer a reason
-])
+@pytest.mark.parametrize(
+    "zooms, metadata, reason, words",
+    [
+        ((1.0, 1.0, 1e12), {}, "voxel_size_out_of_range", "pixdim/affine is wrong"),
+        ((1.0, 1.0, 1e12), {"MRAcquisitionType": "3D"}, "voxel_size_out_of_range", "[1, 1, 1e+12] mm"),
+        ((3.0, 3.0, 3.0), {}, "voxels_too_coarse", "coarser than 2 mm"),
+        ((1.0, 1.0, 1.0), {"SliceThickness": 5.0}, "acquisition_2d", "5 mm slices (sidecar SliceThickness)"),
+        (
+            (1.0, 1.0, 1.0),
+            {"SliceThickness": 1.0, "SpacingBetweenSlices": 1.5},
+            "acquisition_2d",
+            "gaps between slices",
+        ),
+        ((1.0, 1.0, 1.9), {}, "acquisition_2d", "does not say MRAcquisitionType 3D"),
+        (
+            (1.0, 1.0, 2.5),
+            {"MRAcquisitionType": "3D"},
+            "acquisition_2d",
+            "thicker than the 2 mm of a 3D FLAIR",
+        ),
+        (
+            (1.0, 1.0, 1.0),
+            {"SliceThickness": 1.0, "SpacingBetweenSlices": 0.5},
+            None,
+            "",
+        ),  # overlapping: fine
+        ((1.0, 1.0, 1.9), {"MRAcquisitionType": "3d"}, None, ""),
+        ((0.47, 0.47, 1.2), {}, None, ""),  # anisotropy 2.55, no longer a reason
+    ],
+)
 def test_reasons_say_what_is_wrong(tmp_path, zooms, metadata, reason, words):
     shape = tuple(max(24, int(round(160 / z))) if z < 100 else 30 for z in zooms)
     path = write_nifti(tmp_path / "x.nii.gz", head(shape), zooms=zooms)
@@ -119,12 +143,15 @@ def test_not_a_nifti_at_all(tmp_path):
     assert check_image(path, {}).reason == "unreadable"
 
 
-@pytest.mark.parametrize("name, status, reason", [
-    ("flair3d_head_1mm", "ok", None),
-    ("t1w3d_head", "ok", None),  # a 3D T1w passes the gate: the straight_reject model must catch it
-    ("flair2d_6mm_tumour", "skipped", "acquisition_2d"),
-    ("t2w2d_head", "skipped", "acquisition_2d"),
-])
+@pytest.mark.parametrize(
+    "name, status, reason",
+    [
+        ("flair3d_head_1mm", "ok", None),
+        ("t1w3d_head", "ok", None),  # a 3D T1w passes the gate: the straight_reject model must catch it
+        ("flair2d_6mm_tumour", "skipped", "acquisition_2d"),
+        ("t2w2d_head", "skipped", "acquisition_2d"),
+    ],
+)
 def test_real_images(name, status, reason):
     path = REALDATA / f"{name}.nii.gz"
     if not path.exists():
@@ -143,16 +170,24 @@ def reslice(source: Path, voxel_mm: tuple[float, float, float], path: Path) -> P
     return path
 
 
-@pytest.mark.parametrize("voxel_mm, metadata, status, reason", [
-    ((0.47, 0.47, 1.2), {"MRAcquisitionType": "3D"}, "ok", None),  # GE CUBE-style reconstruction
-    ((0.47, 0.47, 1.2), {}, "ok", None),
-    ((1.0, 1.0, 1.9), {"MRAcquisitionType": "3D"}, "ok", None),
-    ((1.0, 1.0, 1.9), {}, "skipped", "acquisition_2d"),  # without the sidecar, 1.9 mm slices look 2D
-    ((0.9, 0.9, 3.0), {"MRAcquisitionType": "3D"}, "skipped", "acquisition_2d"),  # a 3 mm stack, whatever it says
-    ((1.0, 1.0, 4.0), {}, "skipped", "acquisition_2d"),
-    ((0.8, 0.8, 6.0), {"MRAcquisitionType": "2D"}, "skipped", "sidecar_2d"),
-    ((3.0, 3.0, 3.0), {"MRAcquisitionType": "3D"}, "skipped", "voxels_too_coarse"),
-])
+@pytest.mark.parametrize(
+    "voxel_mm, metadata, status, reason",
+    [
+        ((0.47, 0.47, 1.2), {"MRAcquisitionType": "3D"}, "ok", None),  # GE CUBE-style reconstruction
+        ((0.47, 0.47, 1.2), {}, "ok", None),
+        ((1.0, 1.0, 1.9), {"MRAcquisitionType": "3D"}, "ok", None),
+        ((1.0, 1.0, 1.9), {}, "skipped", "acquisition_2d"),  # without the sidecar, 1.9 mm slices look 2D
+        (
+            (0.9, 0.9, 3.0),
+            {"MRAcquisitionType": "3D"},
+            "skipped",
+            "acquisition_2d",
+        ),  # a 3 mm stack, whatever it says
+        ((1.0, 1.0, 4.0), {}, "skipped", "acquisition_2d"),
+        ((0.8, 0.8, 6.0), {"MRAcquisitionType": "2D"}, "skipped", "sidecar_2d"),
+        ((3.0, 3.0, 3.0), {"MRAcquisitionType": "3D"}, "skipped", "voxels_too_coarse"),
+    ],
+)
 def test_the_real_3d_flair_resliced(tmp_path, voxel_mm, metadata, status, reason):
     source = REALDATA / "flair3d_head_1mm.nii.gz"
     if not source.exists():
@@ -183,14 +218,17 @@ def test_gate_config_overrides_some_limits(tmp_path):
     assert check_image(image, {}, limits).status == "ok"
 
 
-@pytest.mark.parametrize("text, words", [
-    ('{"max_slice_thicknes_mm": 2}', "unknown gate limit(s) ['max_slice_thicknes_mm']"),
-    ('{"max_in_plane_mm": -1}', "max_in_plane_mm must be a positive number, not -1"),
-    ('{"min_voxels_per_axis": 2.5}', "must be a positive integer"),
-    ('{"max_in_plane_mm": "2"}', "must be a positive number"),
-    ('[1]', "expected a JSON object"),
-    ('{"max_in_plane_mm": 2', "cannot read the gate config"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"max_slice_thicknes_mm": 2}', "unknown gate limit(s) ['max_slice_thicknes_mm']"),
+        ('{"max_in_plane_mm": -1}', "max_in_plane_mm must be a positive number, not -1"),
+        ('{"min_voxels_per_axis": 2.5}', "must be a positive integer"),
+        ('{"max_in_plane_mm": "2"}', "must be a positive number"),
+        ("[1]", "expected a JSON object"),
+        ('{"max_in_plane_mm": 2', "cannot read the gate config"),
+    ],
+)
 def test_bad_gate_config_is_named(tmp_path, text, words):
     path = tmp_path / "gate.json"
     path.write_text(text)
@@ -212,8 +250,13 @@ def test_gate_config_through_the_command_line_is_recorded_and_redoes_images(tmp_
     config.write_text('{"max_slice_thickness_mm": 2.0, "min_field_of_view_mm": 200}')
     assert main(command + ["--gate-config", str(config)]) == 0  # new limits, new run key: redone, not reused
     (row,) = tsv.read_table(table)
-    assert (row["status"], row["reason"]) == ("skipped", "small_field_of_view")  # 159.6 mm < 200: the new limits
-    assert "max_slice_thickness_mm=2;" in row["gate_limits"] and "min_field_of_view_mm=200" in row["gate_limits"]
+    assert (row["status"], row["reason"]) == (
+        "skipped",
+        "small_field_of_view",
+    )  # 159.6 mm < 200: the new limits
+    assert (
+        "max_slice_thickness_mm=2;" in row["gate_limits"] and "min_field_of_view_mm=200" in row["gate_limits"]
+    )
     config.write_text('{"max_slice_thickness": 2.0}')
     assert main(command + ["--gate-config", str(config)]) == 64
 
@@ -222,8 +265,21 @@ def test_bad_gate_config_is_one_line_and_exit_64(tmp_path, models_dir):
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": head((32, 32, 32))})
     config = tmp_path / "gate.json"
     config.write_text('{"max_in_plane_mm": 0}')
-    proc = subprocess.run([sys.executable, "-m", "flairqc_app", str(bids), str(tmp_path / "out"), "participant",
-                           "--skip-bids-validation", "--gate-config", str(config)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flairqc_app",
+            str(bids),
+            str(tmp_path / "out"),
+            "participant",
+            "--skip-bids-validation",
+            "--gate-config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 64
     assert "Traceback" not in proc.stderr
     assert f"flairqc: error: {config}: max_in_plane_mm must be a positive number, not 0" in proc.stderr

@@ -20,8 +20,14 @@ def test_artefact_grade_takes_severe_first_then_moderate(p_moderate, p_severe, g
     "grades, tier",
     [
         ((0, 0, 0), 1),
-        ((1, 0, 0), 2), ((0, 1, 0), 2), ((0, 0, 1), 2), ((1, 1, 1), 2),
-        ((2, 0, 0), 3), ((0, 2, 1), 3), ((1, 1, 2), 3), ((2, 2, 2), 3),
+        ((1, 0, 0), 2),
+        ((0, 1, 0), 2),
+        ((0, 0, 1), 2),
+        ((1, 1, 1), 2),
+        ((2, 0, 0), 3),
+        ((0, 2, 1), 3),
+        ((1, 1, 2), 3),
+        ((2, 2, 2), 3),
     ],
 )
 def test_tier_rule(grades, tier):
@@ -59,8 +65,15 @@ def test_a_model_reject_reads_n_a_in_the_table_and_renders(tmp_path):
 
     p = probabilities(straight_reject=0.9, motion_severe=0.9, contrast_moderate=0.8)
     verdict = decide(p, HALF)
-    row = {"bids_name": "sub-01_FLAIR", "status": "ok", **{f"p_{t}": v for t, v in p.items()}, **verdict.grades,
-           "straight_reject": verdict.straight_reject, "tier": verdict.tier, "reject_source": "model"}
+    row = {
+        "bids_name": "sub-01_FLAIR",
+        "status": "ok",
+        **{f"p_{t}": v for t, v in p.items()},
+        **verdict.grades,
+        "straight_reject": verdict.straight_reject,
+        "tier": verdict.tier,
+        "reject_source": "model",
+    }
     tsv.write_table(tmp_path / "qc.tsv", [row])
     (back,) = tsv.read_table(tmp_path / "qc.tsv")
     assert [back[c] for c in ("motion", "noise", "contrast", "tier")] == [None] * 4

@@ -64,8 +64,13 @@ def package_modules(package: str) -> list[str]:
     return [package] + [m.name for m in modules]
 
 
-WITHOUT_ANTS = [*package_modules("flairqc_app.report"), *package_modules("flairqc_app.train"),
-                "flairqc_app.grade", "flairqc_app.grid", "flairqc_app.infer"]
+WITHOUT_ANTS = [
+    *package_modules("flairqc_app.report"),
+    *package_modules("flairqc_app.train"),
+    "flairqc_app.grade",
+    "flairqc_app.grid",
+    "flairqc_app.infer",
+]
 
 
 @pytest.mark.parametrize("module", WITHOUT_ANTS)

@@ -21,17 +21,29 @@ def output_dir(tmp_path: Path) -> tuple[Path, Path]:
     bids = make_dataset(tmp_path / "bids", {})
     out = tmp_path / "out"
     for label in SUBJECTS:
-        row = {"bids_name": f"sub-{label}_FLAIR", "source_file": f"sub-{label}/anat/sub-{label}_FLAIR.nii.gz",
-               "participant_id": f"sub-{label}", "status": "ok", "straight_reject": 0, "tier": 1,
-               "motion": 0, "noise": 0, "contrast": 0}
+        row = {
+            "bids_name": f"sub-{label}_FLAIR",
+            "source_file": f"sub-{label}/anat/sub-{label}_FLAIR.nii.gz",
+            "participant_id": f"sub-{label}",
+            "status": "ok",
+            "straight_reject": 0,
+            "tier": 1,
+            "motion": 0,
+            "noise": 0,
+            "contrast": 0,
+        }
         tsv.write_table(out / f"sub-{label}" / "anat" / f"sub-{label}_desc-flairqc_FLAIR.tsv", [row])
     return bids, out
 
 
 def group(bids: Path, out: Path, *labels: str) -> subprocess.Popen:
     selection = ["--participant-label", *labels] if labels else []
-    return subprocess.Popen([sys.executable, "-m", "flairqc_app", str(bids), str(out), "group", *selection],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flairqc_app", str(bids), str(out), "group", *selection],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def names_in(out: Path, stem: str) -> list[str]:
@@ -44,8 +56,10 @@ def test_concurrent_group_runs_with_different_selections_keep_their_own_tables(o
     jobs = [group(bids, out, *labels) for labels in selections]
     logs = [job.communicate(timeout=300)[0] for job in jobs]
     assert [job.returncode for job in jobs] == [0] * len(jobs), logs
-    stems = [group_stem({"subject": [label.removeprefix("sub-") for label in labels]} if labels else {})
-             for labels in selections]
+    stems = [
+        group_stem({"subject": [label.removeprefix("sub-") for label in labels]} if labels else {})
+        for labels in selections
+    ]
     assert stems[0] == "group_FLAIR" and len(set(stems)) == len(stems)
     for labels, stem, log in zip(selections, stems, logs):
         expected = [f"sub-{label.removeprefix('sub-')}_FLAIR" for label in labels or SUBJECTS]

@@ -16,7 +16,10 @@ from flairqc_app.manifest import read_manifest
 
 # sub-1: every probability 0.3 (a reject under 0.25); sub-2: motion moderate 0.45 (grade 1 under the shipped
 # threshold, about 0.2, and 0 under 0.5)
-PROBABILITIES = {"sub-1": dict.fromkeys(TASKS, 0.3), "sub-2": dict.fromkeys(TASKS, 0.05) | {"motion_moderate": 0.45}}
+PROBABILITIES = {
+    "sub-1": dict.fromkeys(TASKS, 0.3),
+    "sub-2": dict.fromkeys(TASKS, 0.05) | {"motion_moderate": 0.45},
+}
 
 
 def write_outputs(out: Path) -> list[Path]:
@@ -28,9 +31,16 @@ def write_outputs(out: Path) -> list[Path]:
     paths = []
     for subject, probabilities in PROBABILITIES.items():
         verdict = decide(probabilities, shipped)
-        row = make_row(bids_name=f"{subject}_FLAIR", source_file=f"{subject}/anat/{subject}_FLAIR.nii.gz",
-                       participant_id=subject, status="ok", straight_reject=verdict.straight_reject,
-                       tier=verdict.tier, **verdict.grades, **{f"p_{t}": p for t, p in probabilities.items()})
+        row = make_row(
+            bids_name=f"{subject}_FLAIR",
+            source_file=f"{subject}/anat/{subject}_FLAIR.nii.gz",
+            participant_id=subject,
+            status="ok",
+            straight_reject=verdict.straight_reject,
+            tier=verdict.tier,
+            **verdict.grades,
+            **{f"p_{t}": p for t, p in probabilities.items()},
+        )
         path = out / subject / "anat" / f"{subject}_desc-flairqc_FLAIR.tsv"
         path.parent.mkdir(parents=True)
         tsv.write_table(path, [row])
@@ -60,9 +70,13 @@ def test_group_thresholds_recompute_without_touching_participants(tmp_path: Path
     record = json.loads((out / "group_FLAIR_thresholds.json").read_text())
     assert record["thresholds"]["motion_moderate"] == 0.5 and record["thresholds"]["straight_reject"] == 0.25
     _, specs = read_manifest(DEFAULT_MODELS_DIR)
-    assert record["thresholds"]["noise_severe"] == specs["noise_severe"].threshold  # the rest from the manifest
-    assert {c["bids_name"]: c["after"] for c in record["changed"]} == {"sub-1_FLAIR": "Straight reject",
-                                                                        "sub-2_FLAIR": "Tier 1"}
+    assert (
+        record["thresholds"]["noise_severe"] == specs["noise_severe"].threshold
+    )  # the rest from the manifest
+    assert {c["bids_name"]: c["after"] for c in record["changed"]} == {
+        "sub-1_FLAIR": "Straight reject",
+        "sub-2_FLAIR": "Tier 1",
+    }
     page = (out / "group_FLAIR.html").read_text()
     assert 'id="recompute"' in page and "2 verdict(s) changed" in page
     assert "<td>Tier 2 (motion 1)</td><td>Tier 1</td>" in page  # the changed images, before and after

@@ -63,9 +63,12 @@ def test_no_manifest_and_bad_fields(tmp_path):
         load_models(tmp_path)
     directory = build_models_dir(tmp_path / "m")
     original = manifest(directory)
-    for field, value, message in [("threshold", 1.5, "threshold"), ("normalisation", "zscore", "normalisation"),
-                                  ("input_shape", [1, 3, 10, 10, 10], "input_shape"),
-                                  ("output_name", "nope", "output 'nope'")]:
+    for field, value, message in [
+        ("threshold", 1.5, "threshold"),
+        ("normalisation", "zscore", "normalisation"),
+        ("input_shape", [1, 3, 10, 10, 10], "input_shape"),
+        ("output_name", "nope", "output 'nope'"),
+    ]:
         payload = json.loads(json.dumps(original))
         payload["models"]["straight_reject"][field] = value
         rewrite(directory, payload)
@@ -91,6 +94,8 @@ def test_device_choice(monkeypatch):
     assert select_providers("auto") == ["CPUExecutionProvider"]
     with pytest.raises(ModelError, match="no CUDA provider"):
         select_providers("cuda")
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     assert select_providers("auto")[0] == "CUDAExecutionProvider"
     assert select_providers("cpu") == ["CPUExecutionProvider"]

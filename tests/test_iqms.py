@@ -23,8 +23,14 @@ MEANS = {CSF: 10.0, GM: 100.0, WM: 70.0}  # FLAIR: CSF nulled, GM brighter than 
 
 def identity_transform(path: Path) -> Path:
     """An antsRegistration-style affine (ITK MATLAB .mat) that maps every point onto itself."""
-    savemat(str(path), {"AffineTransform_double_3_3": np.r_[np.eye(3).ravel(), np.zeros(3)][:, None],
-                        "fixed": np.zeros((3, 1))}, format="4")
+    savemat(
+        str(path),
+        {
+            "AffineTransform_double_3_3": np.r_[np.eye(3).ravel(), np.zeros(3)][:, None],
+            "fixed": np.zeros((3, 1)),
+        },
+        format="4",
+    )
     return path
 
 
@@ -46,8 +52,13 @@ def painted(labels: np.ndarray, sigma: float, seed: int = 0, rician: bool = True
     return np.where(labels > 0, signal + rng.normal(0, sigma, signal.shape), 0.0).astype(np.float32)
 
 
-def iqms(data: np.ndarray, affine: np.ndarray, tmp_path: Path, bias: np.ndarray | None = None,
-         metadata: dict | None = None) -> dict:
+def iqms(
+    data: np.ndarray,
+    affine: np.ndarray,
+    tmp_path: Path,
+    bias: np.ndarray | None = None,
+    metadata: dict | None = None,
+) -> dict:
     img = nib.Nifti1Image(data.astype(np.float32), affine)
     field = np.ones(data.shape, np.float32) if bias is None else bias
     return compute_iqms(img, field, identity_transform(tmp_path / "identity.mat"), metadata).row()
@@ -90,7 +101,9 @@ def test_lesions_are_counted_and_kept_out_of_the_contrast(tmp_path):
         lesion[tuple(slice(max(i - 1, 0), i + 2) for i in c)] = True
     lesion &= deep_wm
     clean = painted(labels, 4.0)
-    with_lesions = np.where(lesion, np.hypot(160 + np.random.default_rng(1).normal(0, 4, clean.shape), 0), clean)
+    with_lesions = np.where(
+        lesion, np.hypot(160 + np.random.default_rng(1).normal(0, 4, clean.shape), 0), clean
+    )
     before, after = iqms(clean, affine, tmp_path), iqms(with_lesions, affine, tmp_path)
     parenchyma = int(((labels == GM) | (labels == WM)).sum())
     assert after["iqm_wmh_fraction"] == pytest.approx(lesion.sum() / parenchyma, rel=0.10)
@@ -122,10 +135,19 @@ def test_background_metrics_follow_air_noise_and_ghosts(tmp_path):
     ghosted = data + 0.08 * np.roll(head, labels.shape[1] // 2, axis=1)
     row = iqms(ghosted, affine, tmp_path, metadata={"PhaseEncodingDirection": "j-"})
     assert row["iqm_qi1"] > 0.01
-    ghost_region = np.roll(labels > 0, labels.shape[1] // 2, axis=1) & ~ndimage.binary_dilation(labels > 0, iterations=3)
-    expected = 0.08 * float(np.roll(head, labels.shape[1] // 2, axis=1)[ghost_region].mean()) / float(data[labels > 0].mean())
+    ghost_region = np.roll(labels > 0, labels.shape[1] // 2, axis=1) & ~ndimage.binary_dilation(
+        labels > 0, iterations=3
+    )
+    expected = (
+        0.08
+        * float(np.roll(head, labels.shape[1] // 2, axis=1)[ghost_region].mean())
+        / float(data[labels > 0].mean())
+    )
     assert row["iqm_gsr"] == pytest.approx(expected, rel=0.25)
-    assert iqms(data, affine, tmp_path, metadata={"PhaseEncodingDirection": "j"})["iqm_gsr"] < 0.2 * row["iqm_gsr"]
+    assert (
+        iqms(data, affine, tmp_path, metadata={"PhaseEncodingDirection": "j"})["iqm_gsr"]
+        < 0.2 * row["iqm_gsr"]
+    )
 
 
 def test_fwhm_of_smoothed_white_noise_matches_the_kernel():
@@ -141,7 +163,9 @@ def test_fwhm_of_smoothed_white_noise_matches_the_kernel():
 
 def test_bias_field_statistics(tmp_path):
     labels, affine = phantom_labels()
-    x = np.linspace(-1, 1, labels.shape[0], dtype=np.float32)[:, None, None] * np.ones(labels.shape, np.float32)
+    x = np.linspace(-1, 1, labels.shape[0], dtype=np.float32)[:, None, None] * np.ones(
+        labels.shape, np.float32
+    )
     field = 1.2 * np.exp(0.2 * x)
     data = painted(labels, 2.0) * field
     row = iqms(data, affine, tmp_path, bias=field)
@@ -157,7 +181,9 @@ def test_a_metric_that_cannot_be_computed_is_na_with_a_reason_and_the_others_sta
     img = nib.Nifti1Image(painted(labels, 3.0, rician=False), affine)
     row = compute_iqms(img, None, identity_transform(tmp_path / "id.mat"), {}).row()
     notes = dict(part.split(": ", 1) for part in row["iqm_notes"].split("; "))
-    assert notes["iqm_fber"].startswith("background zeroed") and notes["iqm_qi1"].startswith("background zeroed")
+    assert notes["iqm_fber"].startswith("background zeroed") and notes["iqm_qi1"].startswith(
+        "background zeroed"
+    )
     assert notes["iqm_inu_med"] == notes["iqm_inu_range"] == "no N4 bias field"
     computed = [c for c in IQM_COLUMNS if c not in notes]
     assert computed and all(isinstance(row[c], float) for c in computed)
@@ -168,7 +194,9 @@ def test_a_metric_that_cannot_be_computed_is_na_with_a_reason_and_the_others_sta
 
 def test_a_failing_metric_is_na_with_its_error(tmp_path):
     labels, affine = phantom_labels()
-    flat = np.where(labels > 0, 50.0, 0.0).astype(np.float32)  # no spread in GM and WM: SNR cannot be computed
+    flat = np.where(labels > 0, 50.0, 0.0).astype(
+        np.float32
+    )  # no spread in GM and WM: SNR cannot be computed
     row = iqms(flat, affine, tmp_path)
     assert row["iqm_cnr"] is None and "iqm_cnr: failed (ValueError" in row["iqm_notes"]
     assert row["iqm_efc"] is not None
@@ -177,18 +205,28 @@ def test_a_failing_metric_is_na_with_its_error(tmp_path):
 def test_labels_in_native_space_match_ants(tmp_path):
     """The numpy resampling of the template labels through the inverse affine gives what ANTs gives."""
     import ants
-
     from alignment_helpers import move_image, world_map
+
     from flairqc_app.preprocess import register_affine, to_ants
 
-    moved = move_image(nib.load(str(config.FLAIR_TEMPLATE)), world_map((6, -4, 8), (5.0, -3.0, 4.0), 1.03),
-                       shape=(120, 140, 120), spacing=1.5)
+    moved = move_image(
+        nib.load(str(config.FLAIR_TEMPLATE)),
+        world_map((6, -4, 8), (5.0, -3.0, 4.0), 1.03),
+        shape=(120, 140, 120),
+        spacing=1.5,
+    )
     settings = config.PREPROC_RECIPES["fast"].registration
-    transform = register_affine(to_ants(moved), ants.image_read(str(config.FLAIR_TEMPLATE)), settings, 1,
-                                str(tmp_path / "reg_"))
+    transform = register_affine(
+        to_ants(moved), ants.image_read(str(config.FLAIR_TEMPLATE)), settings, 1, str(tmp_path / "reg_")
+    )
     ours = native_labels(moved.shape, moved.affine, transform)
-    theirs = ants.apply_transforms(to_ants(moved), ants.image_read(str(config.TISSUE_LABELS), pixeltype="float"),
-                                   [str(transform)], interpolator="nearestNeighbor", whichtoinvert=[True])
+    theirs = ants.apply_transforms(
+        to_ants(moved),
+        ants.image_read(str(config.TISSUE_LABELS), pixeltype="float"),
+        [str(transform)],
+        interpolator="nearestNeighbor",
+        whichtoinvert=[True],
+    )
     agreement = float(np.mean(ours == np.rint(theirs.numpy()).astype(np.uint8)))
     assert agreement > 0.995 and (ours == WM).sum() > 10_000
 
@@ -201,9 +239,15 @@ def test_when_the_masks_cannot_be_made_every_iqm_is_na_and_the_image_goes_on(tmp
     labels, affine = phantom_labels()
     path = tmp_path / "sub-01_FLAIR.nii.gz"
     img = nib.Nifti1Image(painted(labels, 3.0), affine)
-    image = FlairImage(path=path, relpath="sub-01/anat/sub-01_FLAIR.nii.gz", entities={"subject": "01"}, metadata={})
-    result = PreprocResult(volume=np.zeros((2, 2, 2), np.float32), transform=tmp_path / "lost.mat",
-                           registration_ncc=0.5, bias_field=None)
+    image = FlairImage(
+        path=path, relpath="sub-01/anat/sub-01_FLAIR.nii.gz", entities={"subject": "01"}, metadata={}
+    )
+    result = PreprocResult(
+        volume=np.zeros((2, 2, 2), np.float32),
+        transform=tmp_path / "lost.mat",
+        registration_ncc=0.5,
+        bias_field=None,
+    )
     row = image_quality_metrics(image, img, result)
     assert all(row[c] is None for c in IQM_COLUMNS)
     assert row["iqm_notes"].startswith("all IQMs: failed (FileNotFoundError") and "iqms" in result.timings

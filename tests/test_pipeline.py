@@ -34,12 +34,21 @@ def real_or_template(name: str) -> nib.Nifti1Image:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    bids = make_dataset(root / "bids", {
-        "sub-01/ses-1/anat/sub-01_ses-1_FLAIR.nii.gz": real_or_template("flair3d_head_1mm"),
-        "sub-02/anat/sub-02_acq-2d_FLAIR.nii.gz": template_head(),
-    }, {"sub-01/ses-1/anat/sub-01_ses-1_FLAIR.json": {"Manufacturer": "<script>alert(1)</script>",
-                                                      "MagneticFieldStrength": 3, "MRAcquisitionType": "3D"},
-        "sub-02/anat/sub-02_acq-2d_FLAIR.json": {"MRAcquisitionType": "2D"}})
+    bids = make_dataset(
+        root / "bids",
+        {
+            "sub-01/ses-1/anat/sub-01_ses-1_FLAIR.nii.gz": real_or_template("flair3d_head_1mm"),
+            "sub-02/anat/sub-02_acq-2d_FLAIR.nii.gz": template_head(),
+        },
+        {
+            "sub-01/ses-1/anat/sub-01_ses-1_FLAIR.json": {
+                "Manufacturer": "<script>alert(1)</script>",
+                "MagneticFieldStrength": 3,
+                "MRAcquisitionType": "3D",
+            },
+            "sub-02/anat/sub-02_acq-2d_FLAIR.json": {"MRAcquisitionType": "2D"},
+        },
+    )
     broken = bids / "sub-03/anat/sub-03_FLAIR.nii.gz"
     broken.parent.mkdir(parents=True)
     nib.save(template_head(), str(broken))
@@ -75,19 +84,29 @@ def test_ok_image_row(run):
     assert (row["motion"], row["noise"], row["contrast"]) == (1, 0, 0)
     assert row["p_motion_moderate"] == pytest.approx(sigmoid(2.0), abs=1e-5)
     assert row["p_straight_reject"] == pytest.approx(sigmoid(-4.0), abs=1e-5)
-    assert (row["participant_id"], row["session_id"], row["bids_name"]) == ("sub-01", "ses-1", "sub-01_ses-1_FLAIR")
+    assert (row["participant_id"], row["session_id"], row["bids_name"]) == (
+        "sub-01",
+        "ses-1",
+        "sub-01_ses-1_FLAIR",
+    )
     assert row["manufacturer"] == "<script>alert(1)</script>" and row["magnetic_field_strength"] == 3.0
     source = run["bids"] / "sub-01/ses-1/anat/sub-01_ses-1_FLAIR.nii.gz"
     assert row["input_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert row["flairqc_version"] == __version__ and row["provider"] == "CPUExecutionProvider"
     assert row["registration_ncc"] > 0.3 and row["seconds"] > 0
-    assert (run["out"] / "sub-01/ses-1/anat/sub-01_ses-1_from-FLAIR_to-MNI152NLin2009aSym_mode-image_xfm.mat").exists()
+    assert (
+        run["out"] / "sub-01/ses-1/anat/sub-01_ses-1_from-FLAIR_to-MNI152NLin2009aSym_mode-image_xfm.mat"
+    ).exists()
 
 
 def test_gate_and_failure_rows(run):
     skipped = table(run, "sub-02/anat/sub-02_acq-2d_desc-flairqc_FLAIR.tsv")
     assert (skipped["status"], skipped["reason"], skipped["straight_reject"], skipped["reject_source"]) == (
-        "skipped", "sidecar_2d", 1, "gate")
+        "skipped",
+        "sidecar_2d",
+        1,
+        "gate",
+    )
     assert skipped["tier"] is None and skipped["p_motion_moderate"] is None
     failed = table(run, "sub-03/anat/sub-03_desc-flairqc_FLAIR.tsv")
     assert (failed["status"], failed["reason"]) == ("failed", "unreadable")
@@ -111,7 +130,9 @@ def test_dataset_description_and_validation(run):
     assert description["GeneratedBy"][0]["Version"] == __version__
     if not shutil.which("bids-validator-deno"):
         pytest.skip("bids-validator-deno not installed")
-    proc = subprocess.run(["bids-validator-deno", "--format", "json", str(run["out"])], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bids-validator-deno", "--format", "json", str(run["out"])], capture_output=True, text=True
+    )
     errors = [i for i in json.loads(proc.stdout)["issues"]["issues"] if i["severity"] == "error"]
     assert not errors
 
@@ -124,10 +145,23 @@ def test_reports_show_the_verdict(run):
 
 @pytest.mark.browser
 def test_report_in_headless_chromium(run, chromium):
-    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-                           "--dump-dom", (run["out"] / "sub-01_ses-1_FLAIR.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    assert "Tier 2" in proc.stdout and 'data-state="none">not rated<' in proc.stdout  # verdict shown, scripts ran
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            (run["out"] / "sub-01_ses-1_FLAIR.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        "Tier 2" in proc.stdout and 'data-state="none">not rated<' in proc.stdout
+    )  # verdict shown, scripts ran
 
 
 def test_rerun_reuses_done_images_and_redoes_failed(own_run):
@@ -137,8 +171,19 @@ def test_rerun_reuses_done_images_and_redoes_failed(own_run):
     crash = run["out"] / "logs" / "crash-sub-03_FLAIR.txt"
     crash_before = crash.stat().st_mtime_ns
     time.sleep(0.01)
-    assert main([str(run["bids"]), str(run["out"]), "participant", "--models-dir", str(run["models"]),
-                 "--skip-bids-validation"]) == 1
+    assert (
+        main(
+            [
+                str(run["bids"]),
+                str(run["out"]),
+                "participant",
+                "--models-dir",
+                str(run["models"]),
+                "--skip-bids-validation",
+            ]
+        )
+        == 1
+    )
     assert done.stat().st_mtime_ns == before
     assert crash.stat().st_mtime_ns > crash_before
 
@@ -152,15 +197,33 @@ def test_group_filters_apply(own_run):
 
 
 def two_head_dataset(root: Path) -> tuple[Path, Path]:
-    bids = make_dataset(root / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": template_head((4.0, -3.0, 2.0)),
-                                        "sub-02/anat/sub-02_FLAIR.nii.gz": template_head((-5.0, 2.0, 0.0))})
+    bids = make_dataset(
+        root / "bids",
+        {
+            "sub-01/anat/sub-01_FLAIR.nii.gz": template_head((4.0, -3.0, 2.0)),
+            "sub-02/anat/sub-02_FLAIR.nii.gz": template_head((-5.0, 2.0, 0.0)),
+        },
+    )
     return bids, build_models_dir(root / "models", biases=BIASES)
 
 
 def flairqc(bids, out, models, *extra) -> subprocess.Popen:
-    return subprocess.Popen(["flairqc", str(bids), str(out), "participant", "--models-dir", str(models),
-                             "--skip-bids-validation", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            "flairqc",
+            str(bids),
+            str(out),
+            "participant",
+            "--models-dir",
+            str(models),
+            "--skip-bids-validation",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_resume_after_a_kill(tmp_path):
@@ -168,7 +231,9 @@ def test_resume_after_a_kill(tmp_path):
     out = tmp_path / "out"
     first = out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv"
     second = out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv"
-    proc = flairqc(bids, out, models, "--nprocs", "1")  # one image at a time: the kill lands in the second one
+    proc = flairqc(
+        bids, out, models, "--nprocs", "1"
+    )  # one image at a time: the kill lands in the second one
     deadline = time.time() + 400
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -189,13 +254,19 @@ def test_resume_after_a_kill(tmp_path):
 def test_two_participant_jobs_share_one_output_dir(tmp_path):
     bids, models = two_head_dataset(tmp_path)
     out = tmp_path / "out"
-    jobs = [flairqc(bids, out, models, "--participant-label", label, "--omp-nthreads", "1") for label in ("01", "02")]
+    jobs = [
+        flairqc(bids, out, models, "--participant-label", label, "--omp-nthreads", "1")
+        for label in ("01", "02")
+    ]
     logs = [job.communicate(timeout=600)[0] for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], logs
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     assert main([str(bids), str(out), "group"]) == 0
     rows = read_table(out / "group_FLAIR.tsv")
-    assert [(r["bids_name"], r["status"], r["tier"]) for r in rows] == [("sub-01_FLAIR", "ok", 2), ("sub-02_FLAIR", "ok", 2)]
+    assert [(r["bids_name"], r["status"], r["tier"]) for r in rows] == [
+        ("sub-01_FLAIR", "ok", 2),
+        ("sub-02_FLAIR", "ok", 2),
+    ]
     assert len(list((out / "logs").glob("flairqc-participant-*.log"))) == 2
 
 
@@ -207,10 +278,19 @@ def test_write_preproc_keeps_the_image_the_models_saw(tmp_path):
     from flairqc_app.grid import template_brain_mask
     from flairqc_app.preprocess import normalised_cross_correlation, template_on_grid
 
-    bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": template_head((6.0, -4.0, 3.0))})
+    bids = make_dataset(
+        tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": template_head((6.0, -4.0, 3.0))}
+    )
     out = tmp_path / "out"
-    args = [str(bids), str(out), "participant", "--models-dir", str(build_models_dir(tmp_path / "models")),
-            "--skip-bids-validation", "--write-preproc"]
+    args = [
+        str(bids),
+        str(out),
+        "participant",
+        "--models-dir",
+        str(build_models_dir(tmp_path / "models")),
+        "--skip-bids-validation",
+        "--write-preproc",
+    ]
     assert main(args) == 0
     path = out / "sub-01/anat/sub-01_space-MNI152NLin2009aSym_desc-preproc_FLAIR.nii.gz"
     img = nib.load(str(path))
@@ -222,4 +302,6 @@ def test_write_preproc_keeps_the_image_the_models_saw(tmp_path):
     assert ncc > 0.9  # the shifted template came back onto the template
     sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
     assert sidecar["Sources"] == ["bids:raw:sub-01/anat/sub-01_FLAIR.nii.gz"]
-    assert read_table(out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv")[0]["registration_ncc"] == pytest.approx(ncc, abs=1e-3)
+    assert read_table(out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv")[0][
+        "registration_ncc"
+    ] == pytest.approx(ncc, abs=1e-3)

@@ -42,11 +42,18 @@ def test_a_poor_registration_is_retried_and_the_better_transform_kept(tmp_path):
     a = world_map((6, -4, 10), (8.0, -6.0, 5.0), scale=1.04)
     moved = move_image(nib.load(str(config.FLAIR_TEMPLATE)), a)
     crippled = replace(RECIPE.registration, iterations=(0, 0))  # centre-of-mass start only: a poor alignment
-    single = preprocess_image(moved, config.FLAIR_TEMPLATE, replace(RECIPE, registration=crippled,
-                                                                     retry_registration=None), tmp_path / "single")
-    retried = preprocess_image(moved, config.FLAIR_TEMPLATE, replace(RECIPE, registration=crippled,
-                                                                     retry_below_ncc=single.registration_ncc + 0.01),
-                               tmp_path / "retried")
+    single = preprocess_image(
+        moved,
+        config.FLAIR_TEMPLATE,
+        replace(RECIPE, registration=crippled, retry_registration=None),
+        tmp_path / "single",
+    )
+    retried = preprocess_image(
+        moved,
+        config.FLAIR_TEMPLATE,
+        replace(RECIPE, registration=crippled, retry_below_ncc=single.registration_ncc + 0.01),
+        tmp_path / "retried",
+    )
     print(f"NCC without retry {single.registration_ncc:.3f}, with retry {retried.registration_ncc:.3f}")
     assert "registration_retry" not in single.timings and "registration_retry" in retried.timings
     assert alignment_error(single.transform, a).mean() > 3.0
@@ -65,8 +72,10 @@ def test_real_flair_lands_on_the_template():
     covered = (volume[mask] > 0.1).mean()
     reference = template_on_grid(config.FLAIR_TEMPLATE)
     misregistered = normalised_cross_correlation(np.roll(volume, 10, axis=0), reference, mask)
-    print(f"template brain covered by the registered head: {covered:.3f}; NCC {result.registration_ncc:.3f}, "
-          f"after a further 10 mm shift {misregistered:.3f}")
+    print(
+        f"template brain covered by the registered head: {covered:.3f}; NCC {result.registration_ncc:.3f}, "
+        f"after a further 10 mm shift {misregistered:.3f}"
+    )
     assert covered > 0.97
     assert result.registration_ncc > 0.35
     assert result.registration_ncc > misregistered + 0.1
@@ -78,7 +87,9 @@ def test_fast_n4_removes_a_known_bias_from_an_image_with_zero_background():
     clean = np.asarray(template_head().dataobj, dtype=np.float32)
     x = np.linspace(-1.0, 1.0, clean.shape[0])[:, None, None]
     biased = clean * np.exp(0.3 * x)  # x 0.74 to x 1.35 from left to right
-    corrected = n4_correct(to_ants(nib.Nifti1Image(biased, template_head().affine)), PREPROC_RECIPES["fast"])[0].numpy()
+    corrected = n4_correct(to_ants(nib.Nifti1Image(biased, template_head().affine)), PREPROC_RECIPES["fast"])[
+        0
+    ].numpy()
     brain = clean > np.percentile(clean[clean > 0], 50)
 
     def bias_slope(image: np.ndarray) -> float:

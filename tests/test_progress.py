@@ -17,10 +17,17 @@ class Terminal(io.StringIO):
 
 
 def outcomes() -> list[Outcome]:
-    return [Outcome("sub-01_FLAIR", "ok", category="tier2", verdict="Tier 2 (contrast 1)", seconds=14.2),
-            Outcome("sub-02_FLAIR", "skipped", category="skipped", verdict="Skipped: straight reject by the input gate",
-                    seconds=0.4),
-            Outcome("sub-03_FLAIR", "ok", reused=True, category="tier1", verdict="Tier 1", seconds=20.0)]
+    return [
+        Outcome("sub-01_FLAIR", "ok", category="tier2", verdict="Tier 2 (contrast 1)", seconds=14.2),
+        Outcome(
+            "sub-02_FLAIR",
+            "skipped",
+            category="skipped",
+            verdict="Skipped: straight reject by the input gate",
+            seconds=0.4,
+        ),
+        Outcome("sub-03_FLAIR", "ok", reused=True, category="tier1", verdict="Tier 1", seconds=20.0),
+    ]
 
 
 def test_plain_lines_and_summary_off_a_terminal() -> None:

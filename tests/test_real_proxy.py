@@ -7,9 +7,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import REALDATA, template_head
 from scipy import ndimage
 
-from helpers import REALDATA, template_head
 from flairqc_app.config import FLAIR_TEMPLATE
 from flairqc_app.train import proxy
 
@@ -77,11 +77,22 @@ def test_noise_has_the_drawn_snr_and_keeps_the_data_type():
 def test_contrast_flattens_grey_white_keeps_their_order_and_leaves_air_dark():
     img = small_head()
     data = np.asarray(img.dataobj, np.float32)
-    bright, mid = data > np.percentile(data, 97), (data > np.percentile(data, 80)) & (data < np.percentile(data, 85))
+    bright, mid = (
+        data > np.percentile(data, 97),
+        (data > np.percentile(data, 80)) & (data < np.percentile(data, 85)),
+    )
     ratios = []
     for level in (0, 1, 2):
-        out = data if level == 0 else np.asarray(proxy.apply_degradation(
-            img, "contrast", proxy.draw_degradation("contrast", level, np.random.default_rng(0))).dataobj, np.float32)
+        out = (
+            data
+            if level == 0
+            else np.asarray(
+                proxy.apply_degradation(
+                    img, "contrast", proxy.draw_degradation("contrast", level, np.random.default_rng(0))
+                ).dataobj,
+                np.float32,
+            )
+        )
         ratios.append(out[bright].mean() / out[mid].mean())
         assert np.array_equal(out[data == 0], data[data == 0])
     assert ratios[0] > ratios[1] > ratios[2] > 1.0
@@ -90,9 +101,18 @@ def test_contrast_flattens_grey_white_keeps_their_order_and_leaves_air_dark():
 def test_motion_blurs_more_at_level_2_than_at_level_1():
     img = small_head()
     data = np.asarray(img.dataobj, np.float32)
-    change = [np.abs(np.asarray(proxy.apply_degradation(
-        img, "motion", proxy.draw_degradation("motion", level, np.random.default_rng(1))).dataobj, np.float32)
-        - data).mean() for level in (1, 2)]
+    change = [
+        np.abs(
+            np.asarray(
+                proxy.apply_degradation(
+                    img, "motion", proxy.draw_degradation("motion", level, np.random.default_rng(1))
+                ).dataobj,
+                np.float32,
+            )
+            - data
+        ).mean()
+        for level in (1, 2)
+    ]
     assert 0 < change[0] < change[1]
 
 
@@ -116,14 +136,17 @@ def test_variants_keep_the_head_where_it_is_and_change_only_its_presentation():
     shifted = np.asarray(proxy.float_offset(img, anchor).dataobj)
     assert shifted.dtype == np.float32 and shifted.min() < 0
     exported = np.asarray(proxy.uint8_export(img, anchor).dataobj)
-    assert exported.dtype == np.uint8 and np.mean(exported[anchor.head] == 255) == pytest.approx(0.005, abs=0.003)
+    assert exported.dtype == np.uint8 and np.mean(exported[anchor.head] == 255) == pytest.approx(
+        0.005, abs=0.003
+    )
     assert nib.aff2axcodes(proxy.reoriented(img, anchor).affine) == ("P", "S", "L")
     resliced = proxy.resliced(img, anchor)
     assert resliced.header.get_zooms() == pytest.approx((1.0, 1.0, 1.5), abs=1e-4)
     assert value_at_world(resliced, centre) == pytest.approx(centre_value, rel=0.2)
     zeroed = np.asarray(proxy.background_zeroed(img, anchor).dataobj)
-    assert np.all(zeroed[~anchor.head] == 0) and np.array_equal(zeroed[anchor.head], np.asarray(img.dataobj)[
-        anchor.head])
+    assert np.all(zeroed[~anchor.head] == 0) and np.array_equal(
+        zeroed[anchor.head], np.asarray(img.dataobj)[anchor.head]
+    )
 
 
 def test_plan_shares_each_draw_across_variants_and_names_cases_apart():

@@ -13,7 +13,9 @@ from flairqc_app.report import render_group_report, render_participant_report
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(browser() is None, reason="no chromium, chromium-browser or google-chrome binary on PATH"),
+    pytest.mark.skipif(
+        browser() is None, reason="no chromium, chromium-browser or google-chrome binary on PATH"
+    ),
 ]
 
 
@@ -34,14 +36,25 @@ def injected_scripts(dom: str) -> list[str]:
 
 
 def test_participant_report_renders(tmp_path: Path) -> None:
-    row = make_row(bids_name="sub-07_FLAIR", status="ok", straight_reject=0, tier=3, motion=2, noise=0, contrast=1,
-                   manufacturer=MALICIOUS, **{f"p_{t}": 0.3 for t in TASKS})
+    row = make_row(
+        bids_name="sub-07_FLAIR",
+        status="ok",
+        straight_reject=0,
+        tier=3,
+        motion=2,
+        noise=0,
+        contrast=1,
+        manufacturer=MALICIOUS,
+        **{f"p_{t}": 0.3 for t in TASKS},
+    )
     path = tmp_path / "sub-07_FLAIR.html"
     path.write_text(render_participant_report(row, None, None, {t: 0.5 for t in TASKS}), encoding="utf-8")
     dom = dump_dom(path)
     assert re.search(r'<p class="headline">\s*Tier 3\s*</p>', dom)
     assert dom.count('<g class="bar') == len(TASKS)  # the inline SVG probability bars
-    assert '<small id="rating-status" aria-live="polite" data-state="none">not rated</small>' in dom  # its script ran
+    assert (
+        '<small id="rating-status" aria-live="polite" data-state="none">not rated</small>' in dom
+    )  # its script ran
     assert not injected_scripts(dom)
 
 
@@ -58,6 +71,8 @@ def test_group_search_from_url_highlights_one_image(group_page: Path) -> None:
     assert table_rows(dom) == ["sub-0042_ses-1_FLAIR"]
     assert '<tr data-name="sub-0042_ses-1_FLAIR" class="selected">' in dom
     assert "1–1 of 1 (filtered from 100)" in dom
-    selection = dom[dom.index('id="selection"'):]
-    assert selection.startswith('id="selection">') and "sub-0042_ses-1_FLAIR" in selection[:500]  # no longer hidden
+    selection = dom[dom.index('id="selection"') :]
+    assert (
+        selection.startswith('id="selection">') and "sub-0042_ses-1_FLAIR" in selection[:500]
+    )  # no longer hidden
     assert 'href="sub-0042_ses-1_FLAIR.html"' in dom  # relative link to the per-image report

@@ -16,7 +16,9 @@ from flairqc_app.report.verdict import category
 
 
 def shown_counts(page: str) -> dict[str, int]:
-    pattern = r'<button type="button" class="count" data-category="(\w+)"[^>]*>\s*<span class="n">(\d+)</span>'
+    pattern = (
+        r'<button type="button" class="count" data-category="(\w+)"[^>]*>\s*<span class="n">(\d+)</span>'
+    )
     return {key: int(n) for key, n in re.findall(pattern, page)}
 
 
@@ -104,7 +106,10 @@ def test_stacked_bars_add_up(rows: list[dict], page: str) -> None:
 
 
 def test_many_scanner_models_are_pooled() -> None:
-    rows = [make_row(status="ok", tier=1, straight_reject=0, manufacturers_model_name=f"M{i % 40}") for i in range(400)]
+    rows = [
+        make_row(status="ok", tier=1, straight_reject=0, manufacturers_model_name=f"M{i % 40}")
+        for i in range(400)
+    ]
     data = stacked_figure(rows, lambda row: row["manufacturers_model_name"], "models")["data"]
     (tier1,) = data
     assert len(tier1["x"]) == MAX_BAR_GROUPS and tier1["x"][-1] == "other (16 groups)"
@@ -112,8 +117,12 @@ def test_many_scanner_models_are_pooled() -> None:
 
 
 def test_rows_read_back_from_tsv_strings() -> None:
-    rows = [make_row(bids_name="sub-1_FLAIR", status="ok", tier="3", straight_reject="0", p_noise_severe="0.91234"),
-            make_row(bids_name="sub-2_FLAIR", status="ok", tier="n/a", straight_reject="1", p_noise_severe="n/a")]
+    rows = [
+        make_row(
+            bids_name="sub-1_FLAIR", status="ok", tier="3", straight_reject="0", p_noise_severe="0.91234"
+        ),
+        make_row(bids_name="sub-2_FLAIR", status="ok", tier="n/a", straight_reject="1", p_noise_severe="n/a"),
+    ]
     page = render_group_report(rows)
     assert shown_counts(page)["tier3"] == 1 and shown_counts(page)["reject"] == 1
     payload = embedded(page, "qc-rows")

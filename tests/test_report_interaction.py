@@ -55,7 +55,9 @@ def wait_for_pager(driver, text: str) -> None:
 def all_rows_shown(driver) -> list[str]:
     """Names of every row of the filtered set (page size 500 holds them all)."""
     Select(driver.find_element(By.ID, "page-size")).select_by_visible_text("500")
-    return [tr.get_attribute("data-name") for tr in driver.find_elements(By.CSS_SELECTOR, "#qc-table tbody tr")]
+    return [
+        tr.get_attribute("data-name") for tr in driver.find_elements(By.CSS_SELECTOR, "#qc-table tbody tr")
+    ]
 
 
 def expected_pager(n: int) -> str:
@@ -75,14 +77,19 @@ def test_verdict_cards_filter_the_table(driver, group_url: str, rows: list[dict]
     wait_for_pager(driver, expected_pager(counts["skipped"]))
 
 
-@pytest.mark.parametrize(("query", "wanted"), [
-    ("Tier 3", lambda r: category(r) == "tier3"),
-    ("straight reject", lambda r: category(r) == "reject"),
-    ("thick_slices", lambda r: r["reason"] == "thick_slices"),
-    ("philips", lambda r: "Philips" in (r["manufacturer"] or "")),
-    ("model-7", lambda r: r["manufacturers_model_name"] in ("Model-7",)),
-])
-def test_search_covers_verdict_reason_and_scanner(driver, group_url: str, rows: list[dict], query, wanted) -> None:
+@pytest.mark.parametrize(
+    ("query", "wanted"),
+    [
+        ("Tier 3", lambda r: category(r) == "tier3"),
+        ("straight reject", lambda r: category(r) == "reject"),
+        ("thick_slices", lambda r: r["reason"] == "thick_slices"),
+        ("philips", lambda r: "Philips" in (r["manufacturer"] or "")),
+        ("model-7", lambda r: r["manufacturers_model_name"] in ("Model-7",)),
+    ],
+)
+def test_search_covers_verdict_reason_and_scanner(
+    driver, group_url: str, rows: list[dict], query, wanted
+) -> None:
     driver.get(group_url)
     box = driver.find_element(By.ID, "search")
     box.send_keys(query)
@@ -96,8 +103,13 @@ def test_grade_and_probability_filters_and_sort(driver, group_url: str, rows: li
     driver.get(group_url)
     Select(driver.find_element(By.CSS_SELECTOR, 'select[data-filter="motion"]')).select_by_visible_text("2")
     driver.find_element(By.CSS_SELECTOR, 'input[data-filter="p_noise_moderate"]').send_keys("0.25-0.75")
-    expected = [r for r in rows if r["motion"] == 2 and r["p_noise_moderate"] is not None
-                and 0.25 <= round(r["p_noise_moderate"], 3) <= 0.75]
+    expected = [
+        r
+        for r in rows
+        if r["motion"] == 2
+        and r["p_noise_moderate"] is not None
+        and 0.25 <= round(r["p_noise_moderate"], 3) <= 0.75
+    ]
     wait_for_pager(driver, expected_pager(len(expected)))
     driver.find_element(By.CSS_SELECTOR, 'th[data-field="p_contrast_severe"]').click()
     driver.find_element(By.CSS_SELECTOR, 'th[data-field="p_contrast_severe"]').click()  # descending
@@ -107,7 +119,14 @@ def test_grade_and_probability_filters_and_sort(driver, group_url: str, rows: li
 
 def test_column_chooser_and_width(driver, group_url: str) -> None:
     driver.get(group_url)
-    headers = lambda: [th.get_attribute("data-field") for th in driver.find_elements(By.CSS_SELECTOR, "#qc-table thead th") if th.is_displayed()]  # noqa: E731
+
+    def headers() -> list[str]:
+        return [
+            th.get_attribute("data-field")
+            for th in driver.find_elements(By.CSS_SELECTOR, "#qc-table thead th")
+            if th.is_displayed()
+        ]
+
     assert "manufacturers_model_name" not in headers() and "p_motion_severe" in headers()
     driver.find_element(By.CSS_SELECTOR, "#column-chooser summary").click()
     driver.find_element(By.CSS_SELECTOR, '#column-chooser input[value="manufacturers_model_name"]').click()
@@ -127,7 +146,10 @@ def test_selection_walks_the_filtered_set(driver, group_url: str, rows: list[dic
     tier1 = sorted(r["bids_name"] for r in rows if category(r) == "tier1")
     wait_for_pager(driver, expected_pager(len(tier1)))
     driver.find_element(By.CSS_SELECTOR, "#qc-table tbody tr td:nth-child(3)").click()
-    selected = lambda: driver.find_element(By.CSS_SELECTOR, "#qc-table tbody tr.selected").get_attribute("data-name")  # noqa: E731
+
+    def selected() -> str:
+        return driver.find_element(By.CSS_SELECTOR, "#qc-table tbody tr.selected").get_attribute("data-name")
+
     assert selected() == tier1[0]
     driver.find_element(By.ID, "select-next").click()
     driver.find_element(By.TAG_NAME, "body").send_keys("j")
@@ -142,8 +164,18 @@ def test_per_image_page_makes_no_network_request(driver, tmp_path: Path) -> None
     import nibabel as nib
     import numpy as np
 
-    row = make_row(bids_name="sub-01_FLAIR", status="ok", straight_reject=0, tier=1, motion=0, noise=0, contrast=0,
-                   input_sha256="ab" * 32, registration_ncc=0.12, **{f"p_{t}": 0.2 for t in TASKS})
+    row = make_row(
+        bids_name="sub-01_FLAIR",
+        status="ok",
+        straight_reject=0,
+        tier=1,
+        motion=0,
+        noise=0,
+        contrast=0,
+        input_sha256="ab" * 32,
+        registration_ncc=0.12,
+        **{f"p_{t}": 0.2 for t in TASKS},
+    )
     image = nib.Nifti1Image(np.random.default_rng(0).random((40, 48, 36)).astype(np.float32), np.eye(4))
     path = tmp_path / "sub-01_FLAIR.html"
     path.write_text(render_participant_report(row, image, None, {t: 0.5 for t in TASKS}), encoding="utf-8")

@@ -9,9 +9,9 @@ import re
 import pytest
 from helpers import MALICIOUS, Page, assert_self_contained, browser, dump_dom, make_row
 
+from flairqc_app.config import DEFAULT_MODELS_DIR
 from flairqc_app.group import run_group
 from flairqc_app.iqm.definitions import IQMS
-from flairqc_app.config import DEFAULT_MODELS_DIR
 from flairqc_app.iqm.ranking import percentiles, second_opinion
 from flairqc_app.report import render_group_report, render_participant_report
 from flairqc_app.report.iqms import END, START
@@ -28,14 +28,27 @@ def iqm_values(i: int) -> dict:
 def run_rows(n: int = RUN_SIZE) -> list[dict]:
     rows = []
     for i in range(n):
-        rows.append(make_row(bids_name=f"sub-{i:02d}_FLAIR", participant_id=f"sub-{i:02d}", status="ok",
-                             straight_reject=0, tier=1, motion=0, noise=0, contrast=0 if i else 2,
-                             p_noise_moderate=0.1, p_contrast_moderate=0.2, p_motion_moderate=0.3, **iqm_values(i)))
+        rows.append(
+            make_row(
+                bids_name=f"sub-{i:02d}_FLAIR",
+                participant_id=f"sub-{i:02d}",
+                status="ok",
+                straight_reject=0,
+                tier=1,
+                motion=0,
+                noise=0,
+                contrast=0 if i else 2,
+                p_noise_moderate=0.1,
+                p_contrast_moderate=0.2,
+                p_motion_moderate=0.3,
+                **iqm_values(i),
+            )
+        )
     return rows
 
 
 def section_of(page: str) -> str:
-    return page[page.index(START):page.index(END)]
+    return page[page.index(START) : page.index(END)]
 
 
 def test_participant_report_shows_the_iqms_and_waits_for_the_group_level_for_percentiles():
@@ -66,15 +79,18 @@ def test_second_opinion_flags_strong_disagreement_only():
     rows = run_rows()
     ranks = percentiles(rows)
     worst = second_opinion(rows[0], ranks["sub-00_FLAIR"], RUN_SIZE)
-    assert any(line.startswith("noise models say none, but SNR in white matter is in the run's worst 5 %")
-               for line in worst)
+    assert any(
+        line.startswith("noise models say none, but SNR in white matter is in the run's worst 5 %")
+        for line in worst
+    )
     assert any(line.startswith("motion models say none, but Entropy focus criterion") for line in worst)
     assert not any(line.startswith("contrast") for line in worst)  # its contrast grade is severe: they agree
     assert second_opinion(rows[20], ranks["sub-20_FLAIR"], RUN_SIZE) == []
     assert second_opinion(rows[0], ranks["sub-00_FLAIR"], 19) == []  # too small a run for "worst 5 %"
     best = dict(rows[39], contrast=2)
     assert second_opinion(best, ranks["sub-39_FLAIR"], RUN_SIZE) == [
-        "contrast models say severe, but GM/WM contrast-to-noise ratio is in the run's best 5 % (percentile 98.8)"]
+        "contrast models say severe, but GM/WM contrast-to-noise ratio is in the run's best 5 % (percentile 98.8)"
+    ]
 
 
 def write_run(folder) -> dict[str, str]:
@@ -94,12 +110,17 @@ def test_group_level_refreshes_only_the_iqm_section_of_each_report(tmp_path):
     assert len(run_group(tmp_path, {})) == RUN_SIZE
     for name, old in before.items():
         new = (tmp_path / f"{name}.html").read_text(encoding="utf-8")
-        assert new[:new.index(START)] == old[:old.index(START)] and new[new.index(END):] == old[old.index(END):]
+        assert (
+            new[: new.index(START)] == old[: old.index(START)]
+            and new[new.index(END) :] == old[old.index(END) :]
+        )
     worst = section_of((tmp_path / "sub-00_FLAIR.html").read_text(encoding="utf-8"))
     assert f"among the {RUN_SIZE} images of the run" in worst
     assert re.search(r'data-iqm="iqm_snr_wm">.*?<td class="num">1.2</td></tr>', worst)
     assert 'id="second-opinion"' in worst and "worst 5 %" in worst
-    assert 'id="second-opinion"' not in section_of((tmp_path / "sub-20_FLAIR.html").read_text(encoding="utf-8"))
+    assert 'id="second-opinion"' not in section_of(
+        (tmp_path / "sub-20_FLAIR.html").read_text(encoding="utf-8")
+    )
     assert_self_contained(Page((tmp_path / "sub-00_FLAIR.html").read_text(encoding="utf-8")))
     group = (tmp_path / "group_FLAIR.html").read_text(encoding="utf-8")
     assert 'id="iqm-distribution"' in group and 'id="iqm-scatter"' in group
@@ -122,7 +143,7 @@ def test_group_iqm_figures_draw_in_a_browser(tmp_path):
     path.write_text(render_group_report(run_rows()), encoding="utf-8")
     dom = dump_dom(path)
     for plot in ("iqm-distribution", "iqm-scatter"):
-        drawn = dom[dom.index(f'id="{plot}"'):]
+        drawn = dom[dom.index(f'id="{plot}"') :]
         assert drawn.index('class="main-svg"') < drawn.index("</section>")  # plotly drew it (SVG, no WebGL)
 
 
@@ -130,10 +151,16 @@ def test_group_figures_hold_every_iqm_and_escape_names():
     rows = run_rows()
     rows[3]["bids_name"] = MALICIOUS
     page = render_group_report(rows)
-    figures = {attrs["data-plot-for"]: json.loads(body) for attrs, body in Page(page).scripts
-               if attrs.get("data-plot-for")}
+    figures = {
+        attrs["data-plot-for"]: json.loads(body)
+        for attrs, body in Page(page).scripts
+        if attrs.get("data-plot-for")
+    }
     distribution, scatter = figures["iqm-distribution"], figures["iqm-scatter"]
-    assert len(distribution["data"]) == len(IQMS) and [t["visible"] for t in distribution["data"]].count(True) == 1
+    assert (
+        len(distribution["data"]) == len(IQMS)
+        and [t["visible"] for t in distribution["data"]].count(True) == 1
+    )
     assert all(len(trace["x"]) == RUN_SIZE for trace in distribution["data"])
     assert all(max(trace["y"]) <= 1 for trace in scatter["data"])
     assert all(MALICIOUS not in trace["text"] for trace in scatter["data"])

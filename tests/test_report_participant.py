@@ -9,13 +9,21 @@ import re
 import nibabel as nib
 import numpy as np
 import pytest
-from PIL import Image
 from helpers import MALICIOUS, Page, assert_self_contained, make_row
+from PIL import Image
 
 from flairqc_app.config import GRID_SHAPE, TASKS
 from flairqc_app.report import render_participant_report
 from flairqc_app.report.figures import (
-    SLICES_PER_VIEW, TILE_GAP_PX, TILE_PX, VIEWS, central_slices, head_extent, mask_edge, montages, overlay_outline,
+    SLICES_PER_VIEW,
+    TILE_GAP_PX,
+    TILE_PX,
+    VIEWS,
+    central_slices,
+    head_extent,
+    mask_edge,
+    montages,
+    overlay_outline,
 )
 from flairqc_app.report.participant import LOW_NCC, original_strips, probability_bars
 from flairqc_app.report.verdict import as_number, category
@@ -25,8 +33,17 @@ PROBABILITIES = dict(zip((f"p_{t}" for t in TASKS), (0.1, 0.8, 0.3, 0.2, 0.05, 0
 
 
 def ok_row(**values: object) -> dict:
-    defaults = dict(bids_name="sub-01_ses-1_FLAIR", status="ok", straight_reject=0, tier=2, motion=1, noise=0,
-                    contrast=0, manufacturer="Siemens", **PROBABILITIES)
+    defaults = dict(
+        bids_name="sub-01_ses-1_FLAIR",
+        status="ok",
+        straight_reject=0,
+        tier=2,
+        motion=1,
+        noise=0,
+        contrast=0,
+        manufacturer="Siemens",
+        **PROBABILITIES,
+    )
     return make_row(**{**defaults, **values})
 
 
@@ -43,7 +60,7 @@ def preprocessed() -> np.ndarray:
 def verdict_text(html: str) -> str:
     """The words of the verdict box, whitespace-normalised."""
     start = html.rindex("<section", 0, html.index('id="verdict"'))
-    return " ".join(" ".join(Page(html[start:html.index("</section>", start)]).text).split())
+    return " ".join(" ".join(Page(html[start : html.index("</section>", start)]).text).split())
 
 
 def bar_tasks(html: str) -> list[str]:
@@ -51,8 +68,10 @@ def bar_tasks(html: str) -> list[str]:
 
 
 def test_ok_tier_report(preprocessed: np.ndarray) -> None:
-    html = render_participant_report(ok_row(), volume_image((60, 70, 50), (1, 1, 1)), preprocessed, THRESHOLDS)
-    words = (verdict_text(html))
+    html = render_participant_report(
+        ok_row(), volume_image((60, 70, 50), (1, 1, 1)), preprocessed, THRESHOLDS
+    )
+    words = verdict_text(html)
     assert "Tier 2" in words and "motion: moderate" in words and "noise: none" in words
     page = Page(html)
     assert_self_contained(page)
@@ -75,8 +94,17 @@ def test_straight_reject_by_model() -> None:
 @pytest.mark.parametrize("grade", ["n/a", None, ""])
 def test_reject_with_na_grades_and_tier(grade: object) -> None:
     """The gate writes n/a grades and tier for rejects: the page still says why, with no artefact verdict."""
-    row = make_row(bids_name="sub-04_FLAIR", status="ok", straight_reject="1", tier=grade, motion=grade, noise=grade,
-                   contrast=grade, reject_source="model", p_straight_reject="0.97")
+    row = make_row(
+        bids_name="sub-04_FLAIR",
+        status="ok",
+        straight_reject="1",
+        tier=grade,
+        motion=grade,
+        noise=grade,
+        contrast=grade,
+        reject_source="model",
+        p_straight_reject="0.97",
+    )
     html = render_participant_report(row, None, None, THRESHOLDS)
     assert verdict_text(html).startswith("Straight reject")
     assert bar_tasks(html) == ["straight reject"]
@@ -86,22 +114,34 @@ def test_reject_with_na_grades_and_tier(grade: object) -> None:
 def test_low_registration_ncc_warns() -> None:
     html = render_participant_report(ok_row(registration_ncc=LOW_NCC - 0.1), None, None, THRESHOLDS)
     assert 'id="registration-warning"' in html and f"NCC {LOW_NCC - 0.1:.2f} &lt; {LOW_NCC}" in html
-    assert 'id="registration-warning"' not in render_participant_report(ok_row(registration_ncc=LOW_NCC), None, None, None)
+    assert 'id="registration-warning"' not in render_participant_report(
+        ok_row(registration_ncc=LOW_NCC), None, None, None
+    )
 
 
 def test_skipped_shows_reason_and_original_but_no_probabilities() -> None:
-    row = make_row(bids_name="sub-02_FLAIR", status="skipped", straight_reject=1, reject_source="gate",
-                   reason="thick_slices", reason_detail="5 mm slices: a 2D acquisition")
+    row = make_row(
+        bids_name="sub-02_FLAIR",
+        status="skipped",
+        straight_reject=1,
+        reject_source="gate",
+        reason="thick_slices",
+        reason_detail="5 mm slices: a 2D acquisition",
+    )
     html = render_participant_report(row, volume_image((64, 64, 20), (1, 1, 5)), None, None)
-    words = (verdict_text(html))
-    assert words.startswith("Skipped") and "thick_slices" in words and "5 mm slices: a 2D acquisition" in words
+    words = verdict_text(html)
+    assert (
+        words.startswith("Skipped") and "thick_slices" in words and "5 mm slices: a 2D acquisition" in words
+    )
     page = Page(html)
     assert len(page.images()) == 5  # the original's three views and its air window (axial, sagittal)
     assert 'id="probabilities"' not in html
 
 
 def test_failed_without_images() -> None:
-    row = make_row(bids_name="sub-03_FLAIR", status="failed", reason="read_error", reason_detail="truncated gzip")
+    row = make_row(
+        bids_name="sub-03_FLAIR", status="failed", reason="read_error", reason_detail="truncated gzip"
+    )
     html = render_participant_report(row, None, None, None)
     assert (verdict_text(html)).startswith("Failed")
     assert "truncated gzip" in html
@@ -153,8 +193,10 @@ def test_montage_strips_are_jpegs_of_the_expected_size() -> None:
     assert {image.format for image in images} == {"JPEG"}
     scale = TILE_PX / 100
     tiles = {"axial": (60, 70), "sagittal": (70, 100), "coronal": (60, 100)}
-    expected = [(n * round(tiles[v][0] * scale) + (n - 1) * TILE_GAP_PX, round(tiles[v][1] * scale))
-                for v, n in ((v, SLICES_PER_VIEW[v]) for v in VIEWS)]
+    expected = [
+        (n * round(tiles[v][0] * scale) + (n - 1) * TILE_GAP_PX, round(tiles[v][1] * scale))
+        for v, n in ((v, SLICES_PER_VIEW[v]) for v in VIEWS)
+    ]
     assert png_sizes(images[:3]) == expected
 
 

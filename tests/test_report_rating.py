@@ -25,7 +25,9 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(browser() is None or shutil.which("chromedriver") is None, reason="no chromium or chromedriver"),
+    pytest.mark.skipif(
+        browser() is None or shutil.which("chromedriver") is None, reason="no chromium or chromedriver"
+    ),
 ]
 SUBJECTS = [f"sub-{i:02d}" for i in range(1, 9)]
 REJECTED = "sub-03"
@@ -47,10 +49,22 @@ def keys_for(subject: str) -> str:
 def write_reports(out: Path) -> None:
     rows = []
     for i, subject in enumerate(SUBJECTS):
-        row = make_row(bids_name=f"{subject}_FLAIR", source_file=f"{subject}/anat/{subject}_FLAIR.nii.gz",
-                       participant_id=subject, status="ok", straight_reject=0, tier=2, motion=1, noise=0, contrast=0,
-                       input_sha256=f"{i:064x}", **{f"p_{t}": 0.3 for t in TASKS})
-        (out / f"{subject}_FLAIR.html").write_text(render_participant_report(row, None, None, None), encoding="utf-8")
+        row = make_row(
+            bids_name=f"{subject}_FLAIR",
+            source_file=f"{subject}/anat/{subject}_FLAIR.nii.gz",
+            participant_id=subject,
+            status="ok",
+            straight_reject=0,
+            tier=2,
+            motion=1,
+            noise=0,
+            contrast=0,
+            input_sha256=f"{i:064x}",
+            **{f"p_{t}": 0.3 for t in TASKS},
+        )
+        (out / f"{subject}_FLAIR.html").write_text(
+            render_participant_report(row, None, None, None), encoding="utf-8"
+        )
         rows.append(row)
     (out / "group_FLAIR.html").write_text(render_group_report(rows), encoding="utf-8")
 
@@ -113,7 +127,10 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
         driver.find_element(By.ID, "rater").send_keys("AB")
         for subject in SUBJECTS:
             assert current_subject(driver) == subject
-            assert f"image {SUBJECTS.index(subject) + 1} of {len(SUBJECTS)}" in driver.find_element(By.ID, "queue").text
+            assert (
+                f"image {SUBJECTS.index(subject) + 1} of {len(SUBJECTS)}"
+                in driver.find_element(By.ID, "queue").text
+            )
             driver.find_element(By.TAG_NAME, "h1").click()  # out of the text box: keys are shortcuts
             ActionChains(driver).send_keys(keys_for(subject)).perform()
             assert driver.find_element(By.ID, "rating-status").get_attribute("data-state") == "complete"
@@ -124,8 +141,12 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
         # reloaded from localStorage, on another page load
         driver.get((out / "sub-02_FLAIR.html").as_uri())
         reject, motion, noise, contrast = wanted("sub-02")
-        assert radio_values(driver) == {"straight_reject": reject, "motion": motion, "noise": noise,
-                                        "contrast": contrast}
+        assert radio_values(driver) == {
+            "straight_reject": reject,
+            "motion": motion,
+            "noise": noise,
+            "contrast": contrast,
+        }
         assert driver.find_element(By.ID, "rater").get_attribute("value") == "AB"
         assert driver.find_element(By.ID, "rating-status").text.startswith("saved")
         assert driver.find_element(By.ID, "rating-count").text.startswith("8 image(s) rated")
@@ -144,31 +165,92 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
     for subject in SUBJECTS:
         row = labels[f"{subject}/anat/{subject}_FLAIR.nii.gz"]
         reject, motion, noise, contrast = wanted(subject)
-        assert (row.straight_reject, row.grades) == (reject, {"motion": motion, "noise": noise, "contrast": contrast})
+        assert (row.straight_reject, row.grades) == (
+            reject,
+            {"motion": motion, "noise": noise, "contrast": contrast},
+        )
         assert row.participant_id == subject and row.modality == "FLAIR"
     header, first = exported.read_text().splitlines()[:2]
     columns = dict(zip(header.split("\t"), first.split("\t")))
-    assert columns["rater"] == "AB" and columns["rated_at"].startswith("20") and columns["model_verdict"] == "Tier 2 (motion 1)"
+    assert (
+        columns["rater"] == "AB"
+        and columns["rated_at"].startswith("20")
+        and columns["model_verdict"] == "Tier 2 (motion 1)"
+    )
 
     # a second rater differs on one image; the consensus goes where flairqc-train prepare reads labels
     second = tmp_path / "ratings_CD.tsv"
     text = exported.read_text().replace("\tAB\t", "\tCD\t")
-    second.write_text(text.replace("sub-01_FLAIR.nii.gz\tsub-01\tFLAIR\t0\t0", "sub-01_FLAIR.nii.gz\tsub-01\tFLAIR\t0\t2"))
+    second.write_text(
+        text.replace("sub-01_FLAIR.nii.gz\tsub-01\tFLAIR\t0\t0", "sub-01_FLAIR.nii.gz\tsub-01\tFLAIR\t0\t2")
+    )
     source, target = write_datasets(tmp_path)
-    assert train_cli.main(["consensus", "--ratings", str(exported), str(second), "--out", str(target / "labels.tsv")]) == 0
+    assert (
+        train_cli.main(
+            ["consensus", "--ratings", str(exported), str(second), "--out", str(target / "labels.tsv")]
+        )
+        == 0
+    )
     assert "sub-01/anat/sub-01_FLAIR.nii.gz\tmotion" in (target / "labels_disagreements.tsv").read_text()
 
     from flairqc_app.train import cache as cache_mod
 
     monkeypatch.setattr(cache_mod, "_preprocess_one", fake_preprocess)
     cache = tmp_path / "cache"
-    assert train_cli.main(["prepare", "--source", str(source), "--target", str(target), "--cache", str(cache),
-                           "--input-shape", "24", "24", "24", "--test-fraction", "0"]) == 0
+    assert (
+        train_cli.main(
+            [
+                "prepare",
+                "--source",
+                str(source),
+                "--target",
+                str(target),
+                "--cache",
+                str(cache),
+                "--input-shape",
+                "24",
+                "24",
+                "24",
+                "--test-fraction",
+                "0",
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "run"
-    assert train_cli.main(["train", "--cache", str(cache), "--run", str(run), "--task", "noise_moderate",
-                           "--method", "target-only", "--epochs", "1", "--pretrain-epochs", "0", "--folds", "2",
-                           "--batch-size", "2", "--channels", "4", "8", "8", "--hidden", "16", "8",
-                           "--device", "cpu"]) == 0
+    assert (
+        train_cli.main(
+            [
+                "train",
+                "--cache",
+                str(cache),
+                "--run",
+                str(run),
+                "--task",
+                "noise_moderate",
+                "--method",
+                "target-only",
+                "--epochs",
+                "1",
+                "--pretrain-epochs",
+                "0",
+                "--folds",
+                "2",
+                "--batch-size",
+                "2",
+                "--channels",
+                "4",
+                "8",
+                "8",
+                "--hidden",
+                "16",
+                "8",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     models = tmp_path / "models"
     assert train_cli.main(["export", "--runs", str(run), "--models-dir", str(models)]) == 0
     assert (models / "models.json").is_file()

@@ -10,22 +10,36 @@ import json
 import shutil
 import subprocess
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from flairqc_app.synth import SynthConfig, apply_artefact, generate_case, iter_cases, render_case
-from flairqc_app.synth import artefacts, cli, geometry, measures
+from flairqc_app.synth import (
+    SynthConfig,
+    apply_artefact,
+    artefacts,
+    cli,
+    generate_case,
+    geometry,
+    iter_cases,
+    measures,
+    render_case,
+)
 from flairqc_app.synth.anatomy import draw_anatomy, head_model, template_image, tissue_fractions
-from flairqc_app.synth.bids import nifti_gz_bytes
-from flairqc_app.synth.labels import COLUMNS
-from flairqc_app.synth.contrasts import draw_levels
 from flairqc_app.synth.artefacts import ContrastPlan, reduce_contrast
+from flairqc_app.synth.bids import nifti_gz_bytes
+from flairqc_app.synth.contrasts import draw_levels
+from flairqc_app.synth.labels import COLUMNS
 from flairqc_app.synth.params import (
-    BACKGROUND_MARGIN_MM, CONTRAST_GRADES, MOTION_GRADES, REJECT_REASONS, SEQUENCE_INTENSITIES, TISSUE_LABELS,
+    BACKGROUND_MARGIN_MM,
+    CONTRAST_GRADES,
+    MOTION_GRADES,
+    REJECT_REASONS,
+    SEQUENCE_INTENSITIES,
+    TISSUE_LABELS,
     UINT8_MAX,
 )
 from flairqc_app.synth.plan import plan_dataset, render_spec
@@ -34,12 +48,28 @@ FAST = SynthConfig(grid="2mm", lesions=True, zero_background=False)  # air noise
 SEED, SUBJECT = 1234, 99
 
 
-@lru_cache(maxsize=None)
-def head(modality: str = "FLAIR", motion: int = 0, noise: int = 0, contrast: int = 0, reject: str | None = None,
-         contrast_mode: str | None = "gm_wm"):
+@cache
+def head(
+    modality: str = "FLAIR",
+    motion: int = 0,
+    noise: int = 0,
+    contrast: int = 0,
+    reject: str | None = None,
+    contrast_mode: str | None = "gm_wm",
+):
     """One subject and acquisition (same seeds) at each grade, so only the artefact differs."""
-    return render_case(SEED, modality, motion, noise, contrast, reject, FAST, subject_seed=SUBJECT,
-                       with_tissue=True, contrast_mode=contrast_mode)
+    return render_case(
+        SEED,
+        modality,
+        motion,
+        noise,
+        contrast,
+        reject,
+        FAST,
+        subject_seed=SUBJECT,
+        with_tissue=True,
+        contrast_mode=contrast_mode,
+    )
 
 
 def data(case) -> np.ndarray:
@@ -75,8 +105,10 @@ def test_contrast_grade_2_stays_below_the_flattest_grade_0_across_images():
 
 
 def test_csf_suppression_failure_lifts_csf_with_grade():
-    ratios = [tissue_median(c, "csf") / tissue_median(c, "wm")
-              for c in (head(contrast=g, contrast_mode="csf") for g in (0, 1, 2))]
+    ratios = [
+        tissue_median(c, "csf") / tissue_median(c, "wm")
+        for c in (head(contrast=g, contrast_mode="csf") for g in (0, 1, 2))
+    ]
     assert ratios[0] < ratios[1] < ratios[2] and ratios[2] > 0.8, ratios  # 2 mm: CSF label is partial-volumed
 
 
@@ -95,20 +127,28 @@ def test_motion_visibility_counts_ghosts_not_the_pose_registration_undoes():
     def shown(times, poses):
         plan = artefacts.MotionPlan(times, poses, *move)
         moved = artefacts.corrupt_motion(still, plan, voxel)
-        return artefacts.motion_visibility(still, moved, plan, voxel), float(np.abs(np.abs(moved) - still).mean())
+        return artefacts.motion_visibility(still, moved, plan, voxel), float(
+            np.abs(np.abs(moved) - still).mean()
+        )
 
-    shifted, shifted_difference = shown((0.02,), (0, 1))  # moved at once and held: a shifted head, little else
+    shifted, shifted_difference = shown(
+        (0.02,), (0, 1)
+    )  # moved at once and held: a shifted head, little else
     half, _ = shown((0.5,), (0, 1))  # half of k-space (one side of the centre) from each pose: ghosts
     assert shifted < 0.03 and half > 3 * shifted
-    assert shifted_difference > 4 * shown((0.98,), (0, 1))[1]  # a plain difference would call the shift motion
+    assert (
+        shifted_difference > 4 * shown((0.98,), (0, 1))[1]
+    )  # a plain difference would call the shift motion
 
 
 @pytest.mark.parametrize("grade", [1, 2])
 def test_visible_motion_grading_keeps_what_shows_within_the_grade(grade):
     band = MOTION_GRADES[grade].visible
     visible = replace(FAST, motion_grading="visible")
-    shown = [float(render_case(seed, motion=grade, config=visible).labels["gen_motion_visible"])
-             for seed in (90_001, 3, 4)]
+    shown = [
+        float(render_case(seed, motion=grade, config=visible).labels["gen_motion_visible"])
+        for seed in (90_001, 3, 4)
+    ]
     assert all(band.lo <= v <= band.hi for v in shown), shown
     by_size = render_case(3, motion=grade, config=FAST).labels  # displacement grading records what shows too
     assert float(by_size["gen_motion_visible"]) > 0.0 and by_size["gen_motion_times"]
@@ -159,15 +199,23 @@ def test_straight_rejects_carry_their_reason(reason):
 # ---------------------------------------------------------------- scanner output, individual cortex
 def test_zero_background_sets_air_to_zero_and_keeps_the_head():
     noisy = head()
-    zeroed = render_case(SEED, "FLAIR", config=replace(FAST, zero_background=True), subject_seed=SUBJECT,
-                         with_tissue=True, contrast_mode="gm_wm")
+    zeroed = render_case(
+        SEED,
+        "FLAIR",
+        config=replace(FAST, zero_background=True),
+        subject_seed=SUBJECT,
+        with_tissue=True,
+        contrast_mode="gm_wm",
+    )
     air = measures.air_mask(zeroed.tissue, margin=int(BACKGROUND_MARGIN_MM) + 2)
     head_voxels = zeroed.tissue > 0
     assert (noisy.labels["gen_zero_background"], zeroed.labels["gen_zero_background"]) == (0, 1)
     assert np.all(data(zeroed)[air] == 0) and np.mean(data(noisy)[air] == 0) < 0.05
     assert np.mean(data(zeroed)[head_voxels] == 0) < 0.01  # bone is dark, not zeroed
     ratio = data(zeroed)[head_voxels] / np.maximum(data(noisy)[head_voxels], 1)
-    assert abs(float(np.median(ratio)) - 1.0) < 0.05  # same image inside (integer scaling may differ slightly)
+    assert (
+        abs(float(np.median(ratio)) - 1.0) < 0.05
+    )  # same image inside (integer scaling may differ slightly)
 
 
 def test_drawn_background_and_uint8_storage_occur():
@@ -209,8 +257,10 @@ def test_fine_folding_moves_the_sampled_head_within_its_amplitude():
     anatomy = draw_anatomy(np.random.default_rng(SUBJECT))
     acq = geometry.draw_acquisition(np.random.default_rng(1), "2mm")
     pose = geometry.draw_pose(np.random.default_rng(2))
-    flat, folded = (geometry.template_coordinates(acq, pose, replace(anatomy, fine_elastic_mm=mm), head_model())
-                    for mm in (0.0, 1.5))
+    flat, folded = (
+        geometry.template_coordinates(acq, pose, replace(anatomy, fine_elastic_mm=mm), head_model())
+        for mm in (0.0, 1.5)
+    )
     shift = np.linalg.norm(folded - flat, axis=0)
     assert shift.max() <= 1.5 + 1e-3 and shift.mean() > 0.2
 
@@ -251,7 +301,9 @@ def test_apply_artefact_degrades_any_image():
     moved = measures.ghost_ratio(apply_artefact(img, "motion", 2, rng(0)).get_fdata(), clean.tissue)
     assert noisy[0] > noisy[1] and noisy[0] < measures.snr(data(clean), clean.tissue)
     assert flat < 0.5 * measures.gm_wm_contrast(data(clean), clean.tissue)
-    assert moved > 1.5 * measures.ghost_ratio(data(clean), clean.tissue)  # ghosts of a dimmer scalp (FLAIR fat 0.4-1.1)
+    assert moved > 1.5 * measures.ghost_ratio(
+        data(clean), clean.tissue
+    )  # ghosts of a dimmer scalp (FLAIR fat 0.4-1.1)
     with pytest.raises(ValueError):
         apply_artefact(img, "blur", 1, rng(0))
 
@@ -260,8 +312,22 @@ def test_apply_artefact_degrades_any_image():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "ds"
-    code = cli.main([str(root), "--n-subjects", "3", "--seed", "11", "--grid", "2mm", "--straight-reject-fraction",
-                     "0.5", "--artefact-fraction", "0.5", "--quiet"])
+    code = cli.main(
+        [
+            str(root),
+            "--n-subjects",
+            "3",
+            "--seed",
+            "11",
+            "--grid",
+            "2mm",
+            "--straight-reject-fraction",
+            "0.5",
+            "--artefact-fraction",
+            "0.5",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return root
 
@@ -277,7 +343,9 @@ def test_labels_table_layout(dataset):
     rows = read_labels(dataset)
     assert len(rows) == 6 and {r["modality"] for r in rows} == {"FLAIR", "T1w"}
     for row in rows:
-        assert (dataset / row["filename"]).is_file() and row["filename"].endswith(f"_{row['modality']}.nii.gz")
+        assert (dataset / row["filename"]).is_file() and row["filename"].endswith(
+            f"_{row['modality']}.nii.gz"
+        )
         assert row["participant_id"].startswith("sub-") and row["session_id"] == "n/a"
         assert (row["reject_reason"] in REJECT_REASONS) == (row["straight_reject"] == "1")
         assert all(value != "" for value in row.values())
@@ -286,14 +354,22 @@ def test_labels_table_layout(dataset):
 
 def test_dataset_files_are_reproducible(dataset):
     for spec in plan_dataset(3, 11, reject_fraction=0.5, artefact_fraction=0.5, grid="2mm")[:2]:
-        path = dataset / f"sub-{spec.subject + 1:04d}" / "anat" / f"sub-{spec.subject + 1:04d}_{spec.modality}.nii.gz"
+        path = (
+            dataset
+            / f"sub-{spec.subject + 1:04d}"
+            / "anat"
+            / f"sub-{spec.subject + 1:04d}_{spec.modality}.nii.gz"
+        )
         assert path.read_bytes() == nifti_gz_bytes(render_spec(spec, FAST.__class__(grid="2mm")).image)
 
 
 def test_sidecars_are_plausible(dataset):
     for sidecar in dataset.glob("sub-*/anat/*.json"):
         meta = json.loads(sidecar.read_text())
-        assert meta["Manufacturer"] in ("Siemens", "GE", "Philips") and meta["MagneticFieldStrength"] in (1.5, 3.0)
+        assert meta["Manufacturer"] in ("Siemens", "GE", "Philips") and meta["MagneticFieldStrength"] in (
+            1.5,
+            3.0,
+        )
         if sidecar.name.endswith("FLAIR.json"):
             assert 1.0 < meta["InversionTime"] < 3.0 and meta["RepetitionTime"] > meta["InversionTime"]
 
@@ -301,7 +377,9 @@ def test_sidecars_are_plausible(dataset):
 def test_bids_validator_passes(dataset):
     if shutil.which("bids-validator-deno") is None:
         pytest.skip("bids-validator-deno is not on PATH")
-    done = subprocess.run(["bids-validator-deno", str(dataset), "--format", "json"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["bids-validator-deno", str(dataset), "--format", "json"], capture_output=True, text=True
+    )
     issues = json.loads(done.stdout)["issues"]["issues"]
     errors = [i for i in issues if i["severity"] == "error"]
     assert not errors, errors
@@ -311,6 +389,13 @@ def test_cli_help_documents_options(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    for option in ("--n-subjects", "--seed", "--modalities", "--straight-reject-fraction", "--artefact-fraction",
-                   "--nprocs", "--grid"):
+    for option in (
+        "--n-subjects",
+        "--seed",
+        "--modalities",
+        "--straight-reject-fraction",
+        "--artefact-fraction",
+        "--nprocs",
+        "--grid",
+    ):
         assert option in text

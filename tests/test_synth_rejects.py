@@ -20,7 +20,11 @@ def test_the_doctest_examples_hold():
 def test_every_reject_reason_and_the_graded_head_have_one_kind():
     assert set(KINDS) == {None, *REJECT_REASONS}
     assert {reason for reason, kind in KINDS.items() if not kind.graded} == {
-        "segmentation", "near_empty", "noise_only", "non_brain"}
+        "segmentation",
+        "near_empty",
+        "noise_only",
+        "non_brain",
+    }
 
 
 @pytest.mark.parametrize(("cut_top", "expected"), [(True, (0, 12)), (False, (8, 20))])

@@ -7,9 +7,17 @@ import pytest
 from scipy import ndimage
 
 from flairqc_app.train import settings
-from flairqc_app.train.augment import (GAIN_LEVEL, SHARPNESS_SMOOTHING_VOX, augment_batch,
-                                      change_sharpness, cut_below_brain, gain_outside_brain, outside_weight,
-                                      protected_brain, suppress_background)
+from flairqc_app.train.augment import (
+    GAIN_LEVEL,
+    SHARPNESS_SMOOTHING_VOX,
+    augment_batch,
+    change_sharpness,
+    cut_below_brain,
+    gain_outside_brain,
+    outside_weight,
+    protected_brain,
+    suppress_background,
+)
 from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
 SHAPE = (57, 70, 60)  # the default models' input shape
@@ -35,7 +43,7 @@ def test_fov_cut_spares_the_brain_and_cuts_below_it():
         zeroed = cut == 0
         assert not (zeroed & brain).any()
         assert zeroed[..., 0].any()  # the bottom of the grid goes, at least where the plane is lowest
-        assert not zeroed[..., SHAPE[2] // 2:].any()  # nothing above the middle
+        assert not zeroed[..., SHAPE[2] // 2 :].any()  # nothing above the middle
         assert (zeroed == zeroed[:1]).all()  # a plane: the same along left-right
 
 
@@ -78,13 +86,17 @@ def test_outside_gain_draws_after_the_other_augmentations():
     gained = 0
     for out, image in zip(both[:, 0], batch[:, 0]):
         as_drawn = image if np.array_equal(out[brain], image[brain]) else image[::-1]
-        assert np.array_equal(out[brain], as_drawn[brain])  # every brain is the original or its mirror, untouched
+        assert np.array_equal(
+            out[brain], as_drawn[brain]
+        )  # every brain is the original or its mirror, untouched
         gained += not np.array_equal(out[~brain], as_drawn[~brain])
     assert 0 < gained < len(batch)  # the gain is drawn per image, with probability 1/2
 
 
 def detail_sd(volume: np.ndarray) -> float:
-    return float((volume - ndimage.gaussian_filter(volume, SHARPNESS_SMOOTHING_VOX))[10:-10, 10:-10, 10:-10].std())
+    return float(
+        (volume - ndimage.gaussian_filter(volume, SHARPNESS_SMOOTHING_VOX))[10:-10, 10:-10, 10:-10].std()
+    )
 
 
 def test_sharpness_blurs_or_sharpens_and_keeps_the_smooth_content():
@@ -134,7 +146,9 @@ def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed
     assert (volume[air] > 0).all() and (out[air] == 0).mean() > 0.85
     under = air & (volume < level)
     assert np.count_nonzero(out[under]) < 1e-4 * under.sum()  # all of it goes, but voxels walled in by noise
-    assert np.array_equal(out[air & (volume >= level)], volume[air & (volume >= level)])  # noise above it stays
+    assert np.array_equal(
+        out[air & (volume >= level)], volume[air & (volume >= level)]
+    )  # noise above it stays
     assert np.array_equal(out[head], volume[head])  # the head, its dark pool included, untouched
     assert np.array_equal(out[ghost], volume[ghost])  # the ghost stands out of a black background
     low = suppress_background(volume, 0.01)  # under most of the noise: little of the air goes
@@ -148,7 +162,9 @@ def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed
 
 def test_head_swap_gives_an_image_another_images_head_and_keeps_its_brain():
     n = 10
-    batch = np.stack([np.full(SHAPE, i + 1.0, np.float32) for i in range(n)])[:, np.newaxis]  # image i is all i + 1
+    batch = np.stack([np.full(SHAPE, i + 1.0, np.float32) for i in range(n)])[
+        :, np.newaxis
+    ]  # image i is all i + 1
     kept = template_brain(SHAPE, BRAIN_WINDOW_MARGIN_MM)
     assert template_brain(SHAPE).sum() < kept.sum() < 0.6 * kept.size
     out = augment_batch(batch, ("head_swap",), np.random.default_rng(4))
@@ -162,7 +178,9 @@ def test_head_swap_gives_an_image_another_images_head_and_keeps_its_brain():
     assert 0 < sum(swapped) < n  # with probability 1/2 per image, never from itself
     assert len({d for d, s in zip(donors, swapped) if s}) > 1  # donors drawn, not one image for all
     assert np.array_equal(augment_batch(batch, ("head_swap",), np.random.default_rng(4)), out)  # seeded
-    assert np.array_equal(augment_batch(batch[:1], ("head_swap",), np.random.default_rng(4)), batch[:1])  # alone
+    assert np.array_equal(
+        augment_batch(batch[:1], ("head_swap",), np.random.default_rng(4)), batch[:1]
+    )  # alone
 
 
 def test_unknown_augmentation_is_refused():
@@ -187,10 +205,13 @@ def test_intensity_warp_keeps_tissue_order_varies_the_histogram_and_draws_last()
     # contrast grade 2 (GM/WM <= 1.054) stays under grade 0 (>= 1.12) whatever gamma is drawn
     assert 1.054 ** WARP_GAMMA[1] < 1.12 ** WARP_GAMMA[0]
     changed = 0
-    for seed in range(8):  # one image: the same flip and sharpening with or without the warp, which draws last
+    for seed in range(
+        8
+    ):  # one image: the same flip and sharpening with or without the warp, which draws last
         without = augment_batch(volume[None, None], ("flip", "sharpness"), np.random.default_rng(seed))[0, 0]
-        warped = augment_batch(volume[None, None], ("flip", "sharpness", "intensity_warp"),
-                               np.random.default_rng(seed))[0, 0]
+        warped = augment_batch(
+            volume[None, None], ("flip", "sharpness", "intensity_warp"), np.random.default_rng(seed)
+        )[0, 0]
         assert np.all(np.diff(warped.ravel()[np.argsort(without, axis=None)]) >= 0)
         changed += not np.array_equal(without, warped)
     assert 0 < changed < 8

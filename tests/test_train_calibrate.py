@@ -14,8 +14,16 @@ from flairqc_app.train.cli import main as train_main
 def row(variant: str, artefact: str = "none", level: int = 0, status: str = "ok", **p: float) -> dict:
     """One image of the table; every probability 0.05 unless given (p_<task> as keyword without the prefix)."""
     probabilities = {f"p_{t}": p.get(t, 0.05) for t in TASKS}
-    return {"case": f"{variant}{artefact}{level}", "variant": variant, "artefact": artefact, "level": level,
-            "status": status, "straight_reject": 0, "reject_source": None, **probabilities}
+    return {
+        "case": f"{variant}{artefact}{level}",
+        "variant": variant,
+        "artefact": artefact,
+        "level": level,
+        "status": status,
+        "straight_reject": 0,
+        "reject_source": None,
+        **probabilities,
+    }
 
 
 def table() -> list[dict]:
@@ -26,8 +34,16 @@ def table() -> list[dict]:
         rows.append(row(variant, motion_moderate=0.10 + 0.05 * i, motion_severe=0.05))
         rows.append(row(variant, "motion", 1, motion_moderate=0.40 + 0.05 * i, motion_severe=0.20))
         rows.append(row(variant, "motion", 2, motion_moderate=0.90, motion_severe=0.60 + 0.05 * i))
-        rows.append(row(variant, "noise", 2, noise_moderate=0.9, noise_severe=0.9,
-                        straight_reject=0.6 if i == 0 else 0.05))
+        rows.append(
+            row(
+                variant,
+                "noise",
+                2,
+                noise_moderate=0.9,
+                noise_severe=0.9,
+                straight_reject=0.6 if i == 0 else 0.05,
+            )
+        )
     rows.append(row("reject_t1w", straight_reject=0.95))
     return rows
 
@@ -71,7 +87,9 @@ def test_a_variant_held_out_of_its_calibration_can_fail_where_in_sample_passes()
 
 
 def test_gate_skipped_images_keep_the_app_verdict_and_set_no_threshold():
-    rows = table() + [row("reject_flair2d", status="skipped") | {"straight_reject": 1, "p_straight_reject": None}]
+    rows = table() + [
+        row("reject_flair2d", status="skipped") | {"straight_reject": 1, "p_straight_reject": None}
+    ]
     assert calibrate.calibrate(rows) == calibrate.calibrate(table())
     assert calibrate.criteria(rows, {t: 0.5 for t in TASKS}).rejects_rejected == 2
     with pytest.raises(ValueError, match="no clean proxy image"):
@@ -89,7 +107,9 @@ def test_flairqc_train_calibrate_writes_thresholds_the_app_reads(tmp_path, capsy
     how = json.loads((tmp_path / "cal" / "calibration.json").read_text())
     assert {r["task"] for r in how} == set(TASKS) and all(r["rule"] for r in how)
     out = capsys.readouterr().out
-    assert "in-sample: clean tier 1 3/3, graded at or above their level 9/9, proxy straight-rejected 0/12" in out
+    assert (
+        "in-sample: clean tier 1 3/3, graded at or above their level 9/9, proxy straight-rejected 0/12" in out
+    )
     assert set(ARTEFACTS) <= {t.split("_")[0] for t in thresholds}
 
 
@@ -102,15 +122,32 @@ def test_assemble_keeps_the_preferred_candidate_unless_another_is_measurably_bet
     single = build_models_dir(tmp_path / "single", biases={t: -4.0 for t in TASKS})
     ensemble = build_models_dir(tmp_path / "ensemble", biases={t: -3.0 for t in TASKS})
     worse_motion = table()
-    for r in worse_motion:  # the single runs miss the level-2 motion as severe; the ensemble (table()) does not
+    for (
+        r
+    ) in worse_motion:  # the single runs miss the level-2 motion as severe; the ensemble (table()) does not
         if r["artefact"] == "motion" and r["level"] == 2:
             r["p_motion_severe"] = 0.04
     calibrate.write_cases(tmp_path / "single.tsv", worse_motion)
     calibrate.write_cases(tmp_path / "ensemble.tsv", table())
     out = tmp_path / "chosen"
-    assert train_main(["assemble", "--candidate", f"single={single}:{tmp_path / 'single.tsv'}",
-                       "--candidate", f"ensemble={ensemble}:{tmp_path / 'ensemble.tsv'}", "--prefer", "single",
-                       "--out", str(out), "--manifest-version", "2.0.0"]) == 0
+    assert (
+        train_main(
+            [
+                "assemble",
+                "--candidate",
+                f"single={single}:{tmp_path / 'single.tsv'}",
+                "--candidate",
+                f"ensemble={ensemble}:{tmp_path / 'ensemble.tsv'}",
+                "--prefer",
+                "single",
+                "--out",
+                str(out),
+                "--manifest-version",
+                "2.0.0",
+            ]
+        )
+        == 0
+    )
     manifest, specs = read_manifest(out)
     assert manifest["version"] == "2.0.0"
     chosen = {t: manifest["models"][t]["provenance"]["threshold_set_on"]["candidate"] for t in TASKS}

@@ -11,12 +11,18 @@ import pytest
 from flairqc_app.train.cli import main
 from flairqc_app.train.labels import read_labels
 
-HEADER = "filename\tparticipant_id\tmodality\tstraight_reject\tmotion\tnoise\tcontrast\trater\trated_at\tcomment\n"
+HEADER = (
+    "filename\tparticipant_id\tmodality\tstraight_reject\tmotion\tnoise\tcontrast\trater\trated_at\tcomment\n"
+)
 # image -> rater -> (straight_reject, motion, noise, contrast)
 RATED = {
     "sub-1/anat/sub-1_FLAIR.nii.gz": {"A": (0, 0, 0, 0), "B": (0, 0, 0, 0), "C": (0, 1, 0, 0)},
     "sub-2/anat/sub-2_FLAIR.nii.gz": {"A": (0, 2, 1, 0), "B": (0, 1, 1, 0), "C": (0, 2, 1, 0)},
-    "sub-3/anat/sub-3_FLAIR.nii.gz": {"A": (1, None, None, None), "B": (1, None, None, None), "C": (0, 0, 0, 1)},
+    "sub-3/anat/sub-3_FLAIR.nii.gz": {
+        "A": (1, None, None, None),
+        "B": (1, None, None, None),
+        "C": (0, 0, 0, 1),
+    },
     "sub-4/anat/sub-4_FLAIR.nii.gz": {"A": (0, 1, 0, 0), "B": (0, 2, 0, 0)},  # a tie: the more severe
 }
 
@@ -26,8 +32,20 @@ def write_rater(path: Path, rater: str) -> Path:
     for filename, by_rater in RATED.items():
         if rater in by_rater:
             values = ["n/a" if v is None else str(v) for v in by_rater[rater]]
-            lines.append("\t".join([filename, filename.split("/")[0], "FLAIR", *values, rater,
-                                    "2026-12-06T20:00:00Z", "looked twice"]) + "\n")
+            lines.append(
+                "\t".join(
+                    [
+                        filename,
+                        filename.split("/")[0],
+                        "FLAIR",
+                        *values,
+                        rater,
+                        "2026-12-06T20:00:00Z",
+                        "looked twice",
+                    ]
+                )
+                + "\n"
+            )
     path.write_text("".join(lines), encoding="utf-8")
     return path
 
@@ -64,7 +82,9 @@ def test_consensus_labels_agreement_and_disagreements(ratings: list[Path], tmp_p
     agreement = json.loads((tmp_path / "labels_agreement.json").read_text())
     # A and B on motion, images both kept: sub-1, sub-2, sub-4
     assert agreement["cohen_kappa"]["A~B"]["motion"] == pytest.approx(kappa([0, 2, 1], [0, 1, 2]), abs=1e-4)
-    assert agreement["cohen_kappa"]["A~C"]["straight_reject"] == pytest.approx(kappa([0, 0, 1], [0, 0, 0]), abs=1e-4)
+    assert agreement["cohen_kappa"]["A~C"]["straight_reject"] == pytest.approx(
+        kappa([0, 0, 1], [0, 0, 0]), abs=1e-4
+    )
     assert agreement["cohen_kappa"]["A~B"]["straight_reject"] == 1.0
     # C vs consensus on reject: truth (0, 0, 1), C said (0, 0, 0): recall 1 for class 0, 0 for class 1
     assert agreement["balanced_accuracy"]["C"]["straight_reject"] == 0.5
@@ -75,7 +95,9 @@ def test_consensus_labels_agreement_and_disagreements(ratings: list[Path], tmp_p
 def test_the_latest_rating_of_a_rater_counts(tmp_path: Path) -> None:
     first = write_rater(tmp_path / "a1.tsv", "A")
     again = tmp_path / "a2.tsv"
-    again.write_text(HEADER + "sub-1/anat/sub-1_FLAIR.nii.gz\tsub-1\tFLAIR\t0\t2\t0\t0\tA\t2026-12-06T21:00:00Z\t\n")
+    again.write_text(
+        HEADER + "sub-1/anat/sub-1_FLAIR.nii.gz\tsub-1\tFLAIR\t0\t2\t0\t0\tA\t2026-12-06T21:00:00Z\t\n"
+    )
     out = tmp_path / "labels.tsv"
     assert main(["consensus", "--ratings", str(again), str(first), "--out", str(out)]) == 0
     labels = {row.filename: row for row in read_labels(out)}

@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from toy_cache import toy_cache  # noqa: E402
+
 from flairqc_app.config import GRID_SHAPE, TASKS  # noqa: E402
 from flairqc_app.grid import resize_to  # noqa: E402
 from flairqc_app.train import cli, loop, schedules  # noqa: E402
@@ -24,14 +26,23 @@ from flairqc_app.train.loop import make_streams, train_step  # noqa: E402
 from flairqc_app.train.methods import METHODS  # noqa: E402
 from flairqc_app.train.metrics import best_threshold  # noqa: E402
 from flairqc_app.train.runner import fold_pools, load_fold_model, load_selected, train_run  # noqa: E402
-from toy_cache import toy_cache  # noqa: E402
 
 TINY_MODEL = {"input_shape": [24, 24, 24], "channels": [4, 8, 8], "hidden": [16, 8], "dropout": 0.0}
 
 
 def tiny(**changes) -> settings_mod.TrainSettings:
-    values = {"task": "noise_moderate", "method": "ssda", "epochs": 4, "pretrain_epochs": 2, "folds": 3,
-              "batch_size": 4, "lr0": 3e-3, "seed": 0, "device": "cpu", "model": TINY_MODEL} | changes
+    values = {
+        "task": "noise_moderate",
+        "method": "ssda",
+        "epochs": 4,
+        "pretrain_epochs": 2,
+        "folds": 3,
+        "batch_size": 4,
+        "lr0": 3e-3,
+        "seed": 0,
+        "device": "cpu",
+        "model": TINY_MODEL,
+    } | changes
     return settings_mod.from_dict(values)
 
 
@@ -42,7 +53,9 @@ def curves(run_dir, fold=0):
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return toy_cache(tmp_path_factory.mktemp("cache"), n_source=40, n_target_labelled=30, n_unlabelled=30, seed=0)
+    return toy_cache(
+        tmp_path_factory.mktemp("cache"), n_source=40, n_target_labelled=30, n_unlabelled=30, seed=0
+    )
 
 
 class RecordingCache:
@@ -70,7 +83,7 @@ def test_each_iteration_draws_the_three_streams(cache):
         stats = train_step(net, optimizer, METHODS["ssda"], streams, recorder, torch.device("cpu"), 0.5)
     assert len(recorder.requests) == 3 * iterations
     for i in range(iterations):
-        source, target, unlabelled = recorder.requests[3 * i:3 * i + 3]
+        source, target, unlabelled = recorder.requests[3 * i : 3 * i + 3]
         assert len(source) == len(target) == len(unlabelled) == 4
         assert set(source) <= set(pools.source.keys)
         assert set(target) <= set(pools.target.keys)
@@ -90,7 +103,9 @@ def test_pretraining_then_adversarial_training_improves_target_validation_loss(c
     selection = train_run(s, cache.root, tmp_path / "run", folds=[0])
     rows = curves(tmp_path / "run")
     assert [r["phase"] for r in rows] == ["init"] + ["pretrain"] * 3 + ["train"] * 6
-    assert all(float(r["lambda"]) == 0.0 and r["loss_domain"] == "n/a" for r in rows if r["phase"] == "pretrain")
+    assert all(
+        float(r["lambda"]) == 0.0 and r["loss_domain"] == "n/a" for r in rows if r["phase"] == "pretrain"
+    )
     per_epoch = int(rows[-1]["iterations"]) // 6
     for r in rows[4:]:  # lambda and lr at the epoch's last iteration, on the true progress p
         p = schedules.progress(int(r["iterations"]) - 1, 6 * per_epoch)
@@ -159,12 +174,20 @@ def test_onnx_export_matches_torch(models_dir, cache):
 
 def test_a_brain_windowed_model_ignores_the_head_and_exports_its_window(cache, tmp_path):
     """input_region = brain: the network, trained, reloaded and as ONNX, reads the brain + margin only."""
-    from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM
-    from flairqc_app.train.template_grid import template_brain
+    from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
     run = tmp_path / "run"
-    train_run(tiny(task="motion_moderate", method="target-only", epochs=1,
-                   model=TINY_MODEL | {"input_region": "brain"}), cache.root, run, folds=[0])
+    train_run(
+        tiny(
+            task="motion_moderate",
+            method="target-only",
+            epochs=1,
+            model=TINY_MODEL | {"input_region": "brain"},
+        ),
+        cache.root,
+        run,
+        folds=[0],
+    )
     export_run(run, tmp_path / "models")
     model = load_selected(run, torch.device("cpu")).model
     window = template_brain((24, 24, 24), BRAIN_WINDOW_MARGIN_MM)
@@ -189,7 +212,11 @@ def test_manifest_fields_follow_the_documented_format(models_dir):
     for task, entry in manifest["models"].items():
         assert entry["file"] == f"{task}.onnx"
         assert entry["sha256"] == sha256_of(models_dir / "models" / entry["file"])
-        assert (entry["input_name"], entry["output_name"], entry["output_type"]) == ("image", "logits", "logits")
+        assert (entry["input_name"], entry["output_name"], entry["output_type"]) == (
+            "image",
+            "logits",
+            "logits",
+        )
         assert entry["input_shape"] == [1, 1, 24, 24, 24] and entry["positive_index"] == 1
         assert entry["normalisation"] == "clip_p2_p98_minmax" and entry["space"] == "MNI152NLin2009aSym"
         assert 0.0 <= entry["threshold"] <= 1.0
@@ -218,16 +245,43 @@ def test_an_exported_model_set_is_evaluated_as_its_runs(models_dir, cache, tmp_p
     from flairqc_app.train.evaluate import evaluate_models, evaluate_runs
 
     def scores(rows):  # NaN (no positive in the split) as None, so that equal rows compare equal
-        return {r["task"]: tuple(None if v != v else v for v in (r["n"], r["n_positive"], r["balanced_accuracy"],
-                                                                 r["sensitivity"], r["threshold"])) for r in rows}
+        return {
+            r["task"]: tuple(
+                None if v != v else v
+                for v in (r["n"], r["n_positive"], r["balanced_accuracy"], r["sensitivity"], r["threshold"])
+            )
+            for r in rows
+        }
 
-    by_runs = scores(evaluate_runs(sorted((models_dir / "runs").iterdir()), tmp_path / "runs", "a", resamples=50))
-    by_models = scores(evaluate_models(models_dir / "models", cache.root, tmp_path / "onnx", "a", resamples=50))
+    by_runs = scores(
+        evaluate_runs(sorted((models_dir / "runs").iterdir()), tmp_path / "runs", "a", resamples=50)
+    )
+    by_models = scores(
+        evaluate_models(models_dir / "models", cache.root, tmp_path / "onnx", "a", resamples=50)
+    )
     assert set(TASKS) <= set(by_models) and by_models == by_runs
-    assert cli.main(["evaluate", "--models-dir", str(models_dir / "models"), "--cache", str(cache.root), "--name",
-                     "a", "--out", str(tmp_path / "cli"), "--resamples", "50"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--models-dir",
+                str(models_dir / "models"),
+                "--cache",
+                str(cache.root),
+                "--name",
+                "a",
+                "--out",
+                str(tmp_path / "cli"),
+                "--resamples",
+                "50",
+            ]
+        )
+        == 0
+    )
     with pytest.raises(SystemExit):
-        cli.main(["evaluate", "--models-dir", str(models_dir / "models"), "--name", "a", "--out", str(tmp_path)])
+        cli.main(
+            ["evaluate", "--models-dir", str(models_dir / "models"), "--name", "a", "--out", str(tmp_path)]
+        )
 
 
 def test_a_model_set_is_not_evaluated_on_a_cache_of_another_shape(models_dir, tmp_path):
@@ -240,18 +294,72 @@ def test_a_model_set_is_not_evaluated_on_a_cache_of_another_shape(models_dir, tm
 
 
 def test_cli_train_evaluate_compare(cache, tmp_path):
-    common = ["--cache", str(cache.root), "--task", "noise_moderate", "--epochs", "2", "--pretrain-epochs", "1",
-              "--folds", "3", "--only-fold", "0", "--batch-size", "4", "--channels", "4", "8", "8", "--hidden", "16",
-              "8", "--device", "cpu"]
-    assert cli.main(["train", "--run", str(tmp_path / "ssda"), "--method", "ssda", "--augment", "flip,outside_gain"]
-                    + common) == 0
-    assert json.loads((tmp_path / "ssda" / "settings.json").read_text())["augment"] == ["flip", "outside_gain"]
+    common = [
+        "--cache",
+        str(cache.root),
+        "--task",
+        "noise_moderate",
+        "--epochs",
+        "2",
+        "--pretrain-epochs",
+        "1",
+        "--folds",
+        "3",
+        "--only-fold",
+        "0",
+        "--batch-size",
+        "4",
+        "--channels",
+        "4",
+        "8",
+        "8",
+        "--hidden",
+        "16",
+        "8",
+        "--device",
+        "cpu",
+    ]
+    assert (
+        cli.main(
+            ["train", "--run", str(tmp_path / "ssda"), "--method", "ssda", "--augment", "flip,outside_gain"]
+            + common
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "ssda" / "settings.json").read_text())["augment"] == [
+        "flip",
+        "outside_gain",
+    ]
     assert cli.main(["train", "--run", str(tmp_path / "src"), "--method", "source-only"] + common) == 0
     for name in ("ssda", "src"):
-        assert cli.main(["evaluate", "--runs", str(tmp_path / name), "--name", name, "--out",
-                         str(tmp_path / f"eval-{name}"), "--resamples", "100"]) == 0
-    assert cli.main(["compare", str(tmp_path / "eval-ssda"), str(tmp_path / "eval-src"), "--out",
-                     str(tmp_path / "cmp")]) == 0
+        assert (
+            cli.main(
+                [
+                    "evaluate",
+                    "--runs",
+                    str(tmp_path / name),
+                    "--name",
+                    name,
+                    "--out",
+                    str(tmp_path / f"eval-{name}"),
+                    "--resamples",
+                    "100",
+                ]
+            )
+            == 0
+        )
+    assert (
+        cli.main(
+            [
+                "compare",
+                str(tmp_path / "eval-ssda"),
+                str(tmp_path / "eval-src"),
+                "--out",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "eval-ssda" / "metrics.tsv", encoding="utf-8") as handle:
         (row,) = list(csv.DictReader(handle, delimiter="\t"))
     assert row["task"] == "noise_moderate"
@@ -271,11 +379,15 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
 
     def write(root, rel):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(np.random.default_rng(len(rel)).random((8, 8, 8)).astype(np.float32), np.eye(4)),
-                 str(root / rel))
+        nib.save(
+            nib.Nifti1Image(np.random.default_rng(len(rel)).random((8, 8, 8)).astype(np.float32), np.eye(4)),
+            str(root / rel),
+        )
 
-    header = ("filename\tparticipant_id\tsession_id\trun_id\tacq_id\tmodality\tstraight_reject\treject_reason"
-              "\tmotion\tnoise\tcontrast\n")
+    header = (
+        "filename\tparticipant_id\tsession_id\trun_id\tacq_id\tmodality\tstraight_reject\treject_reason"
+        "\tmotion\tnoise\tcontrast\n"
+    )
     src, tgt = tmp_path / "src", tmp_path / "tgt"
     lines = []
     for i in range(6):
@@ -286,8 +398,10 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
     for i in range(6):
         write(tgt, f"sub-{i}/ses-1/anat/sub-{i}_ses-1_FLAIR.nii.gz")
         if i < 4:
-            lines.append(f"sub-{i}/ses-1/anat/sub-{i}_ses-1_FLAIR.nii.gz\tsub-{i}\tses-1\tn/a\tn/a\tFLAIR\t0\tn/a"
-                         f"\t0\t{i % 3}\t0\n")
+            lines.append(
+                f"sub-{i}/ses-1/anat/sub-{i}_ses-1_FLAIR.nii.gz\tsub-{i}\tses-1\tn/a\tn/a\tFLAIR\t0\tn/a"
+                f"\t0\t{i % 3}\t0\n"
+            )
     (tgt / "labels.tsv").write_text(header + "".join(lines))
     calls = []
 
@@ -299,7 +413,9 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
     recipe = CacheRecipe((6, 6, 6), "fast", test_fraction=0.0)
     samples = cache_mod.prepare(src, tgt, tmp_path / "cache", recipe)
     assert len(samples) == 12 and len(calls) == 12
-    assert all("T1w" in t for n, t in calls if "T1w" in n) and all("FLAIR" in t for n, t in calls if "FLAIR" in n)
+    assert all("T1w" in t for n, t in calls if "T1w" in n) and all(
+        "FLAIR" in t for n, t in calls if "FLAIR" in n
+    )
     target = [s for s in samples if s.domain == "target"]
     assert sum(s.labelled for s in target) == 4 and sum(not s.labelled for s in target) == 2
     assert {s.group for s in target} == {f"target:sub-{i}" for i in range(6)}
@@ -310,9 +426,30 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
         cache_mod.prepare(src, tgt, tmp_path / "cache", CacheRecipe((6, 6, 6), "paper"))
     # a site's held-out validation participants (through the command line, as a site gives them): all their
     # images leave training, their labelled FLAIR validates; the table on disk says so
-    assert cli.main(["prepare", "--source", str(src), "--target", str(tgt), "--cache", str(tmp_path / "cache"),
-                     "--input-shape", "6", "6", "6", "--recipe", "fast", "--test-fraction", "0.5",
-                     "--validation-participants", "sub-1,sub-3"]) == 0
+    assert (
+        cli.main(
+            [
+                "prepare",
+                "--source",
+                str(src),
+                "--target",
+                str(tgt),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--input-shape",
+                "6",
+                "6",
+                "6",
+                "--recipe",
+                "fast",
+                "--test-fraction",
+                "0.5",
+                "--validation-participants",
+                "sub-1,sub-3",
+            ]
+        )
+        == 0
+    )
     held = VolumeCache(tmp_path / "cache").read_samples()
     assert len(calls) == 12 and len(held) == 12
     split = {(s.domain, s.participant_id): s.split for s in held}
@@ -322,8 +459,12 @@ def test_prepare_reads_bids_and_caches_once(tmp_path, monkeypatch):
     assert len(others) == 10 and {s.split for s in others} == {"trainval", "test"}
     with pytest.raises(ValueError, match="sub-4, sub-9"):  # sub-4's FLAIR is unlabelled, sub-9 is not there
         held_out = frozenset({"sub-1", "sub-4", "sub-9"})
-        cache_mod.prepare(src, tgt, tmp_path / "other-cache",
-                          CacheRecipe((6, 6, 6), "fast", validation_participants=held_out))
+        cache_mod.prepare(
+            src,
+            tgt,
+            tmp_path / "other-cache",
+            CacheRecipe((6, 6, 6), "fast", validation_participants=held_out),
+        )
     assert len(calls) == 12  # refused before any image is preprocessed
     table = tmp_path / "cache" / "samples.tsv"
     table.write_text(table.read_text().replace("\tvalidation\t", "\tvalidate\t", 1))
@@ -340,8 +481,14 @@ def quick(**changes) -> settings_mod.TrainSettings:
 @pytest.fixture(scope="module")
 def validated_cache(tmp_path_factory):
     """A toy cache with a validation split: labelled FLAIR held out of every fold's training."""
-    return toy_cache(tmp_path_factory.mktemp("validated"), n_source=6, n_target_labelled=30, n_unlabelled=6,
-                     n_validation=12, seed=3)
+    return toy_cache(
+        tmp_path_factory.mktemp("validated"),
+        n_source=6,
+        n_target_labelled=30,
+        n_unlabelled=6,
+        n_validation=12,
+        seed=3,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -356,12 +503,17 @@ def runs(validated_cache, tmp_path_factory):
 def member_probabilities(members, cache, keys):
     x = torch.from_numpy(cache.batch(list(keys)))
     with torch.no_grad():
-        return np.stack([torch.softmax(load_fold_model(run, fold, torch.device("cpu"))(x), 1).numpy()
-                         for run, fold in members])
+        return np.stack(
+            [
+                torch.softmax(load_fold_model(run, fold, torch.device("cpu"))(x), 1).numpy()
+                for run, fold in members
+            ]
+        )
 
 
-def test_an_ensemble_averages_its_members_with_a_threshold_from_images_none_trained_on(runs, validated_cache,
-                                                                                      tmp_path):
+def test_an_ensemble_averages_its_members_with_a_threshold_from_images_none_trained_on(
+    runs, validated_cache, tmp_path
+):
     cache = validated_cache
     record = build([runs / "a", runs / "b"], tmp_path / "ens", torch.device("cpu"))
     members = [(runs / "a", 0), (runs / "a", 1), (runs / "a", 2), (runs / "b", 0)]
@@ -374,7 +526,9 @@ def test_an_ensemble_averages_its_members_with_a_threshold_from_images_none_trai
     assert sorted(trained.validation.keys) == validation_split  # the three folds of run a leave only these
     for run, fold in members:
         pools = fold_pools(quick(seed=1 if run.name == "b" else 0), cache, fold)
-        assert not set(trained.validation.keys) & set(pools.target.keys + pools.source.keys + pools.unlabelled.keys)
+        assert not set(trained.validation.keys) & set(
+            pools.target.keys + pools.source.keys + pools.unlabelled.keys
+        )
 
     mean = member_probabilities(members, cache, trained.validation.keys).mean(axis=0)
     expected_threshold, expected_ba = best_threshold(np.asarray(trained.validation.labels), mean[:, 1])
@@ -387,7 +541,9 @@ def test_an_ensemble_averages_its_members_with_a_threshold_from_images_none_trai
         ensemble = torch.softmax(trained.model(torch.from_numpy(cache.batch(list(keys)))), 1).numpy()
     singles = member_probabilities(members, cache, keys)
     np.testing.assert_allclose(ensemble, singles.mean(axis=0), atol=1e-6)
-    assert np.abs(singles - singles.mean(axis=0)).max() > 1e-3  # the members differ: the mean is not one of them
+    assert (
+        np.abs(singles - singles.mean(axis=0)).max() > 1e-3
+    )  # the members differ: the mean is not one of them
 
 
 def test_an_ensemble_is_evaluated_and_exported_as_one_model(runs, validated_cache, tmp_path):
@@ -396,15 +552,34 @@ def test_an_ensemble_is_evaluated_and_exported_as_one_model(runs, validated_cach
 
     cache = validated_cache
 
-    assert cli.main(["ensemble", "--runs", str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "ens")]) == 0
+    assert (
+        cli.main(["ensemble", "--runs", str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "ens")])
+        == 0
+    )
     others = [task for task in TASKS if task != "noise_moderate"]  # the BIDS-App needs a model for every task
     for task in others:
         train_run(quick(task=task), cache.root, tmp_path / task, folds=[0])
-    assert cli.main(["export", "--runs", str(tmp_path / "ens"), *[str(tmp_path / t) for t in others],
-                     "--models-dir", str(tmp_path / "models")]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--runs",
+                str(tmp_path / "ens"),
+                *[str(tmp_path / t) for t in others],
+                "--models-dir",
+                str(tmp_path / "models"),
+            ]
+        )
+        == 0
+    )
     entry = json.loads((tmp_path / "models" / "models.json").read_text())["models"]["noise_moderate"]
     ensemble = entry["provenance"]["ensemble"]
-    assert [(m["fold"], m["settings"]["seed"]) for m in ensemble["members"]] == [(0, 0), (1, 0), (2, 0), (0, 1)]
+    assert [(m["fold"], m["settings"]["seed"]) for m in ensemble["members"]] == [
+        (0, 0),
+        (1, 0),
+        (2, 0),
+        (0, 1),
+    ]
     assert ensemble["combine"] == "mean"
     assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
 
@@ -413,16 +588,26 @@ def test_an_ensemble_is_evaluated_and_exported_as_one_model(runs, validated_cach
     small = torch.from_numpy(resize_to(volume, (24, 24, 24))[None, None])
     members = [(runs / "a", 0), (runs / "a", 1), (runs / "a", 2), (runs / "b", 0)]
     with torch.no_grad():
-        singles = [torch.softmax(load_fold_model(r, f, torch.device("cpu"))(small), 1)[0, 1].item() for r, f in members]
+        singles = [
+            torch.softmax(load_fold_model(r, f, torch.device("cpu"))(small), 1)[0, 1].item()
+            for r, f in members
+        ]
     assert probability == pytest.approx(np.mean(singles), abs=1e-5)
 
     def scores(rows):  # NaN (no positive in the split) as None, so that equal rows compare equal
-        return {r["task"]: tuple(None if v != v else v for v in (r["n"], r["balanced_accuracy"], r["threshold"]))
-                for r in rows}
+        return {
+            r["task"]: tuple(None if v != v else v for v in (r["n"], r["balanced_accuracy"], r["threshold"]))
+            for r in rows
+        }
 
-    by_runs = scores(evaluate_runs([tmp_path / "ens", *[tmp_path / t for t in others]], tmp_path / "eval-runs",
-                                   "ens", resamples=50))
-    by_models = scores(evaluate_models(tmp_path / "models", cache.root, tmp_path / "eval-onnx", "ens", resamples=50))
+    by_runs = scores(
+        evaluate_runs(
+            [tmp_path / "ens", *[tmp_path / t for t in others]], tmp_path / "eval-runs", "ens", resamples=50
+        )
+    )
+    by_models = scores(
+        evaluate_models(tmp_path / "models", cache.root, tmp_path / "eval-onnx", "ens", resamples=50)
+    )
     assert set(TASKS) <= set(by_runs) and by_models == by_runs
     assert by_runs["noise_moderate"][2] == entry["threshold"]
 
@@ -438,8 +623,9 @@ class FixedReading(torch.nn.Module):
         return self.logits.expand(len(image), 2)
 
 
-@pytest.mark.parametrize("readings, mean, median", [((0.02, 0.03, 0.04, 0.99), 0.27, 0.035),
-                                                    ((0.02, 0.04, 0.99), 0.35, 0.04)])
+@pytest.mark.parametrize(
+    "readings, mean, median", [((0.02, 0.03, 0.04, 0.99), 0.27, 0.035), ((0.02, 0.04, 0.99), 0.35, 0.04)]
+)
 def test_the_median_of_an_ensemble_does_not_follow_one_member(readings, mean, median):
     image = torch.zeros(2, 1, 4, 4, 4)
     for combine, expected in (("mean", mean), ("median", median)):
@@ -451,8 +637,21 @@ def test_the_median_of_an_ensemble_does_not_follow_one_member(readings, mean, me
 
 def test_a_median_ensemble_is_chosen_scored_and_exported_as_its_median(runs, validated_cache, tmp_path):
     cache = validated_cache
-    assert cli.main(["ensemble", "--runs", str(runs / "a"), str(runs / "b"), "--out", str(tmp_path / "ens"),
-                     "--combine", "median"]) == 0
+    assert (
+        cli.main(
+            [
+                "ensemble",
+                "--runs",
+                str(runs / "a"),
+                str(runs / "b"),
+                "--out",
+                str(tmp_path / "ens"),
+                "--combine",
+                "median",
+            ]
+        )
+        == 0
+    )
     trained = load_trained(tmp_path / "ens", torch.device("cpu"))
     assert trained.record["combine"] == "median"
     members = [(runs / "a", 0), (runs / "a", 1), (runs / "a", 2), (runs / "b", 0)]
@@ -465,7 +664,9 @@ def test_a_median_ensemble_is_chosen_scored_and_exported_as_its_median(runs, val
     with torch.no_grad():
         ensemble = torch.softmax(trained.model(torch.from_numpy(cache.batch(list(keys)))), 1).numpy()
     np.testing.assert_allclose(ensemble, np.median(singles, axis=0), atol=1e-6)
-    assert np.abs(np.median(singles, axis=0) - singles.mean(axis=0)).max() > 1e-4  # the median is not the mean here
+    assert (
+        np.abs(np.median(singles, axis=0) - singles.mean(axis=0)).max() > 1e-4
+    )  # the median is not the mean here
     export_run(tmp_path / "ens", tmp_path / "models")  # the ONNX graph is checked against the torch model
     entry = json.loads((tmp_path / "models" / "models.json").read_text())["models"]["noise_moderate"]
     assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4
@@ -478,8 +679,22 @@ def test_a_model_replaced_in_a_set_may_give_the_set_a_new_version(runs, tmp_path
     models = tmp_path / "models"
     export_run(runs / "a", models, name="site-set")
     assert json.loads((models / "models.json").read_text())["version"] == "1.0.0"
-    assert cli.main(["export", "--runs", str(runs / "b"), "--models-dir", str(models), "--manifest-version", "1.1.0",
-                     "--name", "ignored"]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--runs",
+                str(runs / "b"),
+                "--models-dir",
+                str(models),
+                "--manifest-version",
+                "1.1.0",
+                "--name",
+                "ignored",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((models / "models.json").read_text())
     assert (manifest["name"], manifest["version"]) == ("site-set", "1.1.0")
     assert manifest["models"]["noise_moderate"]["provenance"]["settings"]["seed"] == 1  # run b's model now
@@ -495,8 +710,11 @@ def test_an_exported_ensemble_of_brain_windowed_members_holds_its_mask_once(vali
     build([tmp_path / "run-0", tmp_path / "run-1"], tmp_path / "ens", torch.device("cpu"))
     export_run(tmp_path / "ens", tmp_path / "models")
     graph = onnx.load(str(tmp_path / "models" / "motion_moderate.onnx")).graph
-    masks = [t for t in list(graph.initializer) + [n.attribute[0].t for n in graph.node if n.op_type == "Constant"]
-             if list(t.dims) == [1, 1, 24, 24, 24]]
+    masks = [
+        t
+        for t in list(graph.initializer) + [n.attribute[0].t for n in graph.node if n.op_type == "Constant"]
+        if list(t.dims) == [1, 1, 24, 24, 24]
+    ]
     assert len(masks) == 1
 
 
@@ -509,9 +727,15 @@ def test_an_ensemble_refuses_what_does_not_fit(runs, validated_cache, tmp_path):
         build([runs / "b", tmp_path / "motion"], tmp_path / "mixed")
     plain = toy_cache(tmp_path / "plain", n_source=4, n_target_labelled=18, n_unlabelled=0, size=24, seed=1)
     train_run(quick(), plain.root, tmp_path / "no-validation", folds=[0, 1])
-    with pytest.raises(ValueError, match="no labelled FLAIR is held out of every member's training.*validation part"):
+    with pytest.raises(
+        ValueError, match="no labelled FLAIR is held out of every member's training.*validation part"
+    ):
         build([tmp_path / "no-validation"], tmp_path / "none")
-    assert not (tmp_path / "one").exists() and not (tmp_path / "mixed").exists() and not (tmp_path / "none").exists()
+    assert (
+        not (tmp_path / "one").exists()
+        and not (tmp_path / "mixed").exists()
+        and not (tmp_path / "none").exists()
+    )
 
     train_run(quick(seed=5), cache.root, tmp_path / "c", folds=[0])
     build([runs / "b", tmp_path / "c"], tmp_path / "ens")

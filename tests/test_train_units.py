@@ -15,8 +15,20 @@ from flairqc_app.train import labels as lab  # noqa: E402
 from flairqc_app.train import schedules, settings  # noqa: E402
 from flairqc_app.train.cache import Sample, assign_test_split  # noqa: E402
 from flairqc_app.train.methods import METHODS, resolve  # noqa: E402
-from flairqc_app.train.metrics import balanced_accuracy, best_threshold, bootstrap_ci, confusion_matrix, mcnemar  # noqa: E402
-from flairqc_app.train.models import SSDANet, TargetClassifier, count_parameters, feature_grid, reverse_gradient  # noqa: E402
+from flairqc_app.train.metrics import (  # noqa: E402
+    balanced_accuracy,
+    best_threshold,
+    bootstrap_ci,
+    confusion_matrix,
+    mcnemar,
+)
+from flairqc_app.train.models import (  # noqa: E402
+    SSDANet,
+    TargetClassifier,
+    count_parameters,
+    feature_grid,
+    reverse_gradient,
+)
 from flairqc_app.train.pools import Pool, Pools, make_pools  # noqa: E402
 from flairqc_app.train.streams import BatchStream  # noqa: E402
 
@@ -32,14 +44,17 @@ def test_grl_is_identity_forward_and_flips_scaled_gradient(lambd):
     assert torch.allclose(x.grad, -lambd * upstream)
 
 
-@pytest.mark.parametrize("p, expected", [(0.0, 0.0), (0.1, 0.46211715726), (0.25, 0.84828363995),
-                                         (0.5, 0.98661429815), (1.0, 0.99990920426)])
+@pytest.mark.parametrize(
+    "p, expected",
+    [(0.0, 0.0), (0.1, 0.46211715726), (0.25, 0.84828363995), (0.5, 0.98661429815), (1.0, 0.99990920426)],
+)
 def test_lambda_schedule_eq2(p, expected):
     assert schedules.grl_lambda(p) == pytest.approx(expected, abs=1e-10)
 
 
-@pytest.mark.parametrize("p, expected", [(0.0, 0.01), (0.1, 0.01 / 2 ** 0.75), (0.5, 0.01 / 6 ** 0.75),
-                                         (1.0, 0.01 / 11 ** 0.75)])
+@pytest.mark.parametrize(
+    "p, expected", [(0.0, 0.01), (0.1, 0.01 / 2**0.75), (0.5, 0.01 / 6**0.75), (1.0, 0.01 / 11**0.75)]
+)
 def test_learning_rate_schedule_eq3(p, expected):
     assert schedules.learning_rate(p, 0.01, 10.0, 0.75) == pytest.approx(expected, rel=1e-12)
     assert schedules.learning_rate(1.0, 0.01) == pytest.approx(0.0016556, rel=1e-4)
@@ -59,7 +74,7 @@ def test_stream_full_batches_cycle_the_pool_once_per_pass():
     keys = [k for ks, _ in drawn for k in ks]
     assert all(len(ks) == 3 and len(ys) == 3 for ks, ys in drawn)
     for start in (0, 7, 14):
-        assert sorted(keys[start:start + 7]) == sorted(pool.keys)  # each pass is a permutation
+        assert sorted(keys[start : start + 7]) == sorted(pool.keys)  # each pass is a permutation
     assert stream.passes == 2
     for ks, ys in drawn:
         assert [pool.labels[pool.keys.index(k)] for k in ks] == list(ys)
@@ -107,11 +122,13 @@ def test_task_labels_and_tiers():
 
 def test_read_labels_tsv(tmp_path):
     path = tmp_path / "labels.tsv"
-    path.write_text("filename\tparticipant_id\tsession_id\trun_id\tacq_id\tmodality\tstraight_reject\treject_reason"
-                    "\tmotion\tnoise\tcontrast\tgen_seed\n"
-                    "sub-01/anat/sub-01_FLAIR.nii.gz\tsub-01\tn/a\tn/a\tn/a\tFLAIR\t0\tn/a\t1\t0\t2\t7\n"
-                    "sub-02/anat/sub-02_FLAIR.nii.gz\tsub-02\tn/a\tn/a\tn/a\tFLAIR\t1\ttruncated\tn/a\tn/a\tn/a\t8\n"
-                    "sub-03/anat/sub-03_FLAIR.nii.gz\tsub-03\tn/a\tn/a\tn/a\tFLAIR\tn/a\tn/a\tn/a\tn/a\tn/a\t9\n")
+    path.write_text(
+        "filename\tparticipant_id\tsession_id\trun_id\tacq_id\tmodality\tstraight_reject\treject_reason"
+        "\tmotion\tnoise\tcontrast\tgen_seed\n"
+        "sub-01/anat/sub-01_FLAIR.nii.gz\tsub-01\tn/a\tn/a\tn/a\tFLAIR\t0\tn/a\t1\t0\t2\t7\n"
+        "sub-02/anat/sub-02_FLAIR.nii.gz\tsub-02\tn/a\tn/a\tn/a\tFLAIR\t1\ttruncated\tn/a\tn/a\tn/a\t8\n"
+        "sub-03/anat/sub-03_FLAIR.nii.gz\tsub-03\tn/a\tn/a\tn/a\tFLAIR\tn/a\tn/a\tn/a\tn/a\tn/a\t9\n"
+    )
     rows = lab.read_labels(path)
     assert rows[0].grades == {"motion": 1, "noise": 0, "contrast": 2} and rows[0].straight_reject == 0
     assert rows[1].straight_reject == 1 and rows[1].grades["motion"] is None
@@ -130,14 +147,23 @@ def _samples(n_participants: int = 60) -> list[Sample]:
         for j in range(1 + i % 3):  # 1-3 images per participant
             labelled = not (domain == "target" and j == 2)
             grades = {a: int(rng.integers(0, 3)) for a in ARTEFACTS}
-            out.append(Sample(key=f"{i}-{j}", domain=domain, filename=f"sub-{i}/anat/x{j}.nii.gz",
-                              participant_id=f"sub-{i}", group=f"{domain}:sub-{i}",
-                              straight_reject=int(rng.random() < 0.1) if labelled else None,
-                              grades=grades if labelled else {}))
+            out.append(
+                Sample(
+                    key=f"{i}-{j}",
+                    domain=domain,
+                    filename=f"sub-{i}/anat/x{j}.nii.gz",
+                    participant_id=f"sub-{i}",
+                    group=f"{domain}:sub-{i}",
+                    straight_reject=int(rng.random() < 0.1) if labelled else None,
+                    grades=grades if labelled else {},
+                )
+            )
     return assign_test_split(out, 0.2, seed=3)
 
 
-def _fold_groups(samples: list[Sample], fold: int, folds: int = 4) -> tuple[Pools, set[str], set[str], set[str]]:
+def _fold_groups(
+    samples: list[Sample], fold: int, folds: int = 4
+) -> tuple[Pools, set[str], set[str], set[str]]:
     """The motion_moderate pools of a fold, and the participant groups of its training, validation and test pools."""
     group_of = {s.key: s.group for s in samples}
     pools = make_pools(samples, "motion_moderate", fold, folds, seed=1)
@@ -146,8 +172,11 @@ def _fold_groups(samples: list[Sample], fold: int, folds: int = 4) -> tuple[Pool
 
 
 def _labelled_target_trainval(samples: list[Sample]) -> set[str]:
-    return {s.group for s in samples if s.domain == "target" and s.split == "trainval"
-            and s.label("motion_moderate") is not None}
+    return {
+        s.group
+        for s in samples
+        if s.domain == "target" and s.split == "trainval" and s.label("motion_moderate") is not None
+    }
 
 
 def test_no_participant_in_two_splits():
@@ -161,7 +190,9 @@ def test_no_participant_in_two_splits():
         assert not train & val and not train & test and not val & test
         assert set(pools.validation.labels) == {0, 1}  # stratified: both classes in every fold
         seen_validation |= val
-    assert seen_validation == _labelled_target_trainval(samples)  # every labelled target participant validates once
+    assert seen_validation == _labelled_target_trainval(
+        samples
+    )  # every labelled target participant validates once
 
 
 def test_validation_split_validates_every_fold_and_never_trains():
@@ -173,8 +204,12 @@ def test_validation_split_validates_every_fold_and_never_trains():
         pools, train, val, test = _fold_groups(samples, fold)
         assert held_out <= val and not held_out & train and not held_out & test
         labels = dict(zip(pools.validation.keys, pools.validation.labels))
-        held_out_labelled = [s for s in samples if s.group in held_out and s.label("motion_moderate") is not None]
-        assert held_out_labelled and all(labels.get(s.key) == s.label("motion_moderate") for s in held_out_labelled)
+        held_out_labelled = [
+            s for s in samples if s.group in held_out and s.label("motion_moderate") is not None
+        ]
+        assert held_out_labelled and all(
+            labels.get(s.key) == s.label("motion_moderate") for s in held_out_labelled
+        )
         fold_only |= val - held_out
         assert not (val - held_out) & train
     # the cross-validation folds still cover the other labelled target participants once each
@@ -186,7 +221,9 @@ def test_source_as_rejects_trains_source_images_as_straight_rejects():
     domain_of = {s.key: s.domain for s in samples}
     plain = make_pools(samples, "straight_reject", 0, 4, seed=1)
     mixed = make_pools(samples, "straight_reject", 0, 4, seed=1, source_as_rejects=True)
-    assert len(mixed.source) == 0 and set(mixed.target.keys) == set(plain.target.keys) | set(plain.source.keys)
+    assert len(mixed.source) == 0 and set(mixed.target.keys) == set(plain.target.keys) | set(
+        plain.source.keys
+    )
     labels = dict(zip(mixed.target.keys, mixed.target.labels))
     assert all(labels[k] == 1 for k in plain.source.keys)  # every T1w is a reject when trained as FLAIR
     assert {k: labels[k] for k in plain.target.keys} == dict(zip(plain.target.keys, plain.target.labels))
@@ -200,9 +237,19 @@ def test_source_as_rejects_trains_source_images_as_straight_rejects():
 
 
 def test_same_subjects_grouping_keeps_a_person_out_of_training_when_tested():
-    samples = [Sample(key=f"{d}{i}", domain=d, filename=f"{d}{i}", participant_id=f"sub-{i}", group=f"sub-{i}",
-                      straight_reject=0, grades={"motion": i % 3, "noise": 0, "contrast": 0})
-               for i in range(30) for d in ("source", "target")]
+    samples = [
+        Sample(
+            key=f"{d}{i}",
+            domain=d,
+            filename=f"{d}{i}",
+            participant_id=f"sub-{i}",
+            group=f"sub-{i}",
+            straight_reject=0,
+            grades={"motion": i % 3, "noise": 0, "contrast": 0},
+        )
+        for i in range(30)
+        for d in ("source", "target")
+    ]
     samples = assign_test_split(samples, 0.3, seed=0)
     for s in samples:
         twin = next(t for t in samples if t.group == s.group and t is not s)
@@ -255,7 +302,7 @@ def test_metrics_values():
     assert low < balanced_accuracy(np.r_[y, y, y], np.r_[pred, y, y]) < high
     assert bootstrap_ci(np.r_[y, y, y], np.r_[pred, y, y], 1000, seed=0) == (low, high)
     test = mcnemar(np.zeros(10), np.r_[np.ones(6), np.zeros(4)], np.zeros(10))
-    assert (test.a_only, test.b_only) == (0, 6) and test.p_value == pytest.approx(2 * 0.5 ** 6)
+    assert (test.a_only, test.b_only) == (0, 6) and test.p_value == pytest.approx(2 * 0.5**6)
     threshold, ba = best_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.35, 0.9]))
     assert threshold == pytest.approx(0.325) and ba == 1.0
 

@@ -48,8 +48,16 @@ def draw_grades(rng: np.random.Generator) -> dict[str, int]:
     return {a: int(rng.choice(3, p=(0.5, 0.25, 0.25))) for a in ARTEFACTS}
 
 
-def toy_cache(root: Path, n_source: int = 40, n_target_labelled: int = 30, n_unlabelled: int = 30,
-              size: int = 24, test_fraction: float = 0.3, seed: int = 0, n_validation: int = 0) -> VolumeCache:
+def toy_cache(
+    root: Path,
+    n_source: int = 40,
+    n_target_labelled: int = 30,
+    n_unlabelled: int = 30,
+    size: int = 24,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    n_validation: int = 0,
+) -> VolumeCache:
     """A cache of toy volumes with samples.tsv and a test split; every third target participant also has an
     unlabelled second image (so grouping by participant is exercised). `n_validation` more labelled FLAIR form
     the validation split (held out of every fold's training)."""
@@ -60,9 +68,16 @@ def toy_cache(root: Path, n_source: int = 40, n_target_labelled: int = 30, n_unl
     def add(domain: str, participant: str, labelled: bool, name: str, split: str = "trainval") -> None:
         grades = draw_grades(rng)
         volume = toy_volume(rng, domain, grades, size)
-        sample = Sample(key="", domain=domain, filename=f"{participant}/anat/{participant}_{name}.nii.gz",
-                        participant_id=participant, group=f"{domain}:{participant}",
-                        straight_reject=0 if labelled else None, grades=grades if labelled else {}, split=split)
+        sample = Sample(
+            key="",
+            domain=domain,
+            filename=f"{participant}/anat/{participant}_{name}.nii.gz",
+            participant_id=participant,
+            group=f"{domain}:{participant}",
+            straight_reject=0 if labelled else None,
+            grades=grades if labelled else {},
+            split=split,
+        )
         samples.append(cache.add_array(sample, volume))
 
     for i in range(n_source):

@@ -60,11 +60,13 @@ def main() -> None:
     write_nifti_reproducibly(to_uint8(flair), maps.affine, config.FLAIR_TEMPLATE)
     write_nifti_reproducibly(to_uint8(maps.t1), maps.affine, config.T1W_TEMPLATE)
     write_nifti_reproducibly(maps.brain_mask.astype(np.uint8), maps.affine, config.BRAIN_MASK)
-    write_nifti_reproducibly(tissue_labels(maps.csf, maps.gm, maps.wm, maps.brain_mask), maps.affine,
-                             config.TISSUE_LABELS)
+    write_nifti_reproducibly(
+        tissue_labels(maps.csf, maps.gm, maps.wm, maps.brain_mask), maps.affine, config.TISSUE_LABELS
+    )
     notice = {
         "Name": "flairqc templates in MNI152NLin2009aSym",
-        "DerivedFrom": "ICBM 2009a nonlinear symmetric T1, GM and WM maps as shipped by nilearn (tissue labels: the most probable of CSF, GM, WM)",
+        "DerivedFrom": "ICBM 2009a nonlinear symmetric T1, GM and WM maps as shipped by nilearn "
+        "(tissue labels: the most probable of CSF, GM, WM)",
         "Script": "tools/derive_templates.py",
         "FLAIRClassIntensities": {"CSF": FLAIR_CSF, "GM": FLAIR_GM, "WM": FLAIR_WM},
         "TissueLabels": TISSUE_LABELS,

@@ -43,8 +43,9 @@ def draw_rows(rows: list[tuple[str, nib.Nifti1Image]], path: Path, dpi: int) -> 
         slices = central_slices(img)
         vmax = float(np.percentile(np.concatenate([s.ravel() for s, _ in slices]), 99.5)) or 1.0
         for col, (plane, aspect) in enumerate(slices):
-            axes[row, col].imshow(plane, origin="lower", cmap="gray", vmin=0, vmax=vmax, aspect=aspect,
-                                  interpolation="nearest")
+            axes[row, col].imshow(
+                plane, origin="lower", cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest"
+            )
             axes[row, col].axis("off")
         axes[row, 0].text(0.0, 1.02, title, transform=axes[row, 0].transAxes, fontsize=8, va="bottom")
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.97, wspace=0.02, hspace=0.12)
@@ -66,19 +67,34 @@ def main() -> None:
             case = render_case(SEED, "FLAIR", config=config, subject_seed=SUBJECT, **kwargs)
             g = case.labels
             title = f"{name} grade {grade}: " + ", ".join(
-                f"{k[4:]}={g[k]}" for k in ("gen_snr", "gen_motion_poses", "gen_motion_switches", "gen_motion_max_rot_deg",
-                                            "gen_motion_max_trans_mm", "gen_contrast_residual",
-                                            "gen_contrast_region_fraction", "gen_csf_to_wm")
-                if k in g and g[k] != "n/a" and (grade or k == "gen_snr"))
+                f"{k[4:]}={g[k]}"
+                for k in (
+                    "gen_snr",
+                    "gen_motion_poses",
+                    "gen_motion_switches",
+                    "gen_motion_max_rot_deg",
+                    "gen_motion_max_trans_mm",
+                    "gen_contrast_residual",
+                    "gen_contrast_region_fraction",
+                    "gen_csf_to_wm",
+                )
+                if k in g and g[k] != "n/a" and (grade or k == "gen_snr")
+            )
             rows.append((title, case.image))
         draw_rows(rows, args.out / f"{name}.png", args.dpi)
         print("wrote", args.out / f"{name}.png")
-    sequences = [("FLAIR", render_case(SEED, "FLAIR", config=config, subject_seed=SUBJECT).image),
-                 ("T1w", render_case(SEED, "T1w", config=config, subject_seed=SUBJECT).image)]
+    sequences = [
+        ("FLAIR", render_case(SEED, "FLAIR", config=config, subject_seed=SUBJECT).image),
+        ("T1w", render_case(SEED, "T1w", config=config, subject_seed=SUBJECT).image),
+    ]
     draw_rows(sequences, args.out / "sequences.png", args.dpi)
-    rejects = [(f"straight reject: {reason}",
-                render_case(SEED + i, "FLAIR", reject=reason, config=config, subject_seed=SUBJECT).image)
-               for i, reason in enumerate(REJECT_REASONS)]
+    rejects = [
+        (
+            f"straight reject: {reason}",
+            render_case(SEED + i, "FLAIR", reject=reason, config=config, subject_seed=SUBJECT).image,
+        )
+        for i, reason in enumerate(REJECT_REASONS)
+    ]
     draw_rows(rejects, args.out / "straight_rejects.png", args.dpi)
     print("wrote sequences.png and straight_rejects.png")
 

@@ -44,13 +44,15 @@ def group_rows(out: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path, help="output directory of a participant run")
     parser.add_argument("docs", type=Path)
     args = parser.parse_args()
+    from helpers import chromium_driver
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from helpers import chromium_driver
 
     from flairqc_app.report import render_group_report
 
@@ -67,8 +69,10 @@ def main() -> None:
         driver.get((site / "group_FLAIR.html").as_uri())
         driver.find_element(By.CSS_SELECTOR, '.count[data-category="tier2"]').click()
         driver.find_element(By.CSS_SELECTOR, "#qc-table tbody tr td:nth-child(3)").click()  # the real image
-        driver.execute_script("document.querySelector('.table-wrap').scrollTop = 0;"
-                              "document.getElementById('images').scrollIntoView()")
+        driver.execute_script(
+            "document.querySelector('.table-wrap').scrollTop = 0;"
+            "document.getElementById('images').scrollIntoView()"
+        )
         save_small(driver.get_screenshot_as_png(), args.docs / "report-group-table.png", 1000)
         driver.execute_script("window.scrollTo(0, 0)")
         save_small(driver.get_screenshot_as_png(), args.docs / "report-group.png", 1200)

@@ -20,6 +20,7 @@ def efc(image: np.ndarray) -> float:
     (1.0, 0.042)
     """
     n = image.size
+
     def slabs():  # the non-zero magnitudes in float64, one slab at a time (no copy of the whole volume)
         return (np.abs(slab[slab != 0]).astype(np.float64) for slab in image)
 

@@ -71,8 +71,9 @@ def needs_air(masks: Masks) -> None:
         raise NotAvailable("background zeroed (skull-stripped or air masked)")
 
 
-def compute_iqms(img: nib.Nifti1Image, bias_field: np.ndarray | None, transform: Path,
-                 metadata: dict | None = None) -> IqmResult:
+def compute_iqms(
+    img: nib.Nifti1Image, bias_field: np.ndarray | None, transform: Path, metadata: dict | None = None
+) -> IqmResult:
     """All IQMs of one image; `bias_field` is the N4 field on the native grid, `transform` the affine
     (template <- subject) that preprocessing wrote."""
     result = IqmResult()
@@ -88,8 +89,15 @@ def compute_iqms(img: nib.Nifti1Image, bias_field: np.ndarray | None, transform:
     return result
 
 
-def fill(result: IqmResult, raw: np.ndarray, corrected: np.ndarray, bias_field: np.ndarray | None, masks: Masks,
-         zooms: tuple[float, ...], metadata: dict) -> None:
+def fill(
+    result: IqmResult,
+    raw: np.ndarray,
+    corrected: np.ndarray,
+    bias_field: np.ndarray | None,
+    masks: Masks,
+    zooms: tuple[float, ...],
+    metadata: dict,
+) -> None:
     gm, wm = corrected[masks.gm], corrected[masks.wm]
 
     def air_mask() -> np.ndarray:
@@ -103,16 +111,21 @@ def fill(result: IqmResult, raw: np.ndarray, corrected: np.ndarray, bias_field: 
 
     result.attempt(["iqm_snr_wm"], lambda: noise.snr(wm))
     result.attempt(["iqm_snr_brain"], lambda: (noise.snr(gm) + noise.snr(wm)) / 2)
-    result.attempt(["iqm_snrd_wm"], lambda: noise.snr_dietrich(float(np.mean(raw[masks.wm])), raw[air_mask()]))
-    result.attempt(["iqm_noise_tissue"],
-                   lambda: noise.laplacian_sigma(corrected, masks.wm) / float(np.median(wm)))
+    result.attempt(
+        ["iqm_snrd_wm"], lambda: noise.snr_dietrich(float(np.mean(raw[masks.wm])), raw[air_mask()])
+    )
+    result.attempt(
+        ["iqm_noise_tissue"], lambda: noise.laplacian_sigma(corrected, masks.wm) / float(np.median(wm))
+    )
     result.attempt(["iqm_cnr"], lambda: contrast.cnr(gm, wm))
     result.attempt(["iqm_cjv"], lambda: contrast.cjv(gm, wm))
     result.attempt(["iqm_wm2max"], lambda: contrast.wm2max(wm, corrected[masks.head]))
     result.attempt(["iqm_efc"], lambda: artefacts.efc(raw))
     result.attempt(["iqm_fber"], lambda: artefacts.fber(raw[masks.head], raw[air_mask()]))
     result.attempt(["iqm_qi1"], lambda: artefacts.qi1(raw, air_mask(), zooms))
-    result.attempt(["iqm_gsr"], lambda: artefacts.ghost_to_signal(raw, masks.head, air_mask(), phase_axis(metadata)))
+    result.attempt(
+        ["iqm_gsr"], lambda: artefacts.ghost_to_signal(raw, masks.head, air_mask(), phase_axis(metadata))
+    )
 
     def smoothness() -> list[float]:
         widths = artefacts.fwhm(corrected, masks.brain, zooms)

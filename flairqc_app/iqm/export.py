@@ -14,8 +14,13 @@ from typing import Any
 from flairqc_app.iqm.definitions import IQMS, NOTES_COLUMN
 
 MODALITY = "FLAIR"
-BIDS_META_COLUMNS = {"participant_id": "subject_id", "session_id": "session_id", "acq_id": "acq_id",
-                     "rec_id": "rec_id", "run_id": "run_id"}
+BIDS_META_COLUMNS = {
+    "participant_id": "subject_id",
+    "session_id": "session_id",
+    "acq_id": "acq_id",
+    "rec_id": "rec_id",
+    "run_id": "run_id",
+}
 
 
 def md5_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -28,7 +33,9 @@ def md5_of(path: Path, chunk: int = 1 << 20) -> str:
 
 def mriqc_json(row: dict[str, Any], sidecar: dict[str, Any], input_md5: str) -> dict[str, Any]:
     """The MRIQC-layout document of one processed row (its IQM columns) and the image's sidecar."""
-    document: dict[str, Any] = {iqm.mriqc_key: row[iqm.column] for iqm in IQMS if row.get(iqm.column) is not None}
+    document: dict[str, Any] = {
+        iqm.mriqc_key: row[iqm.column] for iqm in IQMS if row.get(iqm.column) is not None
+    }
     bids_meta = {key: value for key, value in sidecar.items() if isinstance(value, (str, int, float, bool))}
     for column, key in BIDS_META_COLUMNS.items():
         if row.get(column) is not None:
@@ -36,8 +43,10 @@ def mriqc_json(row: dict[str, Any], sidecar: dict[str, Any], input_md5: str) -> 
     bids_meta["modality"] = MODALITY
     notes = row.get(NOTES_COLUMN) or ""
     by_column = {iqm.column: iqm.mriqc_key for iqm in IQMS}
-    warnings = {by_column.get(column, column): reason
-                for column, reason in (part.split(": ", 1) for part in notes.split("; ") if ": " in part)}
+    warnings = {
+        by_column.get(column, column): reason
+        for column, reason in (part.split(": ", 1) for part in notes.split("; ") if ": " in part)
+    }
     document["bids_meta"] = bids_meta
     document["provenance"] = {
         "md5sum": input_md5,

@@ -93,8 +93,11 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     (26, 27)
     """
     components, _ = ndimage.label(~mask)
-    faces = [components[tuple(slice(None) if a != axis else end for a in range(3))]
-             for axis in range(3) for end in (0, -1)]
+    faces = [
+        components[tuple(slice(None) if a != axis else end for a in range(3))]
+        for axis in range(3)
+        for end in (0, -1)
+    ]
     outside = np.unique(np.concatenate([f.ravel() for f in faces]))
     return ~np.isin(components, outside[outside > 0])
 
@@ -142,7 +145,9 @@ def native_labels(shape: tuple[int, ...], native_affine: np.ndarray, transform: 
     box = brain_box(labels, np.linalg.inv(to_template), shape[:3])
     if box is None:
         return out
-    j, k = np.meshgrid(np.arange(box[1].start, box[1].stop), np.arange(box[2].start, box[2].stop), indexing="ij")
+    j, k = np.meshgrid(
+        np.arange(box[1].start, box[1].stop), np.arange(box[2].start, box[2].stop), indexing="ij"
+    )
     matrix = to_template.astype(np.float32)
     base = matrix[:3, 1:3] @ np.stack([j.ravel(), k.ravel()]).astype(np.float32) + matrix[:3, 3:] + 1
     padded = padded_template_labels()
@@ -155,7 +160,9 @@ def native_labels(shape: tuple[int, ...], native_affine: np.ndarray, transform: 
     return out
 
 
-def brain_box(labels: np.ndarray, template_to_native: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
+def brain_box(
+    labels: np.ndarray, template_to_native: np.ndarray, shape: tuple[int, ...]
+) -> tuple[slice, ...] | None:
     """The native voxel box that contains the template brain's bounding box once mapped (None: outside)."""
     nonzero = [np.flatnonzero(labels.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     corners = np.array(np.meshgrid(*[[n[0] - 1, n[-1] + 1] for n in nonzero], indexing="ij")).reshape(3, -1)
@@ -170,9 +177,14 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
     >>> bounding_box(np.pad(np.ones((2, 3, 1), bool), 2), margin=1)
     (slice(1, 5, None), slice(1, 6, None), slice(1, 4, None))
     """
-    spans = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))) for axis in range(mask.ndim)]
-    return tuple(slice(max(int(s[0]) - margin, 0), min(int(s[-1]) + 1 + margin, n)) if s.size else slice(0, 0)
-                 for s, n in zip(spans, mask.shape))
+    spans = [
+        np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        for axis in range(mask.ndim)
+    ]
+    return tuple(
+        slice(max(int(s[0]) - margin, 0), min(int(s[-1]) + 1 + margin, n)) if s.size else slice(0, 0)
+        for s, n in zip(spans, mask.shape)
+    )
 
 
 def class_weights() -> np.ndarray:
@@ -198,8 +210,12 @@ def fit_classes(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
     w = class_weights()[labels]
     start = [values[labels == k] for k in (CSF, GM, WM)]
     spread = float(np.std(values)) or 1.0
-    means = np.array([float(np.mean(s)) if s.size else float(np.percentile(values, p))
-                      for s, p in zip(start, (10, 90, 60))])
+    means = np.array(
+        [
+            float(np.mean(s)) if s.size else float(np.percentile(values, p))
+            for s, p in zip(start, (10, 90, 60))
+        ]
+    )
     sigmas = np.array([max(float(np.std(s)) if s.size > 1 else spread, 1e-3 * spread) for s in start])
     for _ in range(FIT_ITERATIONS):
         z = (values[:, None] - means) / sigmas
@@ -212,7 +228,9 @@ def fit_classes(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
     return means, sigmas, np.argmax(w * np.exp(-0.5 * z * z) / sigmas, axis=1)
 
 
-def mixture_classes(means: np.ndarray, sigmas: np.ndarray, lo: float, hi: float, bins: int = CLASS_TABLE_BINS):
+def mixture_classes(
+    means: np.ndarray, sigmas: np.ndarray, lo: float, hi: float, bins: int = CLASS_TABLE_BINS
+):
     """Class per (template label, intensity bin): the mixture's decision as a lookup table, so that millions
     of voxels are classified without an (n, 3) float array."""
     centres = np.linspace(lo, hi, bins)
@@ -221,7 +239,9 @@ def mixture_classes(means: np.ndarray, sigmas: np.ndarray, lo: float, hi: float,
     return np.argmax(class_weights()[:, None, :] * likelihood[None], axis=2).astype(np.uint8)
 
 
-def tissue_masks(corrected: np.ndarray, labels: np.ndarray, zooms: tuple[float, ...]) -> dict[str, np.ndarray]:
+def tissue_masks(
+    corrected: np.ndarray, labels: np.ndarray, zooms: tuple[float, ...]
+) -> dict[str, np.ndarray]:
     """GM, WM and lesion masks (bool) from the labels and the N4-corrected intensities (the CSF class is fitted,
     so that dark voxels do not fall into GM or WM, but no metric reads its mask)."""
     box = bounding_box(labels > 0, margin=1)
@@ -231,8 +251,9 @@ def tissue_masks(corrected: np.ndarray, labels: np.ndarray, zooms: tuple[float, 
     means, sigmas, _ = fit_classes(values[::FIT_SAMPLE_STEP], prior[::FIT_SAMPLE_STEP])
     lo, hi = float(values.min()), float(values.max())
     table = mixture_classes(means, sigmas, lo, hi)
-    bins = np.clip(((values - lo) * ((CLASS_TABLE_BINS - 1) / max(hi - lo, 1e-12))).round(), 0,
-                   CLASS_TABLE_BINS - 1).astype(np.intp)
+    bins = np.clip(
+        ((values - lo) * ((CLASS_TABLE_BINS - 1) / max(hi - lo, 1e-12))).round(), 0, CLASS_TABLE_BINS - 1
+    ).astype(np.intp)
     cls = table[prior, bins]
     deep_wm = erode(labels_box == WM, radius_in_voxels(LESION_DEPTH_MM, zooms))[brain]
     lesion = deep_wm & (values > means[1] + LESION_GM_SIGMAS * sigmas[1])
@@ -246,7 +267,9 @@ def tissue_masks(corrected: np.ndarray, labels: np.ndarray, zooms: tuple[float, 
     return out
 
 
-def build_masks(raw: np.ndarray, corrected: np.ndarray, labels: np.ndarray, zooms: tuple[float, ...]) -> Masks:
+def build_masks(
+    raw: np.ndarray, corrected: np.ndarray, labels: np.ndarray, zooms: tuple[float, ...]
+) -> Masks:
     brain = labels > 0
     head = head_mask(raw, brain)
     air = ~dilate(head, radius_in_voxels(AIR_MARGIN_MM, zooms))

@@ -94,13 +94,17 @@ def second_opinion(row: dict[str, Any], ranks: dict[str, float], run_size: int) 
             continue
         name = IQMS_BY_COLUMN[rule.iqm].long_name
         if grade == 0 and in_worst_tail(rule.iqm, rank):
-            line = f"{rule.artefact} models say none, but {name} is in the run's worst 5 % (percentile {rank:g})"
+            line = (
+                f"{rule.artefact} models say none, but {name} is in the run's worst 5 % (percentile {rank:g})"
+            )
         elif grade == 2 and in_best_tail(rule.iqm, rank):
             line = f"{rule.artefact} models say severe, but {name} is in the run's best 5 % (percentile {rank:g})"
         else:
             continue
         caveat = ranks.get(rule.caveat_iqm) if rule.caveat_iqm else None
         if caveat is not None and caveat >= 100 - TAIL_PERCENT:
-            line += f"; lesion load is high ({IQMS_BY_COLUMN[rule.caveat_iqm].long_name}, percentile {caveat:g})"
+            line += (
+                f"; lesion load is high ({IQMS_BY_COLUMN[rule.caveat_iqm].long_name}, percentile {caveat:g})"
+            )
         lines.append(line)
     return lines

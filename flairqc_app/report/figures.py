@@ -59,19 +59,24 @@ def central_planes(volume: np.ndarray) -> list[np.ndarray]:
     return [plane(volume, view, volume.shape[_VIEW_AXES[view][0]] // 2) for view in VIEWS]
 
 
-def display_sizes(shape: tuple[int, ...], zooms: tuple[float, float, float],
-                  longest: int = SLICE_PX) -> list[tuple[int, int]]:
+def display_sizes(
+    shape: tuple[int, ...], zooms: tuple[float, float, float], longest: int = SLICE_PX
+) -> list[tuple[int, int]]:
     """(width, height) in pixels per view, proportional to millimetres so anisotropic voxels look right."""
     extents = [n * z for n, z in zip(shape[:3], zooms)]
     px_per_mm = longest / max(extents)
     sizes = []
     for view in VIEWS:
         _, horizontal, vertical = _VIEW_AXES[view]
-        sizes.append((max(1, round(extents[horizontal] * px_per_mm)), max(1, round(extents[vertical] * px_per_mm))))
+        sizes.append(
+            (max(1, round(extents[horizontal] * px_per_mm)), max(1, round(extents[vertical] * px_per_mm)))
+        )
     return sizes
 
 
-def window_of(values: np.ndarray, percentiles: tuple[float, float] = WINDOW_PERCENTILES) -> tuple[float, float]:
+def window_of(
+    values: np.ndarray, percentiles: tuple[float, float] = WINDOW_PERCENTILES
+) -> tuple[float, float]:
     """Robust display window: percentiles of the non-zero finite values.
 
     >>> window_of(np.arange(101.0), (0, 100))
@@ -124,7 +129,9 @@ def central_slices(volume: np.ndarray, zooms: tuple[float, float, float]) -> lis
 def head_extent(volume: np.ndarray, axis: int, window: tuple[float, float]) -> tuple[int, int]:
     """First and last index along an axis holding voxels above a tenth of the window: the head, not the air."""
     low, high = window
-    profile = np.nanmax(np.moveaxis(np.nan_to_num(volume, nan=low), axis, 0).reshape(volume.shape[axis], -1), axis=1)
+    profile = np.nanmax(
+        np.moveaxis(np.nan_to_num(volume, nan=low), axis, 0).reshape(volume.shape[axis], -1), axis=1
+    )
     inside = np.flatnonzero(profile > low + 0.1 * (high - low))
     return (int(inside[0]), int(inside[-1])) if inside.size else (0, volume.shape[axis] - 1)
 
@@ -171,7 +178,14 @@ def side_labels(tile: Image.Image, view: str) -> Image.Image:
     y = tile.height // 2 - 8
     draw.text((3, y), left, fill=(255, 230, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
     width = draw.textlength(right, font=font)
-    draw.text((tile.width - 3 - width, y), right, fill=(255, 230, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    draw.text(
+        (tile.width - 3 - width, y),
+        right,
+        fill=(255, 230, 0),
+        font=font,
+        stroke_width=1,
+        stroke_fill=(0, 0, 0),
+    )
     return tile
 
 
@@ -186,7 +200,9 @@ def strip(tiles: list[Image.Image], mode: str = "RGB") -> Image.Image:
     return out
 
 
-def montage_strips(volume: np.ndarray, zooms: tuple[float, float, float], air: bool = False) -> list[Image.Image]:
+def montage_strips(
+    volume: np.ndarray, zooms: tuple[float, float, float], air: bool = False
+) -> list[Image.Image]:
     """One strip per view: slices spread over the head, windowed on tissue (or on the air), letters on the ends."""
     cuts = montages(volume, intensity_window(central_planes(volume)))
     sizes = display_sizes(volume.shape, zooms, TILE_PX)
@@ -200,7 +216,9 @@ def montage_strips(volume: np.ndarray, zooms: tuple[float, float, float], air: b
     return strips
 
 
-def outline_strips(mask: np.ndarray, volume: np.ndarray, zooms: tuple[float, float, float]) -> list[Image.Image]:
+def outline_strips(
+    mask: np.ndarray, volume: np.ndarray, zooms: tuple[float, float, float]
+) -> list[Image.Image]:
     """Transparent strips with the outline of `mask` on the same slices as montage_strips(volume)."""
     cuts = montages(volume, intensity_window(central_planes(volume)))
     sizes = display_sizes(volume.shape, zooms, TILE_PX)
@@ -241,7 +259,9 @@ def outline_layer(mask_plane: np.ndarray, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(resized_edge(mask_plane, size).astype(np.uint8), "P")
 
 
-def overlay_outline(image: Image.Image, mask_plane: np.ndarray, rgb: tuple[int, int, int] = OUTLINE_RGB) -> Image.Image:
+def overlay_outline(
+    image: Image.Image, mask_plane: np.ndarray, rgb: tuple[int, int, int] = OUTLINE_RGB
+) -> Image.Image:
     """The grey image with the outline of a 2D mask (same orientation as the image) drawn in colour."""
     pixels = np.array(image.convert("RGB"))
     pixels[resized_edge(mask_plane, image.size)] = rgb

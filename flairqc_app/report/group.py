@@ -23,9 +23,7 @@ if TYPE_CHECKING:  # recompute imports the report's verdict helpers
     from flairqc_app.recompute import Recomputed
 
 PROBABILITY_FIELDS = tuple(f"p_{task}" for task in TASKS)
-NUMERIC_FIELDS = frozenset(
-    {"straight_reject", "tier", *ARTEFACTS, "registration_ncc", *PROBABILITY_FIELDS}
-)
+NUMERIC_FIELDS = frozenset({"straight_reject", "tier", *ARTEFACTS, "registration_ncc", *PROBABILITY_FIELDS})
 # (row field, table header); headers stay short, the schema description is their tooltip.
 TABLE_COLUMNS = (
     ("bids_name", "BIDS name"),
@@ -34,23 +32,42 @@ TABLE_COLUMNS = (
     ("straight_reject", "reject"),
     ("tier", "tier"),
     *((a, a) for a in ARTEFACTS),
-    *((f"p_{t}", "p " + t.replace("_moderate", "≥1").replace("_severe", "2").replace("straight_reject", "reject")
-       .replace("motion", "mot").replace("contrast", "con").replace("_", " ")) for t in TASKS),
+    *(
+        (
+            f"p_{t}",
+            "p "
+            + t.replace("_moderate", "≥1")
+            .replace("_severe", "2")
+            .replace("straight_reject", "reject")
+            .replace("motion", "mot")
+            .replace("contrast", "con")
+            .replace("_", " "),
+        )
+        for t in TASKS
+    ),
     ("registration_ncc", "NCC"),
     ("manufacturer", "manufacturer"),
     ("magnetic_field_strength", "field (T)"),
     ("manufacturers_model_name", "model"),
 )
 VERDICT_HEADER = (
-    "category", "verdict", "Tier 1-3, straight reject by the model, skipped by the input gate, or failed."
+    "category",
+    "verdict",
+    "Tier 1-3, straight reject by the model, skipped by the input gate, or failed.",
 )
-PREVIOUS_HEADER = ("previous", "was", "The verdict before the group level recomputed it with other thresholds.")
+PREVIOUS_HEADER = (
+    "previous",
+    "was",
+    "The verdict before the group level recomputed it with other thresholds.",
+)
 # Shown when the page opens; the column chooser shows the others (status and reject are in the verdict badge).
 HIDDEN_COLUMNS = ("status", "straight_reject", "magnetic_field_strength", "manufacturers_model_name")
 GRADE_FIELDS = ("straight_reject", "tier", *ARTEFACTS)
 DECIMALS = 3
 MAX_BAR_GROUPS = 25  # scanner models beyond the 25 most frequent are pooled into one bar
-MAX_CHANGES_LISTED = 200  # the record (group_FLAIR_thresholds.json) and the table's "changed" search have them all
+MAX_CHANGES_LISTED = (
+    200  # the record (group_FLAIR_thresholds.json) and the table's "changed" search have them all
+)
 
 
 def cell(row: dict, field: str) -> str | float | None:
@@ -71,8 +88,10 @@ def table_payload(rows: list[dict], previous: dict[str, str] | None = None) -> d
     previous = previous or {}
     return {
         "columns": [*fields, "category", "previous"],
-        "rows": [[cell(row, f) for f in fields] + [category(row), previous.get(str(row.get("bids_name")))]
-                 for row in rows],
+        "rows": [
+            [cell(row, f) for f in fields] + [category(row), previous.get(str(row.get("bids_name")))]
+            for row in rows
+        ],
         "tasks": [{"field": f"p_{t}", "label": t.replace("_", " ")} for t in TASKS],
         "categories": {key: label for key, (label, _) in CATEGORIES.items()},
         "hidden": list(HIDDEN_COLUMNS),
@@ -91,7 +110,14 @@ def field_text(name: str) -> Callable[[dict], str]:
 
 
 # the plotly toolbar takes the top-left corner of each plot: the title goes below it
-TITLE_BELOW_TOOLBAR = {"x": 0.02, "xanchor": "left", "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 34}}
+TITLE_BELOW_TOOLBAR = {
+    "x": 0.02,
+    "xanchor": "left",
+    "yref": "container",
+    "y": 1,
+    "yanchor": "top",
+    "pad": {"t": 34},
+}
 
 
 def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str) -> dict:
@@ -102,21 +128,30 @@ def stacked_figure(rows: list[dict], group_of: Callable[[dict], str], title: str
     order = sorted(per_group, key=lambda g: (-per_group[g].total(), g))
     if len(order) > MAX_BAR_GROUPS:
         pooled = f"other ({len(order) - MAX_BAR_GROUPS + 1} groups)"
-        for group in order[MAX_BAR_GROUPS - 1:]:
+        for group in order[MAX_BAR_GROUPS - 1 :]:
             per_group[pooled].update(per_group.pop(group))
         order = order[: MAX_BAR_GROUPS - 1] + [pooled]
     # Plotly reads tags such as <b> or <a> in labels: escape untrusted sidecar text.
     labels = [html.escape(group) for group in order]
     data = [
-        {"type": "bar", "name": label, "x": labels, "y": [per_group[g][key] for g in order],
-         "marker": {"color": colour}}
+        {
+            "type": "bar",
+            "name": label,
+            "x": labels,
+            "y": [per_group[g][key] for g in order],
+            "marker": {"color": colour},
+        }
         for key, (label, colour) in CATEGORIES.items()
         if any(per_group[g][key] for g in order)
     ]
     layout = {
-        "barmode": "stack", "title": {"text": title, **TITLE_BELOW_TOOLBAR}, "height": 380,
-        "margin": {"l": 50, "r": 10, "t": 70, "b": 90}, "xaxis": {"type": "category", "automargin": True},
-        "yaxis": {"title": {"text": "images"}}, "legend": {"orientation": "h", "y": -0.35},
+        "barmode": "stack",
+        "title": {"text": title, **TITLE_BELOW_TOOLBAR},
+        "height": 380,
+        "margin": {"l": 50, "r": 10, "t": 70, "b": 90},
+        "xaxis": {"type": "category", "automargin": True},
+        "yaxis": {"title": {"text": "images"}},
+        "legend": {"orientation": "h", "y": -0.35},
     }
     return {"data": data, "layout": layout}
 
@@ -148,8 +183,9 @@ def changes_context(recomputed: Recomputed | None) -> dict | None:
     }
 
 
-def render_group_report(rows: list[dict], title: str = "flairqc group report",
-                        recomputed: Recomputed | None = None) -> str:
+def render_group_report(
+    rows: list[dict], title: str = "flairqc group report", recomputed: Recomputed | None = None
+) -> str:
     """The self-contained HTML group report (plotly.js inlined once, rows embedded once as JSON)."""
     counts = Counter(category(row) for row in rows)
     previous = {c.bids_name: c.before for c in recomputed.changes} if recomputed else {}
@@ -157,12 +193,26 @@ def render_group_report(rows: list[dict], title: str = "flairqc group report",
         "group.html.j2",
         title=title,
         total=len(rows),
-        counts=[(key, label, counts[key]) for key, (label, _) in CATEGORIES.items() if key != "unknown" or counts[key]],
-        figures=[(plot_id, figure) for plot_id, figure in (
-            ("by-manufacturer", stacked_figure(rows, field_text("manufacturer"), "Verdicts by manufacturer")),
-            ("by-field", stacked_figure(rows, field_strength, "Verdicts by magnetic field strength")),
-            ("by-model", stacked_figure(rows, field_text("manufacturers_model_name"), "Verdicts by scanner model")),
-        ) if informative(figure)],
+        counts=[
+            (key, label, counts[key])
+            for key, (label, _) in CATEGORIES.items()
+            if key != "unknown" or counts[key]
+        ],
+        figures=[
+            (plot_id, figure)
+            for plot_id, figure in (
+                (
+                    "by-manufacturer",
+                    stacked_figure(rows, field_text("manufacturer"), "Verdicts by manufacturer"),
+                ),
+                ("by-field", stacked_figure(rows, field_strength, "Verdicts by magnetic field strength")),
+                (
+                    "by-model",
+                    stacked_figure(rows, field_text("manufacturers_model_name"), "Verdicts by scanner model"),
+                ),
+            )
+            if informative(figure)
+        ],
         headers=table_headers(recomputed is not None),
         payload=table_payload(rows, previous),
         recompute=changes_context(recomputed),

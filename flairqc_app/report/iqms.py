@@ -27,9 +27,14 @@ log = logging.getLogger("flairqc")
 START, END = "<!-- flairqc:iqms -->", "<!-- /flairqc:iqms -->"
 START_BYTES, END_BYTES = START.encode(), END.encode()
 SCATTER_PAIRS = (
-    ("iqm_snr_wm", "p_noise_moderate"), ("iqm_noise_tissue", "p_noise_moderate"),
-    ("iqm_cnr", "p_contrast_moderate"), ("iqm_cjv", "p_contrast_moderate"), ("iqm_wmh_fraction", "p_contrast_moderate"),
-    ("iqm_efc", "p_motion_moderate"), ("iqm_qi1", "p_motion_moderate"), ("iqm_fwhm_avg", "p_motion_moderate"),
+    ("iqm_snr_wm", "p_noise_moderate"),
+    ("iqm_noise_tissue", "p_noise_moderate"),
+    ("iqm_cnr", "p_contrast_moderate"),
+    ("iqm_cjv", "p_contrast_moderate"),
+    ("iqm_wmh_fraction", "p_contrast_moderate"),
+    ("iqm_efc", "p_motion_moderate"),
+    ("iqm_qi1", "p_motion_moderate"),
+    ("iqm_fwhm_avg", "p_motion_moderate"),
 )
 SIGNIFICANT = 4
 ARROWS = {"higher": "↑", "lower": "↓", "neither": ""}
@@ -56,8 +61,9 @@ class IqmSection:
     notes: str
 
 
-def section(row: dict, ranks: dict[str, float] | None = None, run_size: int = 0,
-            opinions: tuple[str, ...] = ()) -> IqmSection | None:
+def section(
+    row: dict, ranks: dict[str, float] | None = None, run_size: int = 0, opinions: tuple[str, ...] = ()
+) -> IqmSection | None:
     """The IQM table of one row; None when the row has no IQM at all (skipped or failed images)."""
     if row.get("status") != "ok" or all(as_number(row.get(i.column)) is None for i in IQMS):
         return None
@@ -67,8 +73,17 @@ def section(row: dict, ranks: dict[str, float] | None = None, run_size: int = 0,
         if value != NA and iqm.units != DIMENSIONLESS:
             value = f"{value} {iqm.units}"
         rank = (ranks or {}).get(iqm.column)
-        lines.append(IqmLine(iqm.column, iqm.family, iqm.long_name, iqm.description, value,
-                             NA if rank is None else f"{rank:g}", ARROWS[iqm.better]))
+        lines.append(
+            IqmLine(
+                iqm.column,
+                iqm.family,
+                iqm.long_name,
+                iqm.description,
+                value,
+                NA if rank is None else f"{rank:g}",
+                ARROWS[iqm.better],
+            )
+        )
     lines.sort(key=lambda line: FAMILIES.index(line.family))
     return IqmSection(tuple(lines), ranks is not None, run_size, opinions, text(row.get(NOTES_COLUMN)))
 
@@ -80,10 +95,13 @@ def render_section(iqms: IqmSection | None) -> Markup:
 def replace_section(page: bytes, new_section: bytes) -> bytes | None:
     """The page with its IQM section replaced; None when the page has none (written by another version).
     Bytes, not text: a page is ~5 MB (plotly.js inlined) and decoding it would cost more than the rest."""
-    start, end = page.rfind(START_BYTES), page.rfind(END_BYTES)  # the section is near the end, after plotly.js
+    start, end = (
+        page.rfind(START_BYTES),
+        page.rfind(END_BYTES),
+    )  # the section is near the end, after plotly.js
     if start < 0 or end < start:
         return None
-    return page[:start] + new_section.strip() + page[end + len(END_BYTES):]
+    return page[:start] + new_section.strip() + page[end + len(END_BYTES) :]
 
 
 def refresh_participant_reports(output_dir: Path, rows: list[dict]) -> int:
@@ -93,7 +111,9 @@ def refresh_participant_reports(output_dir: Path, rows: list[dict]) -> int:
     for row in rows:
         name = str(row["bids_name"])
         path = derivatives.report_file(output_dir, name)
-        updated_section = section(row, ranks[name], len(rows), tuple(second_opinion(row, ranks[name], len(rows))))
+        updated_section = section(
+            row, ranks[name], len(rows), tuple(second_opinion(row, ranks[name], len(rows)))
+        )
         if updated_section is None or not path.is_file():
             continue
         try:
@@ -117,11 +137,19 @@ def with_menu(traces: list[dict], labels: list[str], layout: dict) -> dict:
     """A plotly figure showing one trace at a time, chosen from a dropdown."""
     for index, trace in enumerate(traces):
         trace["visible"] = index == 0
-    buttons = [{"label": label, "method": "update",
-                "args": [{"visible": [i == index for i in range(len(traces))]}, {"xaxis.title.text": label}]}
-               for index, label in enumerate(labels)]
-    layout = {**layout, "updatemenus": [{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.18, "yanchor": "top"}],
-              "xaxis": {**layout.get("xaxis", {}), "title": {"text": labels[0] if labels else ""}}}
+    buttons = [
+        {
+            "label": label,
+            "method": "update",
+            "args": [{"visible": [i == index for i in range(len(traces))]}, {"xaxis.title.text": label}],
+        }
+        for index, label in enumerate(labels)
+    ]
+    layout = {
+        **layout,
+        "updatemenus": [{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.18, "yanchor": "top"}],
+        "xaxis": {**layout.get("xaxis", {}), "title": {"text": labels[0] if labels else ""}},
+    }
     return {"data": traces, "layout": layout}
 
 
@@ -130,35 +158,71 @@ def distribution_figure(rows: list[dict]) -> dict:
     for iqm in IQMS:
         values = [v for v in (rounded(row.get(iqm.column)) for row in rows) if v is not None]
         if values:
-            traces.append({"type": "histogram", "x": values, "name": iqm.long_name, "marker": {"color": "#3b6ea5"}})
+            traces.append(
+                {"type": "histogram", "x": values, "name": iqm.long_name, "marker": {"color": "#3b6ea5"}}
+            )
             labels.append(f"{iqm.long_name} ({iqm.column})")
-    return with_menu(traces, labels, {"height": 380, "margin": {"l": 50, "r": 10, "t": 70, "b": 50},
-                                      "yaxis": {"title": {"text": "images"}}, "bargap": 0.05})
+    return with_menu(
+        traces,
+        labels,
+        {
+            "height": 380,
+            "margin": {"l": 50, "r": 10, "t": 70, "b": 50},
+            "yaxis": {"title": {"text": "images"}},
+            "bargap": 0.05,
+        },
+    )
 
 
 def scatter_figure(rows: list[dict]) -> dict:
     traces, labels = [], []
     for column, probability in SCATTER_PAIRS:
-        points = [(rounded(row.get(column)), rounded(row.get(probability)), html.escape(str(row["bids_name"])))
-                  for row in rows]
+        points = [
+            (rounded(row.get(column)), rounded(row.get(probability)), html.escape(str(row["bids_name"])))
+            for row in rows
+        ]
         points = [p for p in points if p[0] is not None and p[1] is not None]
         if not points:
             continue
         xs, ys, names = (list(axis) for axis in zip(*points))
         # SVG "scatter", not "scattergl": WebGL is missing in some browsers (headless, remote desktops)
-        traces.append({"type": "scatter", "mode": "markers", "x": xs, "y": ys, "text": names,
-                       "name": f"{column} vs {probability}", "marker": MARKER,
-                       "hovertemplate": "%{text}<br>%{x} / %{y}<extra></extra>"})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": xs,
+                "y": ys,
+                "text": names,
+                "name": f"{column} vs {probability}",
+                "marker": MARKER,
+                "hovertemplate": "%{text}<br>%{x} / %{y}<extra></extra>",
+            }
+        )
         labels.append(f"{column} vs {probability}")
-    return with_menu(traces, labels, {"height": 380, "margin": {"l": 60, "r": 10, "t": 70, "b": 50},
-                                      "yaxis": {"title": {"text": "model probability"}, "range": [0, 1.02]}})
+    return with_menu(
+        traces,
+        labels,
+        {
+            "height": 380,
+            "margin": {"l": 60, "r": 10, "t": 70, "b": 50},
+            "yaxis": {"title": {"text": "model probability"}, "range": [0, 1.02]},
+        },
+    )
 
 
 def group_section(rows: list[dict]) -> dict:
     """Context of the group report's IQM section: two figures and the images with a second opinion."""
     ranks = percentiles(rows)
-    opinions = [(str(row["bids_name"]), line) for row in rows
-                for line in second_opinion(row, ranks[str(row["bids_name"])], len(rows))]
+    opinions = [
+        (str(row["bids_name"]), line)
+        for row in rows
+        for line in second_opinion(row, ranks[str(row["bids_name"])], len(rows))
+    ]
     has_iqms = any(as_number(row.get(i.column)) is not None for row in rows for i in IQMS)
-    return {"shown": has_iqms, "distribution": distribution_figure(rows), "scatter": scatter_figure(rows),
-            "opinions": opinions, "run_size": len(rows)}
+    return {
+        "shown": has_iqms,
+        "distribution": distribution_figure(rows),
+        "scatter": scatter_figure(rows),
+        "opinions": opinions,
+        "run_size": len(rows),
+    }

@@ -30,11 +30,22 @@ from flairqc_app.tsv import NA
 IDENTITY_FIELDS = ("bids_name", "source_file", *(c.name for c in ENTITY_COLUMNS))
 METADATA_FIELDS = (
     *(SIDECAR_COLUMNS[k] for k in SIDECAR_FIELDS),
-    "voxel_size_x", "voxel_size_y", "voxel_size_z", "dim_x", "dim_y", "dim_z",
+    "voxel_size_x",
+    "voxel_size_y",
+    "voxel_size_z",
+    "dim_x",
+    "dim_y",
+    "dim_z",
 )
 PROVENANCE_FIELDS = (
-    "input_sha256", "flairqc_version", "model_hashes", "provider", "preproc_recipe",
-    "registration_ncc", "seconds", "run_key",
+    "input_sha256",
+    "flairqc_version",
+    "model_hashes",
+    "provider",
+    "preproc_recipe",
+    "registration_ncc",
+    "seconds",
+    "run_key",
 )
 # Successful registrations measure >= 0.4 on real images (the good real 3D FLAIR of realdata-dev: 0.45),
 # failures about 0.1 (bench_preprocess); below this, where the fast recipe retries, the page warns, because the
@@ -67,7 +78,9 @@ class Bar:
 
     @property
     def above(self) -> bool:
-        return self.probability is not None and self.threshold is not None and self.probability >= self.threshold
+        return (
+            self.probability is not None and self.threshold is not None and self.probability >= self.threshold
+        )
 
 
 def table(row: dict, fields: tuple[str, ...]) -> list[TableRow]:
@@ -85,8 +98,10 @@ def table(row: dict, fields: tuple[str, ...]) -> list[TableRow]:
 def probability_bars(row: dict, thresholds: dict[str, float] | None) -> list[Bar]:
     """One bar per model read; a straight reject shows its reject model alone (its artefacts are not graded)."""
     tasks = ("straight_reject",) if category(row) == "reject" else TASKS
-    return [Bar(task.replace("_", " "), as_number(row.get(f"p_{task}")), as_number((thresholds or {}).get(task)))
-            for task in tasks]
+    return [
+        Bar(task.replace("_", " "), as_number(row.get(f"p_{task}")), as_number((thresholds or {}).get(task)))
+        for task in tasks
+    ]
 
 
 def registration_warning(row: dict) -> str | None:
@@ -94,8 +109,10 @@ def registration_warning(row: dict) -> str | None:
     ncc = as_number(row.get("registration_ncc"))
     if ncc is None or ncc >= LOW_NCC:
         return None
-    return (f"Low registration similarity: NCC {ncc:.2f} < {LOW_NCC}. The preprocessed image may be misaligned "
-            "with the template, and the model verdicts then unreliable: check the outline below.")
+    return (
+        f"Low registration similarity: NCC {ncc:.2f} < {LOW_NCC}. The preprocessed image may be misaligned "
+        "with the template, and the model verdicts then unreliable: check the outline below."
+    )
 
 
 def original_strips(image: nib.Nifti1Image) -> tuple[list[Strip], list[Strip]]:
@@ -103,15 +120,20 @@ def original_strips(image: nib.Nifti1Image) -> tuple[list[Strip], list[Strip]]:
     volume, zooms = canonical_volume(image)
     tissue = montage_strips(volume, zooms)
     air = montage_strips(volume, zooms, air=True)
-    return ([Strip(v, data_uri(s, "JPEG")) for v, s in zip(VIEWS, tissue)],
-            [Strip(v, data_uri(s, "JPEG")) for v, s in zip(VIEWS, air) if v in AIR_VIEWS])
+    return (
+        [Strip(v, data_uri(s, "JPEG")) for v, s in zip(VIEWS, tissue)],
+        [Strip(v, data_uri(s, "JPEG")) for v, s in zip(VIEWS, air) if v in AIR_VIEWS],
+    )
 
 
 def preprocessed_strips(volume: np.ndarray) -> list[Strip]:
     """The model input's montage, each strip with the template brain-mask outline as a layer over it."""
     zooms = (GRID_SPACING_MM,) * 3
     outlines = outline_strips(template_brain_mask(), volume, zooms)
-    return [Strip(v, data_uri(s, "JPEG"), data_uri(o)) for v, s, o in zip(VIEWS, montage_strips(volume, zooms), outlines)]
+    return [
+        Strip(v, data_uri(s, "JPEG"), data_uri(o))
+        for v, s, o in zip(VIEWS, montage_strips(volume, zooms), outlines)
+    ]
 
 
 def render_participant_report(

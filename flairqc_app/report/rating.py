@@ -11,8 +11,16 @@ from flairqc_app.config import ARTEFACTS
 from flairqc_app.report.verdict import as_int, badge, text
 
 LABEL_COLUMNS = ("filename", "participant_id", "modality", "straight_reject", *ARTEFACTS)
-EXTRA_COLUMNS = ("rater", "rated_at", "comment", "bids_name", "input_sha256", "model_verdict",
-                 "model_straight_reject", *(f"model_{a}" for a in ARTEFACTS))
+EXTRA_COLUMNS = (
+    "rater",
+    "rated_at",
+    "comment",
+    "bids_name",
+    "input_sha256",
+    "model_verdict",
+    "model_straight_reject",
+    *(f"model_{a}" for a in ARTEFACTS),
+)
 EXPORT_COLUMNS = LABEL_COLUMNS + EXTRA_COLUMNS
 MODALITY = "FLAIR"
 
@@ -25,7 +33,9 @@ def model_verdict_text(row: dict) -> str:
     """
     graded = [f"{a} {g}" for a in ARTEFACTS if (g := as_int(row.get(a)))]
     shown = badge(row)
-    return shown.headline + (f" ({', '.join(graded)})" if graded and shown.category.startswith("tier") else "")
+    return shown.headline + (
+        f" ({', '.join(graded)})" if graded and shown.category.startswith("tier") else ""
+    )
 
 
 def rating_context(row: dict) -> dict:

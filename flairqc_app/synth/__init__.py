@@ -1,8 +1,9 @@
 """Synthetic data engine: labelled FLAIR and T1w heads with graded artefacts and straight-reject cases.
 
-No labelled clinical FLAIR can be shipped (the paper's images cannot leave the hospital, section 2.1), so flairqc's default models, the SSDA
-benchmark and the tests are built on images drawn here from the ICBM 2009a tissue maps. See
-docs/synthetic-data.md for the grade definitions, their parameter ranges and the calibration sheet.
+No labelled clinical FLAIR can be shipped (the paper's images cannot leave the hospital, section 2.1), so
+flairqc's default models, the SSDA benchmark and the tests are built on images drawn here from the ICBM 2009a
+tissue maps. See docs/synthetic-data.md for the grade definitions, their parameter ranges and the calibration
+sheet.
 
 Public API:
 - SynthConfig: grid, lesions, storage options, domain randomisation (randomise.py, off by default);
@@ -14,9 +15,17 @@ Public API:
 """
 
 from flairqc_app.synth.artefacts import apply_artefact
+from flairqc_app.synth.bids import write_dataset
 from flairqc_app.synth.case import Case, SynthConfig, generate_case, render_case
 from flairqc_app.synth.plan import iter_cases, plan_dataset
-from flairqc_app.synth.bids import write_dataset
 
-__all__ = ["Case", "SynthConfig", "apply_artefact", "generate_case", "iter_cases", "plan_dataset", "render_case",
-           "write_dataset"]
+__all__ = [
+    "Case",
+    "SynthConfig",
+    "apply_artefact",
+    "generate_case",
+    "iter_cases",
+    "plan_dataset",
+    "render_case",
+    "write_dataset",
+]

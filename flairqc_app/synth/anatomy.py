@@ -16,7 +16,12 @@ from scipy import ndimage
 
 from flairqc_app.synth import fields
 from flairqc_app.synth.params import (
-    ANATOMY, COIL_COVERAGE_MM, HEAD_SHELL_MM, NECK_PAD_MM, TISSUE_LABELS, AnatomyRanges,
+    ANATOMY,
+    COIL_COVERAGE_MM,
+    HEAD_SHELL_MM,
+    NECK_PAD_MM,
+    TISSUE_LABELS,
+    AnatomyRanges,
 )
 
 
@@ -43,8 +48,11 @@ class HeadModel:
 
 def _pad_below(volume: np.ndarray, extrude: bool) -> np.ndarray:
     """Add NECK_PAD_MM slices under the grid: repeat the lowest slice (cord) or zeros."""
-    pad = np.repeat(volume[:, :, :1], NECK_PAD_MM, axis=2) if extrude else np.zeros(
-        volume.shape[:2] + (NECK_PAD_MM,), volume.dtype)
+    pad = (
+        np.repeat(volume[:, :, :1], NECK_PAD_MM, axis=2)
+        if extrude
+        else np.zeros(volume.shape[:2] + (NECK_PAD_MM,), volume.dtype)
+    )
     return np.concatenate([pad, volume], axis=2)
 
 
@@ -78,7 +86,9 @@ def head_model() -> HeadModel:
     brain = _pad_below(maps.brain_mask | (maps.gm + maps.wm > 0.1), extrude=True)
     affine = maps.affine.copy()
     affine[2, 3] -= NECK_PAD_MM
-    envelope = ndimage.binary_fill_holes(ndimage.gaussian_filter(brain.astype(np.float32), 3.0) > 0.35) | brain
+    envelope = (
+        ndimage.binary_fill_holes(ndimage.gaussian_filter(brain.astype(np.float32), 3.0) > 0.35) | brain
+    )
     env_mm = _distance_mm(envelope)
     head = (env_mm <= HEAD_SHELL_MM) | _neck(envelope.shape, affine)
     head = ndimage.binary_fill_holes(ndimage.binary_closing(head, iterations=3))
@@ -105,9 +115,17 @@ def head_model() -> HeadModel:
     brain_idx = np.flatnonzero(flat_env)
     shell_idx = np.flatnonzero(flat_head & ~flat_env)
     return HeadModel(
-        affine=affine, gm=gm.ravel()[brain_idx], wm=wm.ravel()[brain_idx], brain_idx=brain_idx,
-        shell_idx=shell_idx, shell_env_mm=env_mm.ravel()[shell_idx], shell_depth_mm=depth_mm.ravel()[shell_idx],
-        labels=labels, ventricle_push=push.astype(np.float32), push_axes=push_axes, lesion_sites=sites,
+        affine=affine,
+        gm=gm.ravel()[brain_idx],
+        wm=wm.ravel()[brain_idx],
+        brain_idx=brain_idx,
+        shell_idx=shell_idx,
+        shell_env_mm=env_mm.ravel()[shell_idx],
+        shell_depth_mm=depth_mm.ravel()[shell_idx],
+        labels=labels,
+        ventricle_push=push.astype(np.float32),
+        push_axes=push_axes,
+        lesion_sites=sites,
     )
 
 
@@ -128,28 +146,45 @@ class Anatomy:
 
     def summary(self) -> dict[str, float | int]:
         """Generation parameters for the labels table."""
-        return {"elastic_mm": round(self.elastic_mm, 3), "ventricle_mm": round(self.ventricle_mm, 3),
-                "lesion_count": len(self.lesions), "sharpness": round(self.sharpness, 3),
-                "fine_elastic_mm": round(self.fine_elastic_mm, 3), "texture": round(self.texture, 4),
-                "layer_edge_mm": round(self.layer_edge_mm, 3),
-                **{f"{k}_mm": round(v, 3) for k, v in self.layers_mm.items()}}
+        return {
+            "elastic_mm": round(self.elastic_mm, 3),
+            "ventricle_mm": round(self.ventricle_mm, 3),
+            "lesion_count": len(self.lesions),
+            "sharpness": round(self.sharpness, 3),
+            "fine_elastic_mm": round(self.fine_elastic_mm, 3),
+            "texture": round(self.texture, 4),
+            "layer_edge_mm": round(self.layer_edge_mm, 3),
+            **{f"{k}_mm": round(v, 3) for k, v in self.layers_mm.items()},
+        }
 
 
-def draw_anatomy(rng: np.random.Generator, lesions: bool | None = None,
-                 ranges: AnatomyRanges = ANATOMY) -> Anatomy:
+def draw_anatomy(
+    rng: np.random.Generator, lesions: bool | None = None, ranges: AnatomyRanges = ANATOMY
+) -> Anatomy:
     """Draw a subject; `lesions` forces white-matter lesions on or off (None: ANATOMY.lesion_probability)."""
     model = head_model()
     has_lesions = rng.random() < ranges.lesion_probability if lesions is None else lesions
     count = int(rng.integers(ranges.lesion_count[0], ranges.lesion_count[1] + 1)) if has_lesions else 0
     picks = rng.choice(len(model.lesion_sites), size=count, replace=False) if count else []
-    lesion_list = tuple((*map(float, model.lesion_sites[i]), ranges.lesion_radius_mm.draw(rng)) for i in picks)
-    layers = {name: getattr(ranges, f"{name}_mm").draw(rng) for name in
-              ("csf_rim", "inner_table", "diploe", "outer_table", "skin", "subcutaneous_fat")}
-    return Anatomy(elastic_mm=ranges.elastic_mm.draw(rng), ventricle_mm=ranges.ventricle_mm.draw(rng),
-                   layers_mm=layers, lesions=lesion_list, elastic_seed=int(rng.integers(2**31)),
-                   sharpness=ranges.sharpness.draw(rng), fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
-                   texture=ranges.texture.draw(rng), fine_seed=int(rng.integers(2**31)),
-                   layer_edge_mm=ranges.layer_edge_mm.draw(rng))  # draws in this order
+    lesion_list = tuple(
+        (*map(float, model.lesion_sites[i]), ranges.lesion_radius_mm.draw(rng)) for i in picks
+    )
+    layers = {
+        name: getattr(ranges, f"{name}_mm").draw(rng)
+        for name in ("csf_rim", "inner_table", "diploe", "outer_table", "skin", "subcutaneous_fat")
+    }
+    return Anatomy(
+        elastic_mm=ranges.elastic_mm.draw(rng),
+        ventricle_mm=ranges.ventricle_mm.draw(rng),
+        layers_mm=layers,
+        lesions=lesion_list,
+        elastic_seed=int(rng.integers(2**31)),
+        sharpness=ranges.sharpness.draw(rng),
+        fine_elastic_mm=ranges.fine_elastic_mm.draw(rng),
+        texture=ranges.texture.draw(rng),
+        fine_seed=int(rng.integers(2**31)),
+        layer_edge_mm=ranges.layer_edge_mm.draw(rng),
+    )  # draws in this order
 
 
 def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,31 +220,40 @@ def _shell_intensity(model: HeadModel, anatomy: Anatomy, level: dict[str, float]
         values += [level[before], level[after]]
     inner = np.interp(model.shell_env_mm, knots, values)
     s, f = lay["skin"], lay["skin"] + lay["subcutaneous_fat"]
-    outer = np.interp(model.shell_depth_mm, [0.0, s - edge, s + edge, f - edge, f + edge],
-                      [level["skin"], level["skin"], level["fat"], level["fat"], level["soft"]])
+    outer = np.interp(
+        model.shell_depth_mm,
+        [0.0, s - edge, s + edge, f - edge, f + edge],
+        [level["skin"], level["skin"], level["fat"], level["fat"], level["soft"]],
+    )
     skull_end = bounds[-1] + edge
     return np.where(model.shell_env_mm < skull_end, inner, outer).astype(np.float32)
 
 
-def _ball_weights(centre: np.ndarray, radius: float, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], np.ndarray]:
+def _ball_weights(
+    centre: np.ndarray, radius: float, shape: tuple[int, ...]
+) -> tuple[tuple[slice, ...], np.ndarray]:
     """Soft ball (1 inside, linear 1-voxel edge) within its bounding box."""
     lo = np.maximum(np.floor(centre - radius - 1).astype(int), 0)
     hi = np.minimum(np.ceil(centre + radius + 2).astype(int), shape)
     grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
     dist = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre)))
-    return tuple(slice(a, b) for a, b in zip(lo, hi)), np.clip(radius + 0.5 - dist, 0.0, 1.0).astype(np.float32)
+    return tuple(slice(a, b) for a, b in zip(lo, hi)), np.clip(radius + 0.5 - dist, 0.0, 1.0).astype(
+        np.float32
+    )
 
 
-def template_image(anatomy: Anatomy, level: dict[str, float], with_labels: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray | None, float]:
+def template_image(
+    anatomy: Anatomy, level: dict[str, float], with_labels: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Template-space intensity image of a subject (and its tissue labels), and the lesion volume in ml."""
     model = head_model()
     image = np.zeros(model.shape, np.float32)
     flat = image.reshape(-1)
     gm, wm_fraction, rest = tissue_fractions(model, anatomy.sharpness)
     texture = tissue_texture(anatomy, model.shape).reshape(-1)
-    flat[model.brain_idx] = ((gm * level["gm"] + wm_fraction * level["wm"]) * texture[model.brain_idx]
-                             + rest * level["csf"])
+    flat[model.brain_idx] = (gm * level["gm"] + wm_fraction * level["wm"]) * texture[
+        model.brain_idx
+    ] + rest * level["csf"]
     flat[model.shell_idx] = _shell_intensity(model, anatomy, level) * texture[model.shell_idx]
     low, high = COIL_COVERAGE_MM
     z_mm = model.affine[2, 2] * np.arange(model.shape[2]) + model.affine[2, 3]

@@ -17,9 +17,15 @@ from flairqc_app.config import ARTEFACTS
 from flairqc_app.synth import fields
 from flairqc_app.synth.geometry import rotation_matrix
 from flairqc_app.synth.measures import foreground_mask, reference_signal
-from flairqc_app.synth.params import (CONTRAST_GRADES, MOTION_GRADES, MOTION_GRADINGS, MOTION_VISIBLE_DRAWS,
-                                      NOISE_GRADES)
+from flairqc_app.synth.params import (
+    CONTRAST_GRADES,
+    MOTION_GRADES,
+    MOTION_GRADINGS,
+    MOTION_VISIBLE_DRAWS,
+    NOISE_GRADES,
+)
 from flairqc_app.tsv import NA
+
 
 # ---------------------------------------------------------------- motion
 @dataclass(frozen=True)
@@ -37,10 +43,13 @@ class MotionPlan:
     axis: int = 1
 
     def summary(self) -> dict[str, float | int | str]:
-        return {"motion_poses": len(self.rotations_deg), "motion_switches": len(self.times),
-                "motion_times": ";".join(f"{t:.3f}" for t in self.times),
-                "motion_max_rot_deg": round(max(max(map(abs, r)) for r in self.rotations_deg), 3),
-                "motion_max_trans_mm": round(max(max(map(abs, t)) for t in self.translations_mm), 3)}
+        return {
+            "motion_poses": len(self.rotations_deg),
+            "motion_switches": len(self.times),
+            "motion_times": ";".join(f"{t:.3f}" for t in self.times),
+            "motion_max_rot_deg": round(max(max(map(abs, r)) for r in self.rotations_deg), 3),
+            "motion_max_trans_mm": round(max(max(map(abs, t)) for t in self.translations_mm), 3),
+        }
 
 
 def draw_motion(rng: np.random.Generator, grade: int, axis: int = 1) -> MotionPlan | None:
@@ -68,7 +77,9 @@ def draw_motion(rng: np.random.Generator, grade: int, axis: int = 1) -> MotionPl
     return MotionPlan(times, tuple(sequence), rotations, translations, axis)
 
 
-def _moved(volume: np.ndarray, voxel_mm: np.ndarray, rotation_deg: tuple, translation_mm: tuple) -> np.ndarray:
+def _moved(
+    volume: np.ndarray, voxel_mm: np.ndarray, rotation_deg: tuple, translation_mm: tuple
+) -> np.ndarray:
     """The volume as the scanner sees it after a rigid move about the array centre (trilinear)."""
     scale = np.diag(voxel_mm)
     inverse = np.linalg.inv(scale) @ rotation_matrix(rotation_deg).T @ scale
@@ -116,11 +127,14 @@ def centre_pose(volume: np.ndarray, plan: MotionPlan, voxel_mm: tuple[float, flo
     pose = plan.segment_poses[int(np.searchsorted(np.asarray(plan.times), 0.5))]
     if pose == 0:
         return volume
-    return _moved(volume, np.asarray(voxel_mm, float), plan.rotations_deg[pose - 1], plan.translations_mm[pose - 1])
+    return _moved(
+        volume, np.asarray(voxel_mm, float), plan.rotations_deg[pose - 1], plan.translations_mm[pose - 1]
+    )
 
 
-def motion_visibility(volume: np.ndarray, moved: np.ndarray, plan: MotionPlan,
-                      voxel_mm: tuple[float, float, float]) -> float:
+def motion_visibility(
+    volume: np.ndarray, moved: np.ndarray, plan: MotionPlan, voxel_mm: tuple[float, float, float]
+) -> float:
     """What shows of the motion: mean |moved image - head still in the centre pose| over that head, divided by
     the head's mean. A pose change that registration undoes does not count; ghosts and blur do."""
     still = centre_pose(volume, plan, voxel_mm)
@@ -135,8 +149,13 @@ def check_motion_grading(grading: str) -> str:
     return grading
 
 
-def draw_moved(volume: np.ndarray, grade: int, rng: np.random.Generator, voxel_mm: tuple[float, float, float],
-               grading: str = "displacement") -> tuple[np.ndarray, dict[str, float | int | str]]:
+def draw_moved(
+    volume: np.ndarray,
+    grade: int,
+    rng: np.random.Generator,
+    voxel_mm: tuple[float, float, float],
+    grading: str = "displacement",
+) -> tuple[np.ndarray, dict[str, float | int | str]]:
     """The volume with motion of the grade (complex), and the plan's summary with what shows of it.
 
     grading "displacement": the first plan drawn (the grade sets the size of the moves). "visible": plans are
@@ -151,8 +170,9 @@ def draw_moved(volume: np.ndarray, grade: int, rng: np.random.Generator, voxel_m
         visible = motion_visibility(volume, moved, plan, voxel_mm)
         if grading == "displacement" or band.lo <= visible <= band.hi:
             return moved, {**plan.summary(), "motion_visible": round(visible, 4)}
-    raise RuntimeError(f"no motion plan of grade {grade} showed within {band.lo}-{band.hi} in "
-                       f"{MOTION_VISIBLE_DRAWS} draws")
+    raise RuntimeError(
+        f"no motion plan of grade {grade} showed within {band.lo}-{band.hi} in {MOTION_VISIBLE_DRAWS} draws"
+    )
 
 
 # ---------------------------------------------------------------- noise
@@ -162,8 +182,12 @@ def draw_snr(rng: np.random.Generator, grade: int) -> float:
 
 def add_rician_noise(volume: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Magnitude of (volume + complex Gaussian noise): Rician where there is signal, Rayleigh in air."""
-    real = np.real(volume).astype(np.float32) + np.float32(sigma) * rng.standard_normal(volume.shape, np.float32)
-    imag = np.imag(volume).astype(np.float32) + np.float32(sigma) * rng.standard_normal(volume.shape, np.float32)
+    real = np.real(volume).astype(np.float32) + np.float32(sigma) * rng.standard_normal(
+        volume.shape, np.float32
+    )
+    imag = np.imag(volume).astype(np.float32) + np.float32(sigma) * rng.standard_normal(
+        volume.shape, np.float32
+    )
     return np.hypot(real, imag)
 
 
@@ -180,10 +204,13 @@ class ContrastPlan:
     region_seed: int
 
     def summary(self) -> dict[str, float | str]:
-        return {"contrast_mode": self.mode, "contrast_residual": round(self.residual, 3),
-                "contrast_region_fraction": round(self.region_fraction, 3),
-                "contrast_outside_residual": round(self.outside_residual, 3),
-                "csf_to_wm": NA if self.csf_to_wm is None else round(self.csf_to_wm, 3)}
+        return {
+            "contrast_mode": self.mode,
+            "contrast_residual": round(self.residual, 3),
+            "contrast_region_fraction": round(self.region_fraction, 3),
+            "contrast_outside_residual": round(self.outside_residual, 3),
+            "csf_to_wm": NA if self.csf_to_wm is None else round(self.csf_to_wm, 3),
+        }
 
 
 def draw_contrast(rng: np.random.Generator, grade: int, mode: str = "gm_wm") -> ContrastPlan | None:
@@ -208,21 +235,30 @@ def estimate_levels(volume: np.ndarray, iterations: int = 20) -> dict[str, float
     centres = np.percentile(values, [10.0, 50.0, 90.0])
     for _ in range(iterations):
         nearest = np.argmin(np.abs(values[:, None] - centres[None, :]), axis=1)
-        centres = np.array([values[nearest == k].mean() if np.any(nearest == k) else centres[k] for k in range(3)])
+        centres = np.array(
+            [values[nearest == k].mean() if np.any(nearest == k) else centres[k] for k in range(3)]
+        )
     csf, wm, gm = np.sort(centres)
     return {"csf": float(csf), "wm": float(wm), "gm": float(gm)}
 
 
-def _contrast_curve(levels: dict[str, float], residual: float, csf_to_wm: float | None,
-                    top: float) -> tuple[np.ndarray, np.ndarray]:
+def _contrast_curve(
+    levels: dict[str, float], residual: float, csf_to_wm: float | None, top: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Monotone piecewise-linear intensity map squeezing GM and WM toward their mean, optionally lifting CSF."""
     lo, hi = sorted((levels["gm"], levels["wm"]))
     mid = (lo + hi) / 2.0
     csf = levels["csf"]
     csf_out = csf if csf_to_wm is None else csf + csf_to_wm * (levels["wm"] - csf)
     knots_in = [0.0, 0.5 * min(csf, lo), csf, lo, hi, max(1.6 * hi, top)]
-    knots_out = [0.0, 0.5 * min(csf, lo), csf_out, mid - residual * (mid - lo), mid + residual * (hi - mid),
-                 knots_in[-1]]
+    knots_out = [
+        0.0,
+        0.5 * min(csf, lo),
+        csf_out,
+        mid - residual * (mid - lo),
+        mid + residual * (hi - mid),
+        knots_in[-1],
+    ]
     if csf >= lo:  # CSF is not the darkest tissue (T2w, PD): only squeeze GM/WM
         knots_in, knots_out = [0.0, lo, hi, knots_in[-1]], [0.0, knots_out[3], knots_out[4], knots_in[-1]]
     return np.asarray(knots_in), np.maximum.accumulate(np.asarray(knots_out))
@@ -237,14 +273,24 @@ def reduce_contrast(volume: np.ndarray, plan: ContrastPlan, levels: dict[str, fl
     if plan.region_fraction >= 1.0 and plan.residual == plan.outside_residual:
         return outside
     inside = np.interp(volume, inside_in, inside_out).astype(np.float32)
-    weight = fields.region_weight(np.random.default_rng(plan.region_seed), volume.shape, plan.region_fraction,
-                                  inside=foreground_mask(volume))
+    weight = fields.region_weight(
+        np.random.default_rng(plan.region_seed),
+        volume.shape,
+        plan.region_fraction,
+        inside=foreground_mask(volume),
+    )
     return outside + weight * (inside - outside)
 
 
 # ---------------------------------------------------------------- any image
-def apply_artefact(img: nib.Nifti1Image, artefact: str, grade: int, rng: np.random.Generator,
-                   mode: str = "gm_wm", motion_grading: str = "displacement") -> nib.Nifti1Image:
+def apply_artefact(
+    img: nib.Nifti1Image,
+    artefact: str,
+    grade: int,
+    rng: np.random.Generator,
+    mode: str = "gm_wm",
+    motion_grading: str = "displacement",
+) -> nib.Nifti1Image:
     """Degrade any image (e.g. a real 3D FLAIR) with one artefact at grade 0/1/2; returns float32 NIfTI.
 
     - motion: rigid moves of the grade's size across k-space segments; the phase-encode axis is array axis 1

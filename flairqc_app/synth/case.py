@@ -78,8 +78,9 @@ def _check(modality: str, grades: tuple[int, int, int], reject: str | None) -> N
         raise ValueError(f"reject must be None or one of {REJECT_REASONS}, not {reject!r}")
 
 
-def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range, dtype: str | None = None
-                ) -> tuple[np.ndarray, dict[str, object]]:
+def _to_integer(
+    data: np.ndarray, rng: np.random.Generator, target: Range, dtype: str | None = None
+) -> tuple[np.ndarray, dict[str, object]]:
     """Scale the 99.9th percentile (or the maximum of sparse images) to a drawn value, round to a drawn dtype
     (or to `dtype`)."""
     drawn = INTEGER_DTYPES[int(rng.integers(len(INTEGER_DTYPES)))]
@@ -90,9 +91,18 @@ def _to_integer(data: np.ndarray, rng: np.random.Generator, target: Range, dtype
     return scaled, {"dtype": dtype, "intensity_max": round(top, 1)}
 
 
-def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int = 0, contrast: int = 0,
-                reject: str | None = None, config: SynthConfig = SynthConfig(), subject_seed: int | None = None,
-                with_tissue: bool = False, contrast_mode: str | None = None) -> Case:
+def render_case(
+    seed: int,
+    modality: str = "FLAIR",
+    motion: int = 0,
+    noise: int = 0,
+    contrast: int = 0,
+    reject: str | None = None,
+    config: SynthConfig = SynthConfig(),
+    subject_seed: int | None = None,
+    with_tissue: bool = False,
+    contrast_mode: str | None = None,
+) -> Case:
     """Render one image with its labels and sidecar; `subject_seed` shares anatomy and scanner across images.
 
     contrast_mode (FLAIR only): "gm_wm", "csf" (incomplete CSF suppression) or "both"; None draws it.
@@ -109,21 +119,46 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
     pose = geometry.draw_pose(rng)
     levels = draw_levels(rng, sequence)
     if contrast_mode is None:
-        contrast_mode = str(rng.choice(CONTRAST_MODES, p=CONTRAST_MODE_WEIGHTS)) if sequence == "FLAIR" else "gm_wm"
-    rand = (randomise.draw(seed, config.presentation, config.pathology)
-            if config.randomise and modality == "FLAIR" and reject is None else None)
+        contrast_mode = (
+            str(rng.choice(CONTRAST_MODES, p=CONTRAST_MODE_WEIGHTS)) if sequence == "FLAIR" else "gm_wm"
+        )
+    rand = (
+        randomise.draw(seed, config.presentation, config.pathology)
+        if config.randomise and modality == "FLAIR" and reject is None
+        else None
+    )
     if rand is not None:  # drawn from its own stream: the draws above are the unrandomised image's
         levels, acq = rand.levels, randomise.acquisition(acq, rand)
         pose = randomise.template_pose() if randomise.registered(rand) else pose
         anatomy = randomise.with_pathology_lesions(anatomy, rand)
     params: dict[str, object] = {
-        "seed": seed, "subject_seed": subject_seed, "sequence": sequence, **acq.summary(), **pose.summary(),
-        **anatomy.summary(), **{f"level_{k}": round(levels[k], 4) for k in ("csf", "gm", "wm", "lesion", "fat")},
-        "manufacturer": scanner.manufacturer, "model": scanner.model, "field_strength_t": scanner.field_t,
+        "seed": seed,
+        "subject_seed": subject_seed,
+        "sequence": sequence,
+        **acq.summary(),
+        **pose.summary(),
+        **anatomy.summary(),
+        **{f"level_{k}": round(levels[k], 4) for k in ("csf", "gm", "wm", "lesion", "fat")},
+        "manufacturer": scanner.manufacturer,
+        "model": scanner.model,
+        "field_strength_t": scanner.field_t,
     }
     want_tissue = with_tissue or kind.needs_tissue or rand is not None
-    scene = Scene(seed, acq, pose, anatomy, levels, scanner.field_t, grades, contrast_mode,
-                  config.motion_grading, config.zero_background, want_tissue, with_tissue, rand)
+    scene = Scene(
+        seed,
+        acq,
+        pose,
+        anatomy,
+        levels,
+        scanner.field_t,
+        grades,
+        contrast_mode,
+        config.motion_grading,
+        config.zero_background,
+        want_tissue,
+        with_tissue,
+        rand,
+    )
     rendered = kind.render(rng, scene, params)
     data, affine, tissue, params = rendered.data, rendered.affine, rendered.tissue, rendered.params
     if rand is not None:
@@ -138,8 +173,9 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
     else:
         params["dtype"] = str(data.dtype)
     if rand is not None and randomise.registered(rand):  # a registered image is stored as its template: RAS
-        ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(affine),
-                                               nib.orientations.axcodes2ornt("RAS"))
+        ornt = nib.orientations.ornt_transform(
+            nib.orientations.io_orientation(affine), nib.orientations.axcodes2ornt("RAS")
+        )
         data, affine = geometry.apply_storage(data, affine, ornt)
         tissue = geometry.apply_storage(tissue, np.eye(4), ornt)[0] if tissue is not None else None
     elif config.reorient:
@@ -151,18 +187,35 @@ def render_case(seed: int, modality: str = "FLAIR", motion: int = 0, noise: int 
     image.header.set_xyzt_units("mm", "sec")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    labels = {"modality": modality, "straight_reject": int(reject is not None), "reject_reason": reject or MISSING,
-              **{name: grade if kind.graded else MISSING for name, grade in zip(ARTEFACTS, grades)},
-              **gen_fields(params)}
-    return Case(image, labels, sidecar(rng, scanner, modality, acq.mr_acquisition_type),
-                tissue if with_tissue else None)
+    labels = {
+        "modality": modality,
+        "straight_reject": int(reject is not None),
+        "reject_reason": reject or MISSING,
+        **{name: grade if kind.graded else MISSING for name, grade in zip(ARTEFACTS, grades)},
+        **gen_fields(params),
+    }
+    return Case(
+        image,
+        labels,
+        sidecar(rng, scanner, modality, acq.mr_acquisition_type),
+        tissue if with_tissue else None,
+    )
 
 
-def generate_case(rng_or_seed: np.random.Generator | int, modality: str = "FLAIR", motion: int = 0, noise: int = 0,
-                  contrast: int = 0, reject: str | None = None, config: SynthConfig = SynthConfig(),
-                  subject_seed: int | None = None) -> tuple[nib.Nifti1Image, dict[str, object]]:
+def generate_case(
+    rng_or_seed: np.random.Generator | int,
+    modality: str = "FLAIR",
+    motion: int = 0,
+    noise: int = 0,
+    contrast: int = 0,
+    reject: str | None = None,
+    config: SynthConfig = SynthConfig(),
+    subject_seed: int | None = None,
+) -> tuple[nib.Nifti1Image, dict[str, object]]:
     """(image, labels) of one synthetic case. A Generator is used only to draw the case seed (gen_seed), so
     the labels always hold the integer that regenerates the image."""
-    seed = int(rng_or_seed.integers(2**63)) if isinstance(rng_or_seed, np.random.Generator) else int(rng_or_seed)
+    seed = (
+        int(rng_or_seed.integers(2**63)) if isinstance(rng_or_seed, np.random.Generator) else int(rng_or_seed)
+    )
     case = render_case(seed, modality, motion, noise, contrast, reject, config, subject_seed)
     return case.image, case.labels

@@ -53,8 +53,9 @@ def bias_field(rng: np.random.Generator, shape: tuple[int, int, int], amplitude:
     return np.exp(upsample(log_bias, axes, shape))
 
 
-def region_weight(rng: np.random.Generator, shape: tuple[int, int, int], fraction: float,
-                  inside: np.ndarray | None = None) -> np.ndarray:
+def region_weight(
+    rng: np.random.Generator, shape: tuple[int, int, int], fraction: float, inside: np.ndarray | None = None
+) -> np.ndarray:
     """A smooth 0..1 map that is ~1 on about `fraction` of `inside` (default: whole grid), blobby not boxy.
 
     Used for regional artefacts (grade-1 contrast): a random smooth field thresholded at its quantile.

@@ -44,15 +44,21 @@ class Acquisition:
         affine[:3, 3] = np.asarray(HEAD_CENTRE_MM) - axes @ centre_idx
         return affine
 
-    def with_slices(self, per_slice: int) -> "Acquisition":
+    def with_slices(self, per_slice: int) -> Acquisition:
         """The same field of view with each slice split into `per_slice` thinner ones (slice profile)."""
         vox = (self.voxel_mm[0], self.voxel_mm[1], self.voxel_mm[2] / per_slice)
-        return Acquisition(self.grid, self.plane, vox, (*self.shape[:2], self.shape[2] * per_slice),
-                           self.mr_acquisition_type)
+        return Acquisition(
+            self.grid, self.plane, vox, (*self.shape[:2], self.shape[2] * per_slice), self.mr_acquisition_type
+        )
 
     def summary(self) -> dict[str, str]:
-        return {"grid": self.grid, "plane": self.plane, "voxel_mm": "x".join(f"{v:.2f}" for v in self.voxel_mm),
-                "shape": "x".join(map(str, self.shape)), "mr_acquisition_type": self.mr_acquisition_type}
+        return {
+            "grid": self.grid,
+            "plane": self.plane,
+            "voxel_mm": "x".join(f"{v:.2f}" for v in self.voxel_mm),
+            "shape": "x".join(map(str, self.shape)),
+            "mr_acquisition_type": self.mr_acquisition_type,
+        }
 
 
 def draw_acquisition(rng: np.random.Generator, grid: str) -> Acquisition:
@@ -83,9 +89,11 @@ class Pose:
 
     def summary(self) -> dict[str, float]:
         keys = ("x", "y", "z")
-        return {**{f"rot_{k}_deg": round(v, 3) for k, v in zip(keys, self.rotation_deg)},
-                **{f"scale_{k}": round(v, 4) for k, v in zip(keys, self.scale)},
-                **{f"trans_{k}_mm": round(v, 3) for k, v in zip(keys, self.translation_mm)}}
+        return {
+            **{f"rot_{k}_deg": round(v, 3) for k, v in zip(keys, self.rotation_deg)},
+            **{f"scale_{k}": round(v, 4) for k, v in zip(keys, self.scale)},
+            **{f"trans_{k}_mm": round(v, 3) for k, v in zip(keys, self.translation_mm)},
+        }
 
 
 def rotation_matrix(degrees: tuple[float, float, float]) -> np.ndarray:
@@ -99,9 +107,11 @@ def rotation_matrix(degrees: tuple[float, float, float]) -> np.ndarray:
 
 def draw_pose(rng: np.random.Generator, ranges: PoseRanges = POSE) -> Pose:
     size = ranges.scale.draw(rng)
-    return Pose(rotation_deg=tuple(r.draw(rng) for r in ranges.rotation_deg),  # type: ignore[arg-type]
-                scale=tuple(size * (1.0 + ranges.anisotropy.draw(rng)) for _ in range(3)),  # type: ignore[arg-type]
-                translation_mm=tuple(ranges.translation_mm.draw(rng) for _ in range(3)))  # type: ignore[arg-type]
+    return Pose(
+        rotation_deg=tuple(r.draw(rng) for r in ranges.rotation_deg),  # type: ignore[arg-type]
+        scale=tuple(size * (1.0 + ranges.anisotropy.draw(rng)) for _ in range(3)),  # type: ignore[arg-type]
+        translation_mm=tuple(ranges.translation_mm.draw(rng) for _ in range(3)),
+    )  # type: ignore[arg-type]
 
 
 def _elastic(anatomy: Anatomy, model: HeadModel, spacing_mm: float) -> np.ndarray:
@@ -122,8 +132,9 @@ def template_coordinates(acq: Acquisition, pose: Pose, anatomy: Anatomy, model: 
     elastic = _elastic(anatomy, model, spacing)
     disp = np.stack([ndimage.map_coordinates(e, points / spacing, order=3, mode="nearest") for e in elastic])
     step = model.push_axes[0][1]
-    push = np.stack([ndimage.map_coordinates(p, points / step, order=1, mode="nearest")
-                     for p in model.ventricle_push])
+    push = np.stack(
+        [ndimage.map_coordinates(p, points / step, order=1, mode="nearest") for p in model.ventricle_push]
+    )
     source = (points + disp + anatomy.ventricle_mm * push).reshape(3, *(a.size for a in axes))
     return np.stack([fields.upsample(c, axes, acq.shape) for c in source]) + _fine_elastic(anatomy, acq)
 
@@ -156,7 +167,9 @@ def apply_storage(data: np.ndarray, affine: np.ndarray, ornt: np.ndarray) -> tup
     return stored, affine @ nib.orientations.inv_ornt_aff(ornt, data.shape)
 
 
-def crop(data: np.ndarray, affine: np.ndarray, axis: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+def crop(
+    data: np.ndarray, affine: np.ndarray, axis: int, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep indices start..stop-1 along `axis` (a smaller field of view), with the matching affine."""
     index = [slice(None)] * 3
     index[axis] = slice(start, stop)

@@ -20,9 +20,14 @@ from flairqc_app.synth.params import (
 )
 
 
-def acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry.Acquisition,
-                 pose: geometry.Pose, with_tissue: bool, rand: randomise.Randomisation | None = None
-                 ) -> tuple[np.ndarray, np.ndarray | None, float]:
+def acquire_head(
+    anatomy: anat.Anatomy,
+    levels: dict[str, float],
+    acq: geometry.Acquisition,
+    pose: geometry.Pose,
+    with_tissue: bool,
+    rand: randomise.Randomisation | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Sample the subject's template image on the acquisition grid, with the slice profile and PSF blur."""
     image, labels, lesion_ml = anat.template_image(anatomy, levels, with_labels=with_tissue)
     if rand is not None:
@@ -38,8 +43,14 @@ def acquire_head(anatomy: anat.Anatomy, levels: dict[str, float], acq: geometry.
     return ndimage.gaussian_filter(clean, PARTIAL_VOLUME_SIGMA_VOX), tissue, lesion_ml
 
 
-def background(data: np.ndarray, clean: np.ndarray, voxel_mm: tuple[float, float, float], seed: int,
-               zero: bool | None, params: dict[str, object]) -> np.ndarray:
+def background(
+    data: np.ndarray,
+    clean: np.ndarray,
+    voxel_mm: tuple[float, float, float],
+    seed: int,
+    zero: bool | None,
+    params: dict[str, object],
+) -> np.ndarray:
     """Air kept noisy, or set to exactly 0 beyond BACKGROUND_MARGIN_MM of the object as by scanners'
     background suppression, converters and defacing (the real 3D FLAIR of realdata-dev is 48 % exact zeros).
     Drawn from its own stream, so the other draws of a seed stay what they were."""
@@ -54,10 +65,17 @@ def background(data: np.ndarray, clean: np.ndarray, voxel_mm: tuple[float, float
     return np.where(inside, data, 0.0).astype(data.dtype)
 
 
-def degrade(rng: np.random.Generator, clean: np.ndarray, levels: dict[str, float], acq: geometry.Acquisition,
-            grades: tuple[int, int, int], contrast_mode: str, field_t: float,
-            motion_grading: str = "displacement", rand: randomise.Randomisation | None = None
-            ) -> tuple[np.ndarray, dict[str, object]]:
+def degrade(
+    rng: np.random.Generator,
+    clean: np.ndarray,
+    levels: dict[str, float],
+    acq: geometry.Acquisition,
+    grades: tuple[int, int, int],
+    contrast_mode: str,
+    field_t: float,
+    motion_grading: str = "displacement",
+    rand: randomise.Randomisation | None = None,
+) -> tuple[np.ndarray, dict[str, object]]:
     """Contrast failure, bias, motion, Rician noise on a clean float image; returns magnitude and parameters.
     With `rand`, its bias amplitude and clean-image SNR, and its intensity warp after the bias."""
     motion, noise, contrast = grades

@@ -54,15 +54,26 @@ class Rendered:
 Renderer = Callable[[np.random.Generator, Scene, dict[str, object]], Rendered]
 
 
-def _degraded_head(rng: np.random.Generator, scene: Scene, params: dict[str, object]
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _degraded_head(
+    rng: np.random.Generator, scene: Scene, params: dict[str, object]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(clean, degraded, tissue) of a head; the parameters of its degradations go into `params`."""
     acq = scene.acq
-    clean, tissue, lesion_ml = acquire_head(scene.anatomy, scene.levels, acq, scene.pose, scene.want_tissue,
-                                            scene.rand)
+    clean, tissue, lesion_ml = acquire_head(
+        scene.anatomy, scene.levels, acq, scene.pose, scene.want_tissue, scene.rand
+    )
     params["lesion_ml"] = round(lesion_ml, 3)
-    data, degraded = degrade(rng, clean, scene.levels, acq, scene.grades, scene.contrast_mode, scene.field_t,
-                             scene.motion_grading, scene.rand)
+    data, degraded = degrade(
+        rng,
+        clean,
+        scene.levels,
+        acq,
+        scene.grades,
+        scene.contrast_mode,
+        scene.field_t,
+        scene.motion_grading,
+        scene.rand,
+    )
     params.update(degraded)
     return clean, background(data, clean, acq.voxel_mm, scene.seed, scene.zero_background, params), tissue
 
@@ -112,8 +123,9 @@ def _non_brain(rng: np.random.Generator, scene: Scene, params: dict[str, object]
     acq, params = scene.acq, _headless(scene, params)
     phantom = rejects.Phantom.draw(rng)
     clean = phantom.render(acq)
-    data, degraded = degrade(rng, clean, {"csf": 0.0, "wm": 1.0, "gm": 1.0}, acq, (0, 0, 0), "gm_wm",
-                             scene.field_t)
+    data, degraded = degrade(
+        rng, clean, {"csf": 0.0, "wm": 1.0, "gm": 1.0}, acq, (0, 0, 0), "gm_wm", scene.field_t
+    )
     data = background(data, clean, acq.voxel_mm, scene.seed, scene.zero_background, params)
     params.update(phantom.summary(), **degraded)
     return Rendered(data, acq.affine, _no_tissue(scene), params)

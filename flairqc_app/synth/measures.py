@@ -16,7 +16,7 @@ FOREGROUND_FRACTION = 0.15  # of the robust maximum (99th percentile)
 def foreground_mask(volume: np.ndarray) -> np.ndarray:
     """Voxels above FOREGROUND_FRACTION of the 99th percentile: the head, without air."""
     magnitude = np.abs(volume)
-    robust_max = float(np.percentile(magnitude[:: 7], 99.0)) if magnitude.size > 7 else float(magnitude.max())
+    robust_max = float(np.percentile(magnitude[::7], 99.0)) if magnitude.size > 7 else float(magnitude.max())
     return magnitude > FOREGROUND_FRACTION * robust_max
 
 

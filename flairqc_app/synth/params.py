@@ -38,23 +38,47 @@ TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  
 # softer scalp as motion blur: docs/model-history.md#attempt-4).
 SEQUENCE_INTENSITIES: dict[str, dict[str, Range]] = {
     "FLAIR": {
-        "wm": Range(0.50, 0.62), "gm": Range(1.12, 1.45), "csf": Range(0.03, 0.16), "lesion": Range(1.45, 1.80),
-        "bone": Range(0.02, 0.05), "marrow": Range(0.30, 0.85), "soft": Range(0.20, 0.40), "fat": Range(0.40, 1.10),
+        "wm": Range(0.50, 0.62),
+        "gm": Range(1.12, 1.45),
+        "csf": Range(0.03, 0.16),
+        "lesion": Range(1.45, 1.80),
+        "bone": Range(0.02, 0.05),
+        "marrow": Range(0.30, 0.85),
+        "soft": Range(0.20, 0.40),
+        "fat": Range(0.40, 1.10),
         "skin": Range(0.30, 0.60),
     },
     "T1w": {
-        "wm": Range(0.78, 0.92), "gm": Range(0.58, 0.70), "csf": Range(0.10, 0.20), "lesion": Range(0.55, 0.70),
-        "bone": Range(0.02, 0.05), "marrow": Range(0.70, 0.95), "soft": Range(0.30, 0.42), "fat": Range(0.95, 1.15),
+        "wm": Range(0.78, 0.92),
+        "gm": Range(0.58, 0.70),
+        "csf": Range(0.10, 0.20),
+        "lesion": Range(0.55, 0.70),
+        "bone": Range(0.02, 0.05),
+        "marrow": Range(0.70, 0.95),
+        "soft": Range(0.30, 0.42),
+        "fat": Range(0.95, 1.15),
         "skin": Range(0.45, 0.65),
     },
     "T2w": {
-        "wm": Range(0.32, 0.42), "gm": Range(1.30, 1.55), "csf": Range(0.95, 1.05), "lesion": Range(1.90, 2.30),
-        "bone": Range(0.02, 0.05), "marrow": Range(0.40, 0.60), "soft": Range(0.20, 0.30), "fat": Range(0.55, 0.75),
+        "wm": Range(0.32, 0.42),
+        "gm": Range(1.30, 1.55),
+        "csf": Range(0.95, 1.05),
+        "lesion": Range(1.90, 2.30),
+        "bone": Range(0.02, 0.05),
+        "marrow": Range(0.40, 0.60),
+        "soft": Range(0.20, 0.30),
+        "fat": Range(0.55, 0.75),
         "skin": Range(0.30, 0.45),
     },
     "PD": {
-        "wm": Range(0.58, 0.66), "gm": Range(1.15, 1.25), "csf": Range(0.85, 0.95), "lesion": Range(1.25, 1.40),
-        "bone": Range(0.03, 0.06), "marrow": Range(0.60, 0.80), "soft": Range(0.45, 0.55), "fat": Range(0.80, 0.95),
+        "wm": Range(0.58, 0.66),
+        "gm": Range(1.15, 1.25),
+        "csf": Range(0.85, 0.95),
+        "lesion": Range(1.25, 1.40),
+        "bone": Range(0.03, 0.06),
+        "marrow": Range(0.60, 0.80),
+        "soft": Range(0.45, 0.55),
+        "fat": Range(0.80, 0.95),
         "skin": Range(0.50, 0.65),
     },
 }
@@ -78,7 +102,9 @@ class AnatomyRanges:
     fine_elastic_spacing_mm: float = 4.0
     texture: Range = Range(0.01, 0.06)  # relative standard deviation of the tissue texture
     texture_sigma_mm: float = 1.0
-    layer_edge_mm: Range = Range(0.6, 2.0)  # half-width of the ramps between head layers (real scalp is not crisp)
+    layer_edge_mm: Range = Range(
+        0.6, 2.0
+    )  # half-width of the ramps between head layers (real scalp is not crisp)
     ventricle_mm: Range = Range(0.0, 6.0)  # atrophy-like outward push at the ventricle wall
     lesion_probability: float = 0.4
     lesion_count: tuple[int, int] = (1, 25)
@@ -124,12 +150,27 @@ class GridSpec:
 
 
 GRIDS = {
-    "1mm": GridSpec("1mm", (Range(1, 1), Range(1, 1), Range(1, 1)),
-                    (Range(230, 256), Range(220, 250), Range(160, 190)), ("sagittal", "sagittal", "axial"), "3D"),
-    "2mm": GridSpec("2mm", (Range(2, 2), Range(2, 2), Range(2, 2)),
-                    (Range(230, 256), Range(220, 250), Range(160, 190)), ("sagittal", "sagittal", "axial"), "3D"),
-    "2d": GridSpec("2d", (Range(0.7, 1.0), Range(0.7, 1.0), Range(3.0, 6.0)),
-                   (Range(220, 240), Range(200, 230), Range(140, 170)), ("axial", "axial", "sagittal"), "2D"),
+    "1mm": GridSpec(
+        "1mm",
+        (Range(1, 1), Range(1, 1), Range(1, 1)),
+        (Range(230, 256), Range(220, 250), Range(160, 190)),
+        ("sagittal", "sagittal", "axial"),
+        "3D",
+    ),
+    "2mm": GridSpec(
+        "2mm",
+        (Range(2, 2), Range(2, 2), Range(2, 2)),
+        (Range(230, 256), Range(220, 250), Range(160, 190)),
+        ("sagittal", "sagittal", "axial"),
+        "3D",
+    ),
+    "2d": GridSpec(
+        "2d",
+        (Range(0.7, 1.0), Range(0.7, 1.0), Range(3.0, 6.0)),
+        (Range(220, 240), Range(200, 230), Range(140, 170)),
+        ("axial", "axial", "sagittal"),
+        "2D",
+    ),
 }
 COARSE_STEP_MM = 8.0  # spacing of the coarse grid on which smooth fields are computed, then upsampled
 PARTIAL_VOLUME_SIGMA_VOX = 0.5  # Gaussian point-spread blur after sampling
@@ -141,7 +182,9 @@ BASELINE_SNR = Range(30.0, 50.0)  # foreground median / noise sigma of a grade-0
 INTEGER_MAX = Range(800.0, 4000.0)  # value the 99.9th percentile is scaled to
 INTEGER_DTYPES = ("int16", "uint16", "uint8")  # uint8: exported or converted images, as the real 3D FLAIR
 UINT8_MAX = Range(180.0, 250.0)  # 99.9th percentile of uint8 images (headroom below 255)
-ZERO_BACKGROUND_PROBABILITY = 0.35  # air set to exactly 0 (scanner background suppression, converters, defacing)
+ZERO_BACKGROUND_PROBABILITY = (
+    0.35  # air set to exactly 0 (scanner background suppression, converters, defacing)
+)
 BACKGROUND_MARGIN_MM = 3.0  # the zeroed air starts this far out from the head
 
 
@@ -181,10 +224,20 @@ class ContrastGrade:
 # visible bands keep the middle of each grade's spread, apart: grade 1 about its interquartile range, grade 2 from
 # above grade 1's upper quartile.
 MOTION_GRADES = {
-    1: MotionGrade(poses=(1, 1), switches=(3, 6), rotation_deg=Range(2.0, 3.5), translation_mm=Range(2.0, 3.5),
-                   visible=Range(0.04, 0.10)),
-    2: MotionGrade(poses=(2, 3), switches=(6, 12), rotation_deg=Range(4.0, 8.0), translation_mm=Range(4.0, 8.0),
-                   visible=Range(0.12, 1.0)),
+    1: MotionGrade(
+        poses=(1, 1),
+        switches=(3, 6),
+        rotation_deg=Range(2.0, 3.5),
+        translation_mm=Range(2.0, 3.5),
+        visible=Range(0.04, 0.10),
+    ),
+    2: MotionGrade(
+        poses=(2, 3),
+        switches=(6, 12),
+        rotation_deg=Range(4.0, 8.0),
+        translation_mm=Range(4.0, 8.0),
+        visible=Range(0.12, 1.0),
+    ),
 }
 MOTION_GRADINGS = ("displacement", "visible")  # how a motion plan earns its grade (artefacts.draw_moved)
 MOTION_VISIBLE_DRAWS = 40  # plans drawn at most for one visible grade (each is kept with p ~ 0.5)
@@ -197,10 +250,18 @@ NOISE_GRADES = {
 # most contrasted base (1.45), below the least contrasted grade 0 (1.12), so the grades never meet across
 # images (attempt 4 allowed 25 %, up to 1.11, and graded a guard's grade 2 as 0).
 CONTRAST_GRADES = {
-    1: ContrastGrade(residual=Range(0.0, 0.25), region_fraction=Range(0.3, 0.6), outside_residual=Range(0.8, 1.0),
-                     csf_to_wm=Range(0.30, 0.50)),
-    2: ContrastGrade(residual=Range(0.0, 0.12), region_fraction=Range(1.0, 1.0), outside_residual=Range(0.0, 0.12),
-                     csf_to_wm=Range(0.75, 1.0)),
+    1: ContrastGrade(
+        residual=Range(0.0, 0.25),
+        region_fraction=Range(0.3, 0.6),
+        outside_residual=Range(0.8, 1.0),
+        csf_to_wm=Range(0.30, 0.50),
+    ),
+    2: ContrastGrade(
+        residual=Range(0.0, 0.12),
+        region_fraction=Range(1.0, 1.0),
+        outside_residual=Range(0.0, 0.12),
+        csf_to_wm=Range(0.75, 1.0),
+    ),
 }
 CONTRAST_MODES = ("gm_wm", "csf", "both")  # FLAIR: which contrast fails; other sequences always gm_wm
 CONTRAST_MODE_WEIGHTS = (0.7, 0.15, 0.15)
@@ -224,12 +285,20 @@ class RandomisationRanges:
     gm_to_wm: Range = Range(1.06, 1.60)
     csf_to_wm: Range = Range(0.00, 0.45)
     lesion_to_gm: Range = Range(1.08, 1.60)
-    head_to_wm: dict[str, Range] = field(default_factory=lambda: {  # scalp classes as ratios to WM, dim to bright
-        "bone": Range(0.0, 0.15), "marrow": Range(0.3, 1.8), "soft": Range(0.2, 1.0), "fat": Range(0.4, 2.0),
-        "skin": Range(0.3, 1.4)})
+    head_to_wm: dict[str, Range] = field(
+        default_factory=lambda: {  # scalp classes as ratios to WM, dim to bright
+            "bone": Range(0.0, 0.15),
+            "marrow": Range(0.3, 1.8),
+            "soft": Range(0.2, 1.0),
+            "fat": Range(0.4, 2.0),
+            "skin": Range(0.3, 1.4),
+        }
+    )
     gamma: tuple[float, float] = (0.6, 1.6)  # drawn log-uniform
     warp_knots: int = 6  # knots of the monotone histogram warp, ends fixed at 0 and 1
-    warp_jitter: float = 0.5  # share of the inner knots' outputs drawn at random (sorted) rather than on the line
+    warp_jitter: float = (
+        0.5  # share of the inner knots' outputs drawn at random (sorted) rather than on the line
+    )
     saturation_percentile: Range = Range(99.0, 100.0)  # voxels above it saturate
     clean_snr: Range = Range(18.0, 90.0)  # noise floor of a grade-0 image; grade 1 is SNR 8-14
     bias_amplitude: Range = Range(0.05, 0.40)
@@ -239,8 +308,11 @@ class RandomisationRanges:
     winsorise_percentiles: tuple[float, float] = (0.5, 99.5)
     float_scale: Range = Range(0.5, 4.0)
     float_offset: Range = Range(-0.3, -0.02)  # added on the winsorised [0, 1] scale: CSF and air below zero
-    presentation_weights: dict[str, float] = field(default_factory=lambda: {  # as acquired 3 in 10
-        name: 3.0 if name == "as_acquired" else 1.0 for name in PRESENTATIONS})
+    presentation_weights: dict[str, float] = field(
+        default_factory=lambda: {  # as acquired 3 in 10
+            name: 3.0 if name == "as_acquired" else 1.0 for name in PRESENTATIONS
+        }
+    )
     heavy_lesion_count: tuple[int, int] = (40, 90)
     heavy_lesion_radius_mm: Range = Range(2.0, 7.0)
     oedema_radius_mm: Range = Range(14.0, 30.0)
@@ -252,9 +324,14 @@ class RandomisationRanges:
 
 # Each presentation is a sequence of steps (randomise.present); registered grids are the templates' 1 mm grids.
 PRESENTATIONS = {
-    "as_acquired": (), "skull_stripped": ("skull_stripped",), "registered_mni": ("mni",),
-    "registered_sri24": ("sri24", "skull_stripped"), "cropped": ("cropped",), "float_n4": ("float_n4",),
-    "uint8": ("uint8",), "mni_stripped_float": ("mni", "skull_stripped", "float_n4"),
+    "as_acquired": (),
+    "skull_stripped": ("skull_stripped",),
+    "registered_mni": ("mni",),
+    "registered_sri24": ("sri24", "skull_stripped"),
+    "cropped": ("cropped",),
+    "float_n4": ("float_n4",),
+    "uint8": ("uint8",),
+    "mni_stripped_float": ("mni", "skull_stripped", "float_n4"),
 }
 REGISTERED_GRIDS = {"mni": (197, 233, 189), "sri24": (240, 240, 155)}  # (R, A, S) voxels at 1 mm
 PATHOLOGIES = ("none", "tumour_oedema", "heavy_lesions", "infarct")
@@ -264,8 +341,15 @@ RANDOMISATION = RandomisationRanges()
 
 # ---------------------------------------------------------------- straight rejects
 REJECT_REASONS = (
-    "wrong_contrast_t1w", "wrong_contrast_t2w", "wrong_contrast_pd", "segmentation", "truncated",
-    "acquisition_2d", "near_empty", "noise_only", "non_brain",
+    "wrong_contrast_t1w",
+    "wrong_contrast_t2w",
+    "wrong_contrast_pd",
+    "segmentation",
+    "truncated",
+    "acquisition_2d",
+    "near_empty",
+    "noise_only",
+    "non_brain",
 )
 TRUNCATION_FRACTION = Range(0.25, 0.45)  # share of the head extent cut away along one axis
 PHANTOM_DIAMETER_MM = Range(150, 190)
@@ -281,17 +365,32 @@ class Scanner:
 
 
 SCANNERS = (
-    Scanner("Siemens", "Skyra", 3.0), Scanner("Siemens", "Prisma_fit", 3.0), Scanner("Siemens", "Aera", 1.5),
-    Scanner("Siemens", "Avanto_fit", 1.5), Scanner("GE", "DISCOVERY MR750", 3.0), Scanner("GE", "SIGNA Premier", 3.0),
-    Scanner("GE", "Optima MR450w", 1.5), Scanner("Philips", "Ingenia", 3.0), Scanner("Philips", "Achieva", 1.5),
+    Scanner("Siemens", "Skyra", 3.0),
+    Scanner("Siemens", "Prisma_fit", 3.0),
+    Scanner("Siemens", "Aera", 1.5),
+    Scanner("Siemens", "Avanto_fit", 1.5),
+    Scanner("GE", "DISCOVERY MR750", 3.0),
+    Scanner("GE", "SIGNA Premier", 3.0),
+    Scanner("GE", "Optima MR450w", 1.5),
+    Scanner("Philips", "Ingenia", 3.0),
+    Scanner("Philips", "Achieva", 1.5),
 )
 # EchoTime, InversionTime, RepetitionTime per sequence and acquisition type, plausible clinical values.
 TIMINGS = {
-    ("FLAIR", "3D"): {"EchoTime": Range(0.090, 0.400), "InversionTime": Range(1.60, 2.50),
-                      "RepetitionTime": Range(4.80, 8.00)},
-    ("FLAIR", "2D"): {"EchoTime": Range(0.080, 0.140), "InversionTime": Range(2.20, 2.80),
-                      "RepetitionTime": Range(8.00, 11.00)},
-    ("T1w", "3D"): {"EchoTime": Range(0.0025, 0.0045), "InversionTime": Range(0.80, 1.10),
-                    "RepetitionTime": Range(1.90, 2.40)},
+    ("FLAIR", "3D"): {
+        "EchoTime": Range(0.090, 0.400),
+        "InversionTime": Range(1.60, 2.50),
+        "RepetitionTime": Range(4.80, 8.00),
+    },
+    ("FLAIR", "2D"): {
+        "EchoTime": Range(0.080, 0.140),
+        "InversionTime": Range(2.20, 2.80),
+        "RepetitionTime": Range(8.00, 11.00),
+    },
+    ("T1w", "3D"): {
+        "EchoTime": Range(0.0025, 0.0045),
+        "InversionTime": Range(0.80, 1.10),
+        "RepetitionTime": Range(1.90, 2.40),
+    },
     ("T1w", "2D"): {"EchoTime": Range(0.008, 0.015), "RepetitionTime": Range(0.40, 0.70)},
 }

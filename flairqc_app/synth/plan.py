@@ -14,7 +14,11 @@ import numpy as np
 
 from flairqc_app.synth.case import MODALITIES, Case, SynthConfig, render_case
 from flairqc_app.synth.params import (
-    ARTEFACT_COUNT_WEIGHTS, ARTEFACT_WEIGHTS, GRIDS, REJECT_REASONS, SEVERE_PROBABILITY,
+    ARTEFACT_COUNT_WEIGHTS,
+    ARTEFACT_WEIGHTS,
+    GRIDS,
+    REJECT_REASONS,
+    SEVERE_PROBABILITY,
 )
 
 ARTEFACTS = tuple(ARTEFACT_WEIGHTS)
@@ -46,9 +50,14 @@ def _grades(rng: np.random.Generator) -> dict[str, int]:
     return {str(a): 2 if rng.random() < SEVERE_PROBABILITY else 1 for a in chosen}
 
 
-def plan_dataset(n_subjects: int, seed: int, modalities: tuple[str, ...] = MODALITIES,
-                 reject_fraction: float = 0.1, artefact_fraction: float = 0.5,
-                 grid: str = "1mm") -> list[CaseSpec]:
+def plan_dataset(
+    n_subjects: int,
+    seed: int,
+    modalities: tuple[str, ...] = MODALITIES,
+    reject_fraction: float = 0.1,
+    artefact_fraction: float = 0.5,
+    grid: str = "1mm",
+) -> list[CaseSpec]:
     """One image per subject and modality; rejects only among FLAIRs (saved as FLAIR, by the contract).
 
     On the "2d" grid every FLAIR is a straight reject (acquisition_2d): the paper's labels apply to 3D FLAIR.
@@ -67,20 +76,36 @@ def plan_dataset(n_subjects: int, seed: int, modalities: tuple[str, ...] = MODAL
             elif modality == "FLAIR" and rng.random() < reject_fraction:
                 reject = str(rng.choice(REJECT_REASONS))
             grades = _grades(rng) if rng.random() < artefact_fraction else {}
-            specs.append(CaseSpec(subject, modality, _seed(seed, subject, 2 + index), subject_seed,
-                                  reject=reject, **grades))
+            specs.append(
+                CaseSpec(
+                    subject, modality, _seed(seed, subject, 2 + index), subject_seed, reject=reject, **grades
+                )
+            )
     return specs
 
 
 def render_spec(spec: CaseSpec, config: SynthConfig) -> Case:
     """Render a planned case (module-level so process pools can pickle it)."""
-    return render_case(spec.seed, spec.modality, spec.motion, spec.noise, spec.contrast, spec.reject, config,
-                       subject_seed=spec.subject_seed)
+    return render_case(
+        spec.seed,
+        spec.modality,
+        spec.motion,
+        spec.noise,
+        spec.contrast,
+        spec.reject,
+        config,
+        subject_seed=spec.subject_seed,
+    )
 
 
-def iter_cases(n: int, seed: int, modalities: tuple[str, ...] = ("FLAIR",), config: SynthConfig = SynthConfig(),
-               reject_fraction: float = 0.1, artefact_fraction: float = 0.5
-               ) -> Iterator[tuple[nib.Nifti1Image, dict[str, object]]]:
+def iter_cases(
+    n: int,
+    seed: int,
+    modalities: tuple[str, ...] = ("FLAIR",),
+    config: SynthConfig = SynthConfig(),
+    reject_fraction: float = 0.1,
+    artefact_fraction: float = 0.5,
+) -> Iterator[tuple[nib.Nifti1Image, dict[str, object]]]:
     """Yield (image, labels) for `n` subjects (times the modalities) without writing files, e.g. for training."""
     for spec in plan_dataset(n, seed, modalities, reject_fraction, artefact_fraction, config.grid):
         case = render_spec(spec, config)

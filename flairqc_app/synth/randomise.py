@@ -29,8 +29,14 @@ from scipy import ndimage
 
 from flairqc_app.synth import geometry
 from flairqc_app.synth.anatomy import Anatomy, _ball_weights, head_model
-from flairqc_app.synth.params import (PATHOLOGIES, PATHOLOGY_WEIGHTS, PRESENTATIONS, RANDOMISATION,
-                                      REGISTERED_GRIDS, TISSUE_LABELS)
+from flairqc_app.synth.params import (
+    PATHOLOGIES,
+    PATHOLOGY_WEIGHTS,
+    PRESENTATIONS,
+    RANDOMISATION,
+    REGISTERED_GRIDS,
+    TISSUE_LABELS,
+)
 
 STREAM = 7  # the randomisation's own generator: default_rng([seed, STREAM])
 BRAIN_CODES = [TISSUE_LABELS[c] for c in ("csf", "gm", "wm", "lesion")]
@@ -58,33 +64,57 @@ class Randomisation:
         return PRESENTATIONS[self.presentation]
 
     def summary(self) -> dict[str, object]:
-        return {"presentation": self.presentation, "pathology": self.pathology, "intensity_gamma": round(self.gamma, 3)}
+        return {
+            "presentation": self.presentation,
+            "pathology": self.pathology,
+            "intensity_gamma": round(self.gamma, 3),
+        }
 
 
 def draw(seed: int, presentation: str | None = None, pathology: str | None = None) -> Randomisation:
     """The randomisation of the image of case seed `seed`; `presentation` and `pathology` force those draws."""
-    for name, value, known in (("presentation", presentation, PRESENTATIONS), ("pathology", pathology, PATHOLOGIES)):
+    for name, value, known in (
+        ("presentation", presentation, PRESENTATIONS),
+        ("pathology", pathology, PATHOLOGIES),
+    ):
         if value is not None and value not in known:
             raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(known)}")
     r = RANDOMISATION
     rng = np.random.default_rng([seed, STREAM])
     wm = r.wm.draw(rng)
     gm = wm * r.gm_to_wm.draw(rng)
-    levels = {"wm": wm, "gm": gm, "csf": wm * r.csf_to_wm.draw(rng), "lesion": gm * r.lesion_to_gm.draw(rng),
-              **{name: wm * span.draw(rng) for name, span in r.head_to_wm.items()}}
+    levels = {
+        "wm": wm,
+        "gm": gm,
+        "csf": wm * r.csf_to_wm.draw(rng),
+        "lesion": gm * r.lesion_to_gm.draw(rng),
+        **{name: wm * span.draw(rng) for name, span in r.head_to_wm.items()},
+    }
     steps = np.sort(rng.uniform(0, 1, r.warp_knots - 2))
-    warp = tuple(np.r_[0.0, (1 - r.warp_jitter) * np.linspace(0, 1, r.warp_knots)[1:-1] + r.warp_jitter * steps,
-                       1.0].round(4))
-    drawn_presentation = str(rng.choice(list(PRESENTATIONS), p=_weights(r.presentation_weights, PRESENTATIONS)))
+    warp = tuple(
+        np.r_[
+            0.0, (1 - r.warp_jitter) * np.linspace(0, 1, r.warp_knots)[1:-1] + r.warp_jitter * steps, 1.0
+        ].round(4)
+    )
+    drawn_presentation = str(
+        rng.choice(list(PRESENTATIONS), p=_weights(r.presentation_weights, PRESENTATIONS))
+    )
     drawn_pathology = str(rng.choice(PATHOLOGIES, p=PATHOLOGY_WEIGHTS))
     return Randomisation(
-        levels=levels, gamma=float(np.exp(rng.uniform(*np.log(r.gamma)))), warp=warp,
-        saturation_percentile=r.saturation_percentile.draw(rng), snr=r.clean_snr.draw(rng),
+        levels=levels,
+        gamma=float(np.exp(rng.uniform(*np.log(r.gamma)))),
+        warp=warp,
+        saturation_percentile=r.saturation_percentile.draw(rng),
+        snr=r.clean_snr.draw(rng),
         bias_amplitude=r.bias_amplitude.draw(rng),
         voxel_mm=(r.in_plane_mm.draw(rng),) * 2 + (r.slice_mm.draw(rng),),  # type: ignore[arg-type]
-        presentation=presentation or drawn_presentation, pathology=pathology or drawn_pathology,
-        crop_margin_mm=r.crop_margin_mm.draw(rng), float_scale=r.float_scale.draw(rng),
-        float_offset=r.float_offset.draw(rng), seed=int(rng.integers(2**31)))
+        presentation=presentation or drawn_presentation,
+        pathology=pathology or drawn_pathology,
+        crop_margin_mm=r.crop_margin_mm.draw(rng),
+        float_scale=r.float_scale.draw(rng),
+        float_offset=r.float_offset.draw(rng),
+        seed=int(rng.integers(2**31)),
+    )
 
 
 def _weights(weights: dict[str, float], names) -> np.ndarray:
@@ -98,8 +128,9 @@ def acquisition(acq: geometry.Acquisition, rand: Randomisation) -> geometry.Acqu
     registered grid, its axial 1 mm grid."""
     grid = next((REGISTERED_GRIDS[s] for s in rand.steps() if s in REGISTERED_GRIDS), None)
     if grid is not None:
-        return geometry.Acquisition(acq.grid, "axial", (1.0, 1.0, 1.0), (grid[1], grid[0], grid[2]),
-                                    acq.mr_acquisition_type)  # axial: array axes (A, R, S)
+        return geometry.Acquisition(
+            acq.grid, "axial", (1.0, 1.0, 1.0), (grid[1], grid[0], grid[2]), acq.mr_acquisition_type
+        )  # axial: array axes (A, R, S)
     voxel = tuple(round(v * base, 2) for v, base in zip(rand.voxel_mm, acq.voxel_mm))
     shape = tuple(int(round(n * old / new)) for n, old, new in zip(acq.shape, acq.voxel_mm, voxel))
     return geometry.Acquisition(acq.grid, acq.plane, voxel, shape, acq.mr_acquisition_type)  # type: ignore[arg-type]
@@ -127,8 +158,9 @@ def with_pathology_lesions(anatomy: Anatomy, rand: Randomisation) -> Anatomy:
     return replace(anatomy, lesions=anatomy.lesions + lesions)
 
 
-def add_pathology(image: np.ndarray, labels: np.ndarray | None, levels: dict[str, float], rand: Randomisation
-                  ) -> np.ndarray:
+def add_pathology(
+    image: np.ndarray, labels: np.ndarray | None, levels: dict[str, float], rand: Randomisation
+) -> np.ndarray:
     """A tumour (bright oedema round a dark or grey core) or an old infarct (a CSF-dark cavity in a bright gliotic
     rim), centred on a deep white-matter site of the template; labelled as lesion inside the brain."""
     if rand.pathology not in ("tumour_oedema", "infarct"):
@@ -164,8 +196,9 @@ def warp_intensities(clean: np.ndarray, rand: Randomisation) -> np.ndarray:
     return (np.interp(x, knots, rand.warp) * top).astype(np.float32)
 
 
-def present(data: np.ndarray, affine: np.ndarray, tissue: np.ndarray | None, rand: Randomisation
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def present(
+    data: np.ndarray, affine: np.ndarray, tissue: np.ndarray | None, rand: Randomisation
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The presentation's steps on the acquired magnitude image (and its tissue map), in order."""
     steps = rand.steps()
     if "skull_stripped" in steps or "cropped" in steps:
@@ -176,15 +209,21 @@ def present(data: np.ndarray, affine: np.ndarray, tissue: np.ndarray | None, ran
         voxel = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
         where = np.argwhere(brain)
         low = np.maximum(where.min(axis=0) - np.ceil(rand.crop_margin_mm / voxel).astype(int), 0)
-        high = np.minimum(where.max(axis=0) + np.ceil(rand.crop_margin_mm / voxel).astype(int) + 1, data.shape)
+        high = np.minimum(
+            where.max(axis=0) + np.ceil(rand.crop_margin_mm / voxel).astype(int) + 1, data.shape
+        )
         for axis in range(3):
             cut_affine = affine
             data, affine = geometry.crop(data, cut_affine, axis, int(low[axis]), int(high[axis]))
             tissue = geometry.crop(tissue, cut_affine, axis, int(low[axis]), int(high[axis]))[0]
     if "float_n4" in steps:  # N4 leaves a float image; winsorising and a shift put dark voxels below zero
         inside = data > 0  # an exact-zero background (suppressed, skull-stripped) stays zero
-        low, high = np.percentile(data[inside], RANDOMISATION.winsorise_percentiles) if inside.any() else (0, 1)
-        shifted = ((np.clip(data, low, high) - low) / ((high - low) or 1.0) + rand.float_offset) * rand.float_scale
+        low, high = (
+            np.percentile(data[inside], RANDOMISATION.winsorise_percentiles) if inside.any() else (0, 1)
+        )
+        shifted = (
+            (np.clip(data, low, high) - low) / ((high - low) or 1.0) + rand.float_offset
+        ) * rand.float_scale
         data = np.where(inside, shifted, 0).astype(np.float32)
     return data, affine, tissue
 

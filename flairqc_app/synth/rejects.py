@@ -99,8 +99,11 @@ def _world_mm(acq: Acquisition) -> list[np.ndarray]:
     affine = acq.affine
     ramps = [np.arange(n, dtype=np.float32) for n in acq.shape]
     shapes = [(-1, 1, 1), (1, -1, 1), (1, 1, -1)]
-    return [sum(np.float32(affine[r, a]) * ramps[a].reshape(shapes[a]) for a in range(3)) + np.float32(affine[r, 3])
-            for r in range(3)]
+    return [
+        sum(np.float32(affine[r, a]) * ramps[a].reshape(shapes[a]) for a in range(3))
+        + np.float32(affine[r, 3])
+        for r in range(3)
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,20 +124,33 @@ class Phantom:
     def draw(cls, rng: np.random.Generator) -> Phantom:
         diameter, length = PHANTOM_DIAMETER_MM.draw(rng), PHANTOM_LENGTH_MM.draw(rng)
         tilt = tuple(rng.uniform(-8.0, 8.0, 3))
-        rods = tuple((rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.7) * diameter / 2.0,
-                      rng.uniform(3.0, 10.0), rng.uniform(0.1, 2.0))
-                     for _ in range(int(rng.integers(4, 10))))
-        spheres = tuple((rng.uniform(-0.3, 0.3, 3) * np.array([diameter, diameter, length]),
-                         rng.uniform(5.0, 15.0), rng.uniform(0.1, 2.0))
-                        for _ in range(int(rng.integers(2, 6))))
+        rods = tuple(
+            (
+                rng.uniform(0, 2 * np.pi),
+                rng.uniform(0.2, 0.7) * diameter / 2.0,
+                rng.uniform(3.0, 10.0),
+                rng.uniform(0.1, 2.0),
+            )
+            for _ in range(int(rng.integers(4, 10)))
+        )
+        spheres = tuple(
+            (
+                rng.uniform(-0.3, 0.3, 3) * np.array([diameter, diameter, length]),
+                rng.uniform(5.0, 15.0),
+                rng.uniform(0.1, 2.0),
+            )
+            for _ in range(int(rng.integers(2, 6)))
+        )
         return cls(diameter, length, tilt, rods, spheres)
 
     def render(self, acq: Acquisition) -> np.ndarray:
         tilt = rotation_matrix(self.tilt_deg)
         world = _world_mm(acq)
         centre = acq.affine[:3, 3] + acq.affine[:3, :3] @ ((np.asarray(acq.shape) - 1) / 2.0)
-        x, y, z = (sum(np.float32(tilt[a, r]) * (world[a] - np.float32(centre[a])) for a in range(3))
-                   for r in range(3))
+        x, y, z = (
+            sum(np.float32(tilt[a, r]) * (world[a] - np.float32(centre[a])) for a in range(3))
+            for r in range(3)
+        )
         radius2 = x * x + y * y
         inside = (radius2 <= (self.diameter / 2.0) ** 2) & (np.abs(z) <= self.length / 2.0)
         image = inside.astype(np.float32)
@@ -147,8 +163,12 @@ class Phantom:
         return image
 
     def summary(self) -> dict[str, object]:
-        return {"phantom_diameter_mm": round(self.diameter, 2), "phantom_length_mm": round(self.length, 2),
-                "phantom_rods": len(self.rods), "phantom_spheres": len(self.spheres)}
+        return {
+            "phantom_diameter_mm": round(self.diameter, 2),
+            "phantom_length_mm": round(self.length, 2),
+            "phantom_rods": len(self.rods),
+            "phantom_spheres": len(self.spheres),
+        }
 
 
 @dataclass(frozen=True)
@@ -163,8 +183,12 @@ class NearEmpty:
     @classmethod
     def draw(cls, rng: np.random.Generator, shape: tuple[int, int, int]) -> NearEmpty:
         spots = int(rng.integers(1, 4))
-        return cls(tuple(([int(rng.integers(n)) for n in shape], int(rng.integers(1, 4)),
-                          rng.uniform(0.2, 1.0)) for _ in range(spots)))
+        return cls(
+            tuple(
+                ([int(rng.integers(n)) for n in shape], int(rng.integers(1, 4)), rng.uniform(0.2, 1.0))
+                for _ in range(spots)
+            )
+        )
 
     def render(self, shape: tuple[int, int, int]) -> np.ndarray:
         image = np.zeros(shape, np.float32)

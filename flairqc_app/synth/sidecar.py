@@ -15,6 +15,11 @@ def draw_scanner(rng: np.random.Generator) -> Scanner:
 def sidecar(rng: np.random.Generator, scanner: Scanner, suffix: str, mr_acquisition_type: str) -> dict:
     """The sidecar a `suffix` image of this scanner would carry (straight rejects keep their file's suffix)."""
     timings = {name: round(r.draw(rng), 4) for name, r in TIMINGS[(suffix, mr_acquisition_type)].items()}
-    values = {"Manufacturer": scanner.manufacturer, "ManufacturersModelName": scanner.model,
-              "MagneticFieldStrength": scanner.field_t, "MRAcquisitionType": mr_acquisition_type, **timings}
+    values = {
+        "Manufacturer": scanner.manufacturer,
+        "ManufacturersModelName": scanner.model,
+        "MagneticFieldStrength": scanner.field_t,
+        "MRAcquisitionType": mr_acquisition_type,
+        **timings,
+    }
     return {key: values[key] for key in SIDECAR_FIELDS if key in values}

@@ -43,17 +43,31 @@ from scipy import ndimage
 
 from flairqc_app.train.template_grid import BRAIN_WINDOW_MARGIN_MM, template_brain
 
-AUGMENTATIONS = ("flip", "fov_cut", "outside_gain", "sharpness", "background_suppression", "head_swap",
-                 "intensity_warp")
+AUGMENTATIONS = (
+    "flip",
+    "fov_cut",
+    "outside_gain",
+    "sharpness",
+    "background_suppression",
+    "head_swap",
+    "intensity_warp",
+)
 PROBABILITY = 0.5  # of each augmentation, per image
 CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
 PROTECTED_AREA_FRACTION = 0.03  # axial slices whose brain area is below this share of the largest: medulla
 GAIN_BRAIN_MARGIN_VOX = 1  # the gain starts this far outside the template brain (model grid voxels, ~3 mm)
-GAIN_SMOOTHING_VOX = 1.0  # sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
+GAIN_SMOOTHING_VOX = (
+    1.0  # sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
+)
 GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, drawn per image
-GAIN_LEVEL = (0.6, 1.3)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
-SHARPNESS_SMOOTHING_VOX = 1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
+GAIN_LEVEL = (
+    0.6,
+    1.3,
+)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
+SHARPNESS_SMOOTHING_VOX = (
+    1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
+)
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
 # real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-history.md#attempt-8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
@@ -62,7 +76,9 @@ SHARPNESS_AMOUNT = (-0.5, 0.5)
 SUPPRESSION_THRESHOLD = (0.03, 0.08)
 WARP_GAMMA = (0.77, 1.3)  # drawn log-uniform
 WARP_KNOTS = 5  # of the monotone warp, ends fixed at 0 and 1
-WARP_JITTER = 0.4  # share of the inner knots' outputs drawn at random (sorted) rather than on the identity line
+WARP_JITTER = (
+    0.4  # share of the inner knots' outputs drawn at random (sorted) rather than on the identity line
+)
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -86,7 +102,9 @@ def cut_below_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     slope = np.tan(np.deg2rad(rng.uniform(-CUT_TILT_DEG, CUT_TILT_DEG)))
     y = np.arange(volume.shape[1]) - (volume.shape[1] - 1) / 2.0
     _, by, bz = np.nonzero(brain)
-    highest = float(np.min(bz - slope * y[by]))  # the plane may rise to the lowest protected voxel, not past it
+    highest = float(
+        np.min(bz - slope * y[by])
+    )  # the plane may rise to the lowest protected voxel, not past it
     z0 = highest - rng.uniform(0.0, CUT_DEPTH_VOX)
     below = np.arange(volume.shape[2])[np.newaxis, :] < z0 + slope * y[:, np.newaxis]  # [Y, Z]
     out = volume.copy()
@@ -144,8 +162,12 @@ def warp_intensity(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     gamma = float(np.exp(rng.uniform(*np.log(WARP_GAMMA))))
     inner = np.linspace(0, 1, WARP_KNOTS)[1:-1]
-    outputs = np.r_[0.0, (1 - WARP_JITTER) * inner + WARP_JITTER * np.sort(rng.uniform(0, 1, inner.size)), 1.0]
-    return np.interp(np.clip(volume, 0, 1) ** gamma, np.linspace(0, 1, WARP_KNOTS), outputs).astype(volume.dtype)
+    outputs = np.r_[
+        0.0, (1 - WARP_JITTER) * inner + WARP_JITTER * np.sort(rng.uniform(0, 1, inner.size)), 1.0
+    ]
+    return np.interp(np.clip(volume, 0, 1) ** gamma, np.linspace(0, 1, WARP_KNOTS), outputs).astype(
+        volume.dtype
+    )
 
 
 def swap_heads(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -173,12 +195,16 @@ def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Gene
             out[i, 0] = out[i, 0, ::-1]
         if "fov_cut" in names and rng.random() < PROBABILITY:
             out[i, 0] = cut_below_brain(out[i, 0], rng)
-        if "background_suppression" in names and rng.random() < PROBABILITY:  # at the scanner, before the rest
+        if (
+            "background_suppression" in names and rng.random() < PROBABILITY
+        ):  # at the scanner, before the rest
             out[i, 0] = suppress_background(out[i, 0], rng.uniform(*SUPPRESSION_THRESHOLD))
         if "outside_gain" in names and rng.random() < PROBABILITY:  # last: runs without it draw as before
             out[i, 0] = gain_outside_brain(out[i, 0], rng)
         if "sharpness" in names and rng.random() < PROBABILITY:
             out[i, 0] = change_sharpness(out[i, 0], rng)  # last of an image's draws, as outside_gain
-        if "intensity_warp" in names and rng.random() < PROBABILITY:  # after the rest: runs without it as before
+        if (
+            "intensity_warp" in names and rng.random() < PROBABILITY
+        ):  # after the rest: runs without it as before
             out[i, 0] = warp_intensity(out[i, 0], rng)
     return out

@@ -14,18 +14,19 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 
 from flairqc_app import tsv
 from flairqc_app.config import ARTEFACTS, FLAIR_TEMPLATE, PREPROC_RECIPES, T1W_TEMPLATE
-from flairqc_app.manifest import sha256_of
 from flairqc_app.grid import resize_to
+from flairqc_app.manifest import sha256_of
 from flairqc_app.train import labels as lab
 from flairqc_app.train import splits
 
@@ -36,12 +37,24 @@ log = logging.getLogger(__name__)
 SAMPLES_NAME = "samples.tsv"
 META_NAME = "cache.json"
 MODALITY = {"source": "T1w", "target": "FLAIR"}  # the domains of SSDA (paper): labelled T1w, FLAIR
-TEMPLATES = {"T1w": T1W_TEMPLATE, "FLAIR": FLAIR_TEMPLATE}  # each modality to its own template, as at inference
+TEMPLATES = {
+    "T1w": T1W_TEMPLATE,
+    "FLAIR": FLAIR_TEMPLATE,
+}  # each modality to its own template, as at inference
 # trainval: training and cross-validation folds; validation: labelled target images held out of training, in every
 # fold's validation pool (model selection, thresholds); test: the held-out test split, for figures only
 SPLITS = ("trainval", "validation", "test")
-COLUMNS = ("key", "domain", "filename", "participant_id", "group", "straight_reject", *ARTEFACTS, "split",
-           "registration_ncc")
+COLUMNS = (
+    "key",
+    "domain",
+    "filename",
+    "participant_id",
+    "group",
+    "straight_reject",
+    *ARTEFACTS,
+    "split",
+    "registration_ncc",
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +109,13 @@ def cache_key(content_sha256: str, recipe: str, shape: tuple[int, int, int]) -> 
 class VolumeCache:
     """A cache directory: volumes by key, the samples table and the cache settings."""
 
-    def __init__(self, root: Path, shape: tuple[int, int, int] | None = None, dtype: str = "float16",
-                 recipe: str = "array"):
+    def __init__(
+        self,
+        root: Path,
+        shape: tuple[int, int, int] | None = None,
+        dtype: str = "float16",
+        recipe: str = "array",
+    ):
         self.root = Path(root)
         meta_path = self.root / META_NAME
         if meta_path.is_file():
@@ -110,7 +128,9 @@ class VolumeCache:
         else:
             self.shape, self.dtype, self.recipe = tuple(int(n) for n in shape), dtype, recipe
             (self.root / "volumes").mkdir(parents=True, exist_ok=True)
-            meta_path.write_text(json.dumps({"shape": list(self.shape), "dtype": dtype, "recipe": recipe}) + "\n")
+            meta_path.write_text(
+                json.dumps({"shape": list(self.shape), "dtype": dtype, "recipe": recipe}) + "\n"
+            )
 
     def path(self, key: str) -> Path:
         return self.root / "volumes" / f"{key}.npy"
@@ -140,10 +160,20 @@ class VolumeCache:
         return keyed
 
     def write_samples(self, samples: list[Sample]) -> None:
-        rows = [{"key": s.key, "domain": s.domain, "filename": s.filename, "participant_id": s.participant_id,
-                 "group": s.group, "straight_reject": s.straight_reject,
-                 **{a: s.grades.get(a) for a in ARTEFACTS}, "split": s.split,
-                 "registration_ncc": s.registration_ncc} for s in samples]
+        rows = [
+            {
+                "key": s.key,
+                "domain": s.domain,
+                "filename": s.filename,
+                "participant_id": s.participant_id,
+                "group": s.group,
+                "straight_reject": s.straight_reject,
+                **{a: s.grades.get(a) for a in ARTEFACTS},
+                "split": s.split,
+                "registration_ncc": s.registration_ncc,
+            }
+            for s in samples
+        ]
         ncc_cell = lambda v: tsv.format_cell(v, ".4f", keep_nan=True)  # noqa: E731
         tsv.write_rows(self.root / SAMPLES_NAME, COLUMNS, rows, cell=ncc_cell)
 
@@ -155,12 +185,24 @@ class VolumeCache:
 
         for r in rows:  # an image of an unknown split would silently be in no pool at all
             if r["split"] not in SPLITS:
-                raise ValueError(f"{self.root / SAMPLES_NAME}: {r['filename']} has split {r['split']!r}, not one of "
-                                 f"{', '.join(SPLITS)}")
-        return [Sample(key=r["key"], domain=r["domain"], filename=r["filename"], participant_id=r["participant_id"],
-                       group=r["group"], straight_reject=num(r["straight_reject"], int),
-                       grades={a: num(r[a], int) for a in ARTEFACTS}, split=r["split"],
-                       registration_ncc=num(r["registration_ncc"], float)) for r in rows]
+                raise ValueError(
+                    f"{self.root / SAMPLES_NAME}: {r['filename']} has split {r['split']!r}, not one of "
+                    f"{', '.join(SPLITS)}"
+                )
+        return [
+            Sample(
+                key=r["key"],
+                domain=r["domain"],
+                filename=r["filename"],
+                participant_id=r["participant_id"],
+                group=r["group"],
+                straight_reject=num(r["straight_reject"], int),
+                grades={a: num(r[a], int) for a in ARTEFACTS},
+                split=r["split"],
+                registration_ncc=num(r["registration_ncc"], float),
+            )
+            for r in rows
+        ]
 
 
 def check_validation_participants(samples: list[Sample], participants: frozenset[str]) -> None:
@@ -168,8 +210,9 @@ def check_validation_participants(samples: list[Sample], participants: frozenset
     labelled = {s.participant_id for s in samples if s.domain == "target" and s.labelled}
     missing = sorted(participants - labelled)
     if missing:
-        raise ValueError(f"validation participants without a labelled FLAIR in the target dataset: "
-                         f"{', '.join(missing)}")
+        raise ValueError(
+            f"validation participants without a labelled FLAIR in the target dataset: {', '.join(missing)}"
+        )
 
 
 def assign_validation_split(samples: list[Sample], participants: frozenset[str]) -> list[Sample]:
@@ -192,8 +235,10 @@ def assign_test_split(samples: list[Sample], fraction: float, seed: int) -> list
         domains.setdefault(s.group, set()).add(s.domain)
     strata = {g: f"{'+'.join(sorted(domains[g]))}:{splits.worst(c)}" for g, c in classes.items()}
     test = splits.test_groups(strata, fraction, seed)
-    return [s if s.split == "validation" else replace(s, split="test" if s.group in test else "trainval")
-            for s in samples]
+    return [
+        s if s.split == "validation" else replace(s, split="test" if s.group in test else "trainval")
+        for s in samples
+    ]
 
 
 def dataset_samples(bids_dir: Path, domain: str, same_subjects: bool) -> list[tuple[Sample, Path]]:
@@ -208,10 +253,15 @@ def dataset_samples(bids_dir: Path, domain: str, same_subjects: bool) -> list[tu
     for name in sorted(set(names)):
         row = rows.get(name)
         participant = row.participant_id if row else lab.participant_of(name)
-        sample = Sample(key="", domain=domain, filename=name, participant_id=participant,
-                        group=participant if same_subjects else f"{domain}:{participant}",
-                        straight_reject=row.straight_reject if row else None,
-                        grades=dict(row.grades) if row else {})
+        sample = Sample(
+            key="",
+            domain=domain,
+            filename=name,
+            participant_id=participant,
+            group=participant if same_subjects else f"{domain}:{participant}",
+            straight_reject=row.straight_reject if row else None,
+            grades=dict(row.grades) if row else {},
+        )
         out.append((sample, bids_dir / name))
     return out
 
@@ -232,10 +282,12 @@ def _preprocess_one(path: Path, template: Path, recipe: str) -> tuple[np.ndarray
     return result.volume, result.registration_ncc, time.perf_counter() - tic
 
 
-def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
-                    ) -> Iterator[tuple[Sample, tuple[np.ndarray, float, float] | Exception]]:
+def _preprocess_all(
+    todo: list[tuple[Sample, Path]], recipe: str, jobs: int
+) -> Iterator[tuple[Sample, tuple[np.ndarray, float, float] | Exception]]:
     """Results in order; in this process for one job, else in a process pool (ANTs is not thread-parallel
     across images)."""
+
     def template(sample: Sample) -> Path:
         return TEMPLATES[MODALITY[sample.domain]]
 
@@ -255,8 +307,9 @@ def _preprocess_all(todo: list[tuple[Sample, Path]], recipe: str, jobs: int
                 yield sample, exc
 
 
-def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRecipe,
-            jobs: int = 1) -> list[Sample]:
+def prepare(
+    source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRecipe, jobs: int = 1
+) -> list[Sample]:
     """Preprocess (once) and cache every source and target image with `recipe.preprocess`, then write
     samples.tsv with the splits: the named validation participants (held out of training, in every fold's
     validation pool), then the test split.
@@ -267,11 +320,15 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRe
     preprocess, validation_participants = recipe.preprocess, recipe.validation_participants
     cache = VolumeCache(cache_dir, recipe.shape, recipe.dtype, preprocess)
     if cache.recipe != preprocess:
-        raise ValueError(f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {preprocess!r}: "
-                         "use another cache")
-    pending = (dataset_samples(source_dir, "source", recipe.same_subjects)
-               + dataset_samples(target_dir, "target", recipe.same_subjects))
-    check_validation_participants([s for s, _ in pending], validation_participants)  # before hours of preprocessing
+        raise ValueError(
+            f"{cache_dir} was prepared with recipe {cache.recipe!r}, not {preprocess!r}: use another cache"
+        )
+    pending = dataset_samples(source_dir, "source", recipe.same_subjects) + dataset_samples(
+        target_dir, "target", recipe.same_subjects
+    )
+    check_validation_participants(
+        [s for s, _ in pending], validation_participants
+    )  # before hours of preprocessing
     previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
     settings = repr(PREPROC_RECIPES[preprocess])  # in the key: settings may change under the same recipe name
     keyed = [(replace(s, key=cache_key(sha256_of(p), settings, cache.shape)), p) for s, p in pending]
@@ -291,7 +348,9 @@ def prepare(source_dir: Path, target_dir: Path, cache_dir: Path, recipe: CacheRe
         cache.put(sample.key, volume)
         samples.append(replace(sample, registration_ncc=ncc))
         log.info("prepare: %s (%s) %.1f s, NCC %.3f", sample.filename, sample.domain, seconds, ncc)
-    samples = assign_validation_split(sorted(samples, key=lambda s: (s.domain, s.filename)), validation_participants)
+    samples = assign_validation_split(
+        sorted(samples, key=lambda s: (s.domain, s.filename)), validation_participants
+    )
     samples = assign_test_split(samples, recipe.test_fraction, recipe.seed)
     cache.write_samples(samples)
     return samples

@@ -37,7 +37,9 @@ class Calibration:
 
     task: str
     threshold: float
-    hard_bound: float  # the highest probability that must stay below (clean variants; all proxy images for reject)
+    hard_bound: (
+        float  # the highest probability that must stay below (clean variants; all proxy images for reject)
+    )
     positives_at_or_above: int
     positives: int
     negatives_below: int
@@ -77,7 +79,11 @@ def is_reject(row: dict) -> bool:
 def verdict_under(row: dict, thresholds: dict[str, float]) -> dict:
     """The row's verdict with other thresholds (the app's own verdict when the gate skipped it)."""
     if row["status"] != "ok":
-        return {"straight_reject": int(row["straight_reject"] or 0), "tier": None, **{a: None for a in ARTEFACTS}}
+        return {
+            "straight_reject": int(row["straight_reject"] or 0),
+            "tier": None,
+            **{a: None for a in ARTEFACTS},
+        }
     verdict = decide({t: float(row[f"p_{t}"]) for t in TASKS}, thresholds)
     return {"straight_reject": verdict.straight_reject, "tier": verdict.tier, **verdict.grades}
 
@@ -124,12 +130,24 @@ def calibrate(rows: list[dict]) -> list[Calibration]:
         if not hard:
             raise ValueError(f"{task}: the table has no clean proxy image to bound the threshold")
         t = best_threshold(hard, positives, soft)
-        rule = ("above every proxy image (none straight-rejected); most real rejects at or above"
-                if task == "straight_reject" else
-                "above every clean variant (all tier 1); most of the artefact at or above its level over it, "
-                "other artefacts" + (" and its level 1" if task.endswith("severe") else "") + " under it")
-        records.append(Calibration(task, t, max(hard), sum(v >= t for v in positives), len(positives),
-                                   sum(v < t for v in soft), len(soft), rule))
+        rule = (
+            "above every proxy image (none straight-rejected); most real rejects at or above"
+            if task == "straight_reject"
+            else "above every clean variant (all tier 1); most of the artefact at or above its level over it, "
+            "other artefacts" + (" and its level 1" if task.endswith("severe") else "") + " under it"
+        )
+        records.append(
+            Calibration(
+                task,
+                t,
+                max(hard),
+                sum(v >= t for v in positives),
+                len(positives),
+                sum(v < t for v in soft),
+                len(soft),
+                rule,
+            )
+        )
     return records
 
 
@@ -158,7 +176,9 @@ def wilson(hit: int, n: int, z: float = 1.96) -> tuple[float, float]:
         return float("nan"), float("nan")
     p = hit / n
     centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, float((centre - half) / (1 + z * z / n))), min(1.0, float((centre + half) / (1 + z * z / n)))
+    return max(0.0, float((centre - half) / (1 + z * z / n))), min(
+        1.0, float((centre + half) / (1 + z * z / n))
+    )
 
 
 @dataclass(frozen=True)
@@ -169,7 +189,9 @@ class Criteria:
     clean: int
     straight_rejected: int
     proxy: int
-    graded: dict[str, tuple[int, int]]  # artefact (and "all") -> (graded at or above the applied level, cases)
+    graded: dict[
+        str, tuple[int, int]
+    ]  # artefact (and "all") -> (graded at or above the applied level, cases)
     rejects_rejected: int
     rejects: int
 
@@ -186,13 +208,28 @@ def criteria(rows: list[dict], thresholds: dict[str, float]) -> Criteria:
     proxy = [(r, v) for r, v in verdicts if not is_reject(r)]
     clean = [(r, v) for r, v in proxy if r["level"] == 0]
     degraded = [(r, v) for r, v in proxy if r["level"] > 0]
-    graded = {a: (sum(not v["straight_reject"] and (v[a] or 0) >= r["level"] for r, v in degraded
-                      if r["artefact"] == a), sum(r["artefact"] == a for r, _ in degraded)) for a in ARTEFACTS}
+    graded = {
+        a: (
+            sum(
+                not v["straight_reject"] and (v[a] or 0) >= r["level"]
+                for r, v in degraded
+                if r["artefact"] == a
+            ),
+            sum(r["artefact"] == a for r, _ in degraded),
+        )
+        for a in ARTEFACTS
+    }
     graded["all"] = tuple(np.sum(list(graded.values()), axis=0).tolist())
     rejects = [v for r, v in verdicts if is_reject(r)]
-    return Criteria(clean_tier1=sum(not v["straight_reject"] and v["tier"] == 1 for _, v in clean), clean=len(clean),
-                    straight_rejected=sum(v["straight_reject"] for _, v in proxy), proxy=len(proxy), graded=graded,
-                    rejects_rejected=sum(v["straight_reject"] for v in rejects), rejects=len(rejects))
+    return Criteria(
+        clean_tier1=sum(not v["straight_reject"] and v["tier"] == 1 for _, v in clean),
+        clean=len(clean),
+        straight_rejected=sum(v["straight_reject"] for _, v in proxy),
+        proxy=len(proxy),
+        graded=graded,
+        rejects_rejected=sum(v["straight_reject"] for v in rejects),
+        rejects=len(rejects),
+    )
 
 
 def leave_one_variant_out(rows: list[dict]) -> Criteria:
@@ -204,9 +241,15 @@ def leave_one_variant_out(rows: list[dict]) -> Criteria:
         thresholds = thresholds_of(calibrate([r for r in rows if r["variant"] != held]))
         parts.append(criteria([r for r in rows if r["variant"] == held or is_reject(r)], thresholds))
     graded = {k: tuple(np.sum([p.graded[k] for p in parts], axis=0).tolist()) for k in parts[0].graded}
-    return Criteria(sum(p.clean_tier1 for p in parts), sum(p.clean for p in parts),
-                    sum(p.straight_rejected for p in parts), sum(p.proxy for p in parts), graded,
-                    sum(p.rejects_rejected for p in parts), sum(p.rejects for p in parts))
+    return Criteria(
+        sum(p.clean_tier1 for p in parts),
+        sum(p.clean for p in parts),
+        sum(p.straight_rejected for p in parts),
+        sum(p.proxy for p in parts),
+        graded,
+        sum(p.rejects_rejected for p in parts),
+        sum(p.rejects for p in parts),
+    )
 
 
 # ---------------------------------------------------------------- choosing models on the set
@@ -234,8 +277,13 @@ def prefer(records: dict[str, list[Calibration]], default: str, margin: int = 2)
     return chosen
 
 
-def assemble(models_dirs: dict[str, Path], records: dict[str, list[Calibration]], choice: dict[str, str], out: Path,
-             version: str) -> dict:
+def assemble(
+    models_dirs: dict[str, Path],
+    records: dict[str, list[Calibration]],
+    choice: dict[str, str],
+    out: Path,
+    version: str,
+) -> dict:
     """A model set in `out` of each task's chosen candidate (ONNX copied, hash checked), its threshold the one
     calibrated on the real-proxy set, with how it was set in the entry's provenance; returns the manifest."""
     import shutil
@@ -254,8 +302,11 @@ def assemble(models_dirs: dict[str, Path], records: dict[str, list[Calibration]]
         shutil.copyfile(specs[task].path, out / specs[task].path.name)
         entry = json.loads(json.dumps(raw["models"][task]))
         entry["threshold"] = record.threshold
-        entry.setdefault("provenance", {})["threshold_set_on"] = {"set": "real proxy (flairqc_app/train/proxy.py)",
-                                                                  "candidate": name, **asdict(record)}
+        entry.setdefault("provenance", {})["threshold_set_on"] = {
+            "set": "real proxy (flairqc_app/train/proxy.py)",
+            "candidate": name,
+            **asdict(record),
+        }
         manifest["models"][task] = entry
     write_manifest(out, manifest)
     read_manifest(out)

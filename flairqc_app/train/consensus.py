@@ -40,7 +40,9 @@ class Consensus:
     n_raters: dict[str, int]  # filename -> raters who rated it
     disagreements: list[dict[str, str]]  # one row per image and label where the raters differ
     kappa: dict[str, dict[str, float | None]] = field(default_factory=dict)  # "A~B" -> label -> kappa
-    balanced_accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)  # rater -> label -> BA
+    balanced_accuracy: dict[str, dict[str, float | None]] = field(
+        default_factory=dict
+    )  # rater -> label -> BA
 
 
 def read_ratings(path: Path) -> list[Rating]:
@@ -54,7 +56,9 @@ def read_ratings(path: Path) -> list[Rating]:
         if not label.labelled:
             continue
         rater = (raw.get("rater") or "").strip()
-        ratings.append(Rating(rater if rater not in ("", NA) else path.stem, label, raw.get("rated_at") or ""))
+        ratings.append(
+            Rating(rater if rater not in ("", NA) else path.stem, label, raw.get("rated_at") or "")
+        )
     return ratings
 
 
@@ -112,20 +116,27 @@ def pair_kappa(images: dict[str, dict[str, Rating]], a: str, b: str, name: str) 
     return safe(cohen_kappa_score(xs, ys))
 
 
-def rater_accuracy(images: dict[str, dict[str, Rating]], labels: dict[str, LabelRow], rater: str,
-                   name: str) -> float | None:
+def rater_accuracy(
+    images: dict[str, dict[str, Rating]], labels: dict[str, LabelRow], rater: str, name: str
+) -> float | None:
     truth, said = [], []
     for filename, by_rater in images.items():
         if rater not in by_rater:
             continue
         mine = value_of(by_rater[rater], name)
-        agreed = labels[filename].straight_reject if name == "straight_reject" else labels[filename].grades.get(name)
+        agreed = (
+            labels[filename].straight_reject
+            if name == "straight_reject"
+            else labels[filename].grades.get(name)
+        )
         if mine is not None and agreed is not None:
             truth.append(agreed)
             said.append(mine)
     if not truth:
         return None
-    with warnings.catch_warnings():  # a rater who said a value the consensus never did: sklearn warns, scores right
+    with (
+        warnings.catch_warnings()
+    ):  # a rater who said a value the consensus never did: sklearn warns, scores right
         warnings.simplefilter("ignore", UserWarning)
         return safe(balanced_accuracy_score(truth, said))
 
@@ -141,13 +152,21 @@ def build_consensus(ratings: list[Rating]) -> Consensus:
         for name in disputed:
             said = {rater: value_of(r, name) for rater, r in images[filename].items()}
             agreed = label.straight_reject if name == "straight_reject" else label.grades[name]
-            disagreements.append({"filename": filename, "label": name, "consensus": tsv.format_cell(agreed),
-                                  **{f"rater_{k}": tsv.format_cell(v) for k, v in sorted(said.items())}})
+            disagreements.append(
+                {
+                    "filename": filename,
+                    "label": name,
+                    "consensus": tsv.format_cell(agreed),
+                    **{f"rater_{k}": tsv.format_cell(v) for k, v in sorted(said.items())},
+                }
+            )
     result = Consensus(list(labels.values()), n_raters, disagreements)
     for a, b in combinations(raters, 2):
         result.kappa[f"{a}~{b}"] = {name: pair_kappa(images, a, b, name) for name in FIELDS}
     for rater in raters:
-        result.balanced_accuracy[rater] = {name: rater_accuracy(images, labels, rater, name) for name in FIELDS}
+        result.balanced_accuracy[rater] = {
+            name: rater_accuracy(images, labels, rater, name) for name in FIELDS
+        }
     return result
 
 
@@ -156,27 +175,41 @@ def write_labels(path: Path, result: Consensus) -> None:
     disputed: dict[str, list[str]] = {}
     for row in result.disagreements:
         disputed.setdefault(row["filename"], []).append(row["label"])
-    rows = [{"filename": label.filename, "participant_id": label.participant_id, "modality": label.modality,
-             "straight_reject": label.straight_reject, **label.grades,
-             "n_raters": result.n_raters[label.filename],
-             "disputed": ",".join(disputed.get(label.filename, [])) or None} for label in result.labels]
+    rows = [
+        {
+            "filename": label.filename,
+            "participant_id": label.participant_id,
+            "modality": label.modality,
+            "straight_reject": label.straight_reject,
+            **label.grades,
+            "n_raters": result.n_raters[label.filename],
+            "disputed": ",".join(disputed.get(label.filename, [])) or None,
+        }
+        for label in result.labels
+    ]
     tsv.write_rows(path, (*LABEL_COLUMNS, "n_raters", "disputed"), rows)
 
 
 def write_disagreements(path: Path, result: Consensus) -> None:
-    columns = ["filename", "label", "consensus"] + sorted({k for r in result.disagreements for k in r
-                                                           if k.startswith("rater_")})
+    columns = ["filename", "label", "consensus"] + sorted(
+        {k for r in result.disagreements for k in r if k.startswith("rater_")}
+    )
     tsv.write_rows(path, columns, result.disagreements)
 
 
 def summary(result: Consensus) -> list[str]:
     """Readable lines: images, disagreements, kappa per pair and balanced accuracy per rater."""
+
     def scores(values: dict[str, float | None]) -> str:
         return "  ".join(f"{name} {NA if v is None else f'{v:.2f}'}" for name, v in values.items())
 
     disputed = len({r["filename"] for r in result.disagreements})
-    lines = [f"{len(result.labels)} image(s), {disputed} with a disagreement ({len(result.disagreements)} label(s))"]
+    lines = [
+        f"{len(result.labels)} image(s), {disputed} with a disagreement ({len(result.disagreements)} label(s))"
+    ]
     lines += [f"Cohen's kappa {pair}: {scores(values)}" for pair, values in result.kappa.items()]
-    lines += [f"balanced accuracy of {rater} vs consensus: {scores(values)}"
-              for rater, values in result.balanced_accuracy.items()]
+    lines += [
+        f"balanced accuracy of {rater} vs consensus: {scores(values)}"
+        for rater, values in result.balanced_accuracy.items()
+    ]
     return lines

@@ -30,12 +30,21 @@ from torch import nn
 from flairqc_app import atomic
 from flairqc_app.train.labels import n_classes
 from flairqc_app.train.loop import pick_device, predict_logits, softmax
+from flairqc_app.train.methods import resolve
 from flairqc_app.train.metrics import best_threshold
 from flairqc_app.train.models import TargetClassifier
 from flairqc_app.train.pools import Pool, test_pool
-from flairqc_app.train.runner import (CACHE_POINTER, SELECTION_NAME, Selected, code_version, fold_pools,
-                                      load_fold_model, load_selected, load_settings, run_cache)
-from flairqc_app.train.methods import resolve
+from flairqc_app.train.runner import (
+    CACHE_POINTER,
+    SELECTION_NAME,
+    Selected,
+    code_version,
+    fold_pools,
+    load_fold_model,
+    load_selected,
+    load_settings,
+    run_cache,
+)
 from flairqc_app.train.settings import COMBINATIONS
 
 ENSEMBLE_NAME = "ensemble.json"
@@ -66,7 +75,7 @@ class CombinedProbability(nn.Module):
             return torch.logsumexp(log_probabilities, dim=0) - math.log(len(self.members))
         ordered = torch.sort(log_probabilities.exp(), dim=0).values
         n = len(self.members)
-        median = ordered[(n - 1) // 2: n // 2 + 1].mean(dim=0)
+        median = ordered[(n - 1) // 2 : n // 2 + 1].mean(dim=0)
         return torch.log(median / median.sum(dim=1, keepdim=True))
 
 
@@ -100,51 +109,75 @@ def _shared_and_own(settings: list[dict[str, Any]]) -> tuple[dict[str, Any], lis
     return shared, [{k: v for k, v in s.items() if k not in shared} for s in settings]
 
 
-def build(run_dirs: list[Path], out_dir: Path, device: torch.device | None = None,
-          combine: str = "mean") -> dict[str, Any]:
+def build(
+    run_dirs: list[Path], out_dir: Path, device: torch.device | None = None, combine: str = "mean"
+) -> dict[str, Any]:
     """Make an ensemble of every trained fold of the runs, their probabilities combined by `combine`: check they
     fit together, choose its threshold on their common validation images, write ensemble.json and cache.txt into
     out_dir; return the record."""
     members = trained_members(run_dirs)
     if len(members) < 2:
-        raise ValueError(f"an ensemble needs at least two trained folds; {', '.join(map(str, run_dirs))} "
-                         f"hold {len(members)}")
+        raise ValueError(
+            f"an ensemble needs at least two trained folds; {', '.join(map(str, run_dirs))} "
+            f"hold {len(members)}"
+        )
     settings = {m.run_dir: load_settings(m.run_dir) for m in members}
     tasks = {str(run): resolve(s.method, s.task)[1] for run, s in settings.items()}
     caches = {str(run): run_cache(run).root.resolve() for run in settings}
     for name, values in (("task", tasks), ("cache", caches)):
         if len(set(values.values())) > 1:
-            raise ValueError(f"ensemble members must share one {name}: "
-                             + "; ".join(f"{run}: {value}" for run, value in values.items()))
+            raise ValueError(
+                f"ensemble members must share one {name}: "
+                + "; ".join(f"{run}: {value}" for run, value in values.items())
+            )
     task = next(iter(tasks.values()))
     cache = run_cache(members[0].run_dir)
     device = device or pick_device(settings[members[0].run_dir].device)
     pools = [fold_pools(settings[m.run_dir], cache, m.fold) for m in members]
     validation = common_validation([p.validation for p in pools])
     if not validation.keys:
-        raise ValueError(f"no labelled FLAIR is held out of every member's training for {task}: add a validation "
-                         "part to the data (docs/training.md, Splits) to choose the ensemble's threshold on")
+        raise ValueError(
+            f"no labelled FLAIR is held out of every member's training for {task}: add a validation "
+            "part to the data (docs/training.md, Splits) to choose the ensemble's threshold on"
+        )
     model = load_members(members, device, combine)
     batch_size = settings[members[0].run_dir].batch_size
     probabilities = softmax(predict_logits(model, cache, validation.keys, device, batch_size))
     y = np.asarray(validation.labels)
-    threshold, val_ba = (best_threshold(y, probabilities[:, 1]) if n_classes(task) == 2 else (0.5, float("nan")))
-    outcomes = [json.loads((m.run_dir / f"fold-{m.fold}" / "outcome.json").read_text(encoding="utf-8"))
-                for m in members]
+    threshold, val_ba = (
+        best_threshold(y, probabilities[:, 1]) if n_classes(task) == 2 else (0.5, float("nan"))
+    )
+    outcomes = [
+        json.loads((m.run_dir / f"fold-{m.fold}" / "outcome.json").read_text(encoding="utf-8"))
+        for m in members
+    ]
     shared, own = _shared_and_own([asdict(settings[m.run_dir]) for m in members])
     data_hashes = [p.data_sha256() for p in pools]
     record = {
-        "task": task, "combine": combine,
+        "task": task,
+        "combine": combine,
         "method": "+".join(sorted({resolve(s.method, s.task)[0].name for s in settings.values()})),
-        "members": [{"run": str(m.run_dir.resolve()), "fold": m.fold, "epoch": o["best_epoch"],
-                     "val_loss": o["best_val_loss"], "data_sha256": h, "settings": own_settings}
-                    for m, o, h, own_settings in zip(members, outcomes, data_hashes, own)],
-        "threshold": threshold, "val_ba_at_threshold": val_ba,
+        "members": [
+            {
+                "run": str(m.run_dir.resolve()),
+                "fold": m.fold,
+                "epoch": o["best_epoch"],
+                "val_loss": o["best_val_loss"],
+                "data_sha256": h,
+                "settings": own_settings,
+            }
+            for m, o, h, own_settings in zip(members, outcomes, data_hashes, own)
+        ],
+        "threshold": threshold,
+        "val_ba_at_threshold": val_ba,
         "val_loss": float(-np.mean(np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-12, None)))),
         "validation": {"n": len(y), "n_positive": int(np.sum(y > 0))},
         "data_sha256": hashlib.sha256("".join(data_hashes).encode()).hexdigest(),
-        "cache_recipe": cache.recipe, "input_shape": list(cache.shape), "settings": shared,
-        "code_version": code_version(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cache_recipe": cache.recipe,
+        "input_shape": list(cache.shape),
+        "settings": shared,
+        "code_version": code_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     out_dir = Path(out_dir)
     atomic.write_text(out_dir / CACHE_POINTER, f"{cache.root.resolve()}\n")
@@ -159,7 +192,9 @@ def is_ensemble(path: Path) -> bool:
 def read_record(path: Path) -> dict[str, Any]:
     """ensemble.json of an ensemble directory, selection.json of a run directory."""
     path = Path(path)
-    return json.loads((path / (ENSEMBLE_NAME if is_ensemble(path) else SELECTION_NAME)).read_text(encoding="utf-8"))
+    return json.loads(
+        (path / (ENSEMBLE_NAME if is_ensemble(path) else SELECTION_NAME)).read_text(encoding="utf-8")
+    )
 
 
 def load_trained(path: Path, device: torch.device | None = None) -> Selected:
@@ -170,14 +205,25 @@ def load_trained(path: Path, device: torch.device | None = None) -> Selected:
     record = {"combine": "mean"} | read_record(path)  # ensembles made before "combine" took the mean
     members = [Member(Path(m["run"]), int(m["fold"])) for m in record["members"]]
     for member, saved in zip(members, record["members"]):
-        outcome = json.loads((member.run_dir / f"fold-{member.fold}" / "outcome.json").read_text(encoding="utf-8"))
+        outcome = json.loads(
+            (member.run_dir / f"fold-{member.fold}" / "outcome.json").read_text(encoding="utf-8")
+        )
         if (outcome["best_epoch"], outcome["best_val_loss"]) != (saved["epoch"], saved["val_loss"]):
-            raise ValueError(f"{path}: member {member.run_dir} fold {member.fold} was trained again after the "
-                             "ensemble was made (its threshold no longer fits): make the ensemble again")
+            raise ValueError(
+                f"{path}: member {member.run_dir} fold {member.fold} was trained again after the "
+                "ensemble was made (its threshold no longer fits): make the ensemble again"
+            )
     first = load_settings(members[0].run_dir)
     device = device or pick_device(first.device)
     cache = run_cache(path)
     pools = [fold_pools(load_settings(m.run_dir), cache, m.fold) for m in members]
     model = load_members(members, device, record["combine"])
-    return Selected(model, record, cache, common_validation([p.validation for p in pools]),
-                    test_pool(cache.read_samples(), record["task"]), device, first.batch_size)
+    return Selected(
+        model,
+        record,
+        cache,
+        common_validation([p.validation for p in pools]),
+        test_pool(cache.read_samples(), record["task"]),
+        device,
+        first.batch_size,
+    )

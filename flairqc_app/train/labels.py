@@ -58,11 +58,15 @@ def read_labels(path: Path) -> list[LabelRow]:
         where = f"{path}:{line}"
         if raw["modality"] not in MODALITIES:
             raise ValueError(f"{where}: modality {raw['modality']!r} not in {MODALITIES}")
-        rows.append(LabelRow(
-            filename=raw["filename"], participant_id=raw["participant_id"], modality=raw["modality"],
-            straight_reject=_int_or_none(raw["straight_reject"], "straight_reject", where, (0, 1)),
-            grades={a: _int_or_none(raw[a], a, where, (0, 1, 2)) for a in ARTEFACTS},
-        ))
+        rows.append(
+            LabelRow(
+                filename=raw["filename"],
+                participant_id=raw["participant_id"],
+                modality=raw["modality"],
+                straight_reject=_int_or_none(raw["straight_reject"], "straight_reject", where, (0, 1)),
+                grades={a: _int_or_none(raw[a], a, where, (0, 1, 2)) for a in ARTEFACTS},
+            )
+        )
     return rows
 
 
@@ -106,8 +110,11 @@ def n_classes(task: str) -> int:
 def find_images(bids_dir: Path, modality: str) -> list[str]:
     """Relative paths of every `sub-*/[ses-*/]anat/*_<modality>.nii[.gz]` in a BIDS dataset, sorted."""
     root = Path(bids_dir)
-    found = [p for pattern in (f"sub-*/anat/*_{modality}.nii*", f"sub-*/ses-*/anat/*_{modality}.nii*")
-             for p in root.glob(pattern)]
+    found = [
+        p
+        for pattern in (f"sub-*/anat/*_{modality}.nii*", f"sub-*/ses-*/anat/*_{modality}.nii*")
+        for p in root.glob(pattern)
+    ]
     return sorted(p.relative_to(root).as_posix() for p in found if p.name.endswith((".nii", ".nii.gz")))
 
 

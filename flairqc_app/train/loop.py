@@ -35,8 +35,21 @@ from flairqc_app.train.settings import TrainSettings
 from flairqc_app.train.streams import BatchStream
 
 log = logging.getLogger(__name__)
-CURVE_COLUMNS = ("phase", "epoch", "iterations", "lr", "lambda", "loss", "loss_source", "loss_target",
-                 "loss_domain", "domain_accuracy", "val_loss", "val_ba", "seconds")
+CURVE_COLUMNS = (
+    "phase",
+    "epoch",
+    "iterations",
+    "lr",
+    "lambda",
+    "loss",
+    "loss_source",
+    "loss_target",
+    "loss_domain",
+    "domain_accuracy",
+    "val_loss",
+    "val_ba",
+    "seconds",
+)
 
 
 def pick_device(name: str) -> torch.device:
@@ -53,12 +66,19 @@ def build_network(settings: TrainSettings) -> SSDANet:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, cache: VolumeCache, keys: tuple[str, ...] | list[str],
-                   device: torch.device, batch_size: int) -> np.ndarray:
+def predict_logits(
+    model: torch.nn.Module,
+    cache: VolumeCache,
+    keys: tuple[str, ...] | list[str],
+    device: torch.device,
+    batch_size: int,
+) -> np.ndarray:
     """Logits [N, K] of a module mapping images to logits (F + C_T), in eval mode."""
     model.eval()
-    out = [model(torch.from_numpy(cache.batch(list(keys[i:i + batch_size]))).to(device)).float().cpu().numpy()
-           for i in range(0, len(keys), batch_size)]
+    out = [
+        model(torch.from_numpy(cache.batch(list(keys[i : i + batch_size]))).to(device)).float().cpu().numpy()
+        for i in range(0, len(keys), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -73,7 +93,9 @@ class Validation:
     ba: float
 
 
-def validate(net: SSDANet, cache: VolumeCache, pools: Pools, device: torch.device, batch_size: int) -> Validation:
+def validate(
+    net: SSDANet, cache: VolumeCache, pools: Pools, device: torch.device, batch_size: int
+) -> Validation:
     """Cross-entropy and balanced accuracy (argmax) of F + C_T on the validation fold."""
     logits = predict_logits(TargetClassifier(net), cache, pools.validation.keys, device, batch_size)
     y = np.asarray(pools.validation.labels)
@@ -83,8 +105,11 @@ def validate(net: SSDANet, cache: VolumeCache, pools: Pools, device: torch.devic
 
 def make_streams(method: Method, pools: Pools, batch_size: int, seed: list[int]) -> dict[str, BatchStream]:
     """The method's streams, each with its own seeded generator."""
-    wanted = {"source": method.source_head is not None, "target": method.target_labels,
-              "unlabelled": method.adversarial}
+    wanted = {
+        "source": method.source_head is not None,
+        "target": method.target_labels,
+        "unlabelled": method.adversarial,
+    }
     streams = {}
     for i, (name, used) in enumerate(wanted.items()):
         if used:
@@ -96,13 +121,23 @@ def make_streams(method: Method, pools: Pools, batch_size: int, seed: list[int])
 
 
 def iterations_per_epoch(method: Method, pools: Pools, batch_size: int) -> int:
-    labelled = [len(pools.source)] * (method.source_head is not None) + [len(pools.target)] * method.target_labels
+    labelled = [len(pools.source)] * (method.source_head is not None) + [
+        len(pools.target)
+    ] * method.target_labels
     return max(1, math.ceil(max(labelled) / batch_size))
 
 
-def train_step(net: SSDANet, optimizer: torch.optim.Optimizer, method: Method, streams: dict[str, BatchStream],
-               cache: VolumeCache, device: torch.device, lambd: float, augment: tuple[str, ...] = (),
-               rng: np.random.Generator | None = None) -> dict[str, float]:
+def train_step(
+    net: SSDANet,
+    optimizer: torch.optim.Optimizer,
+    method: Method,
+    streams: dict[str, BatchStream],
+    cache: VolumeCache,
+    device: torch.device,
+    lambd: float,
+    augment: tuple[str, ...] = (),
+    rng: np.random.Generator | None = None,
+) -> dict[str, float]:
     """One iteration: each mini-batch (augmented with `augment`, drawn from `rng`) through F on its own
     (BatchNorm batch statistics stay within one domain, as when the streams are separate loaders), label and
     domain losses, one Adam step."""
@@ -149,8 +184,9 @@ def _write_curves(path: Path, history: list[dict[str, Any]]) -> None:
     tsv.write_rows(path, CURVE_COLUMNS, history, lambda v: tsv.format_cell(v, keep_nan=True), quoted=True)
 
 
-def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: int, fold_dir: Path,
-               resume: bool = False) -> dict[str, Any]:
+def train_fold(
+    settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: int, fold_dir: Path, resume: bool = False
+) -> dict[str, Any]:
     """Train one fold; returns (and writes to outcome.json) the best validation loss and its epoch."""
     fold_dir.mkdir(parents=True, exist_ok=True)
     method, _ = resolve(settings.method, settings.task)
@@ -159,8 +195,11 @@ def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: 
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed * 1009 + fold)
     net = build_network(settings).to(device)
-    phases = ([("pretrain", method.pretraining(), settings.pretrain_epochs)]
-              if method.pretrain and settings.pretrain_epochs > 0 else []) + [("train", method, settings.epochs)]
+    phases = (
+        [("pretrain", method.pretraining(), settings.pretrain_epochs)]
+        if method.pretrain and settings.pretrain_epochs > 0
+        else []
+    ) + [("train", method, settings.epochs)]
     last = fold_dir / "last.pt"
     ckpt: dict[str, Any] | None = None
     if resume and last.is_file():
@@ -179,8 +218,9 @@ def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: 
             continue
         resuming = ckpt is not None and index == ckpt["phase"]
         streams = make_streams(phase_method, pools, settings.batch_size, [settings.seed, fold, index])
-        optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr0, betas=settings.adam_betas,
-                                     weight_decay=settings.weight_decay)
+        optimizer = torch.optim.Adam(
+            net.parameters(), lr=settings.lr0, betas=settings.adam_betas, weight_decay=settings.weight_decay
+        )
         if resuming:
             optimizer.load_state_dict(ckpt["optimizer"])  # type: ignore[index]
             for name, state in ckpt["streams"].items():  # type: ignore[index]
@@ -198,25 +238,61 @@ def train_fold(settings: TrainSettings, cache: VolumeCache, pools: Pools, fold: 
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 rng = np.random.default_rng([settings.seed, fold, index, it])  # per iteration: resumable
-                for k, v in train_step(net, optimizer, phase_method, streams, cache, device, lambd,
-                                       settings.augment, rng).items():
+                for k, v in train_step(
+                    net, optimizer, phase_method, streams, cache, device, lambd, settings.augment, rng
+                ).items():
                     sums[k] = sums.get(k, 0.0) + v
             val = validate(net, cache, pools, device, settings.batch_size)
-            row = {"phase": phase, "epoch": epoch + 1, "iterations": (epoch + 1) * per_epoch, "lr": lr,
-                   "lambda": lambd, **{k: v / per_epoch for k, v in sums.items()}, "val_loss": val.loss,
-                   "val_ba": val.ba, "seconds": time.perf_counter() - tic}
+            row = {
+                "phase": phase,
+                "epoch": epoch + 1,
+                "iterations": (epoch + 1) * per_epoch,
+                "lr": lr,
+                "lambda": lambd,
+                **{k: v / per_epoch for k, v in sums.items()},
+                "val_loss": val.loss,
+                "val_ba": val.ba,
+                "seconds": time.perf_counter() - tic,
+            }
             history.append(row)
-            log.info("fold %d %s epoch %d/%d: loss %.4f val_loss %.4f val_ba %.3f", fold, phase, epoch + 1, epochs,
-                     row.get("loss", float("nan")), val.loss, val.ba)
+            log.info(
+                "fold %d %s epoch %d/%d: loss %.4f val_loss %.4f val_ba %.3f",
+                fold,
+                phase,
+                epoch + 1,
+                epochs,
+                row.get("loss", float("nan")),
+                val.loss,
+                val.ba,
+            )
             if phase == "train" and val.loss < best["val_loss"]:
                 best = {"val_loss": val.loss, "epoch": epoch + 1, "val_ba": val.ba}
-                _save(fold_dir / "best.pt", {"model": net.state_dict(), "epoch": epoch + 1, "val_loss": val.loss})
-            _save(last, {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "phase": index,
-                         "epoch": epoch + 1, "streams": {n: s.state_dict() for n, s in streams.items()},
-                         "torch_rng": torch.get_rng_state(), "history": history, "best": best})
+                _save(
+                    fold_dir / "best.pt",
+                    {"model": net.state_dict(), "epoch": epoch + 1, "val_loss": val.loss},
+                )
+            _save(
+                last,
+                {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "phase": index,
+                    "epoch": epoch + 1,
+                    "streams": {n: s.state_dict() for n, s in streams.items()},
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "best": best,
+                },
+            )
             _write_curves(fold_dir / "curves.tsv", history)
         ckpt = None  # the next phase starts fresh
-    outcome = {"fold": fold, "best_val_loss": best["val_loss"], "best_epoch": best["epoch"],
-               "best_val_ba": best["val_ba"], "initial_val_loss": history[0]["val_loss"], "pools": pools.counts()}
+    outcome = {
+        "fold": fold,
+        "best_val_loss": best["val_loss"],
+        "best_epoch": best["epoch"],
+        "best_val_ba": best["val_ba"],
+        "initial_val_loss": history[0]["val_loss"],
+        "pools": pools.counts(),
+    }
     (fold_dir / "outcome.json").write_text(json.dumps(outcome, indent=2) + "\n", encoding="utf-8")
     return outcome

@@ -23,15 +23,19 @@ class Method:
     def label_heads(self) -> tuple[str, ...]:
         return tuple(sorted({"target"} | ({self.source_head} if self.source_head else set())))
 
-    def pretraining(self) -> "Method":
+    def pretraining(self) -> Method:
         return replace(self, name=f"{self.name}-pretrain", adversarial=False, pretrain=False)
 
 
 METHODS = {
     "ssda": Method("ssda", source_head="source", target_labels=True, adversarial=True, pretrain=True),
     "dann": Method("dann", source_head="target", target_labels=True, adversarial=True, pretrain=True),
-    "target-only": Method("target-only", source_head=None, target_labels=True, adversarial=False, pretrain=False),
-    "source-only": Method("source-only", source_head="target", target_labels=False, adversarial=False, pretrain=False),
+    "target-only": Method(
+        "target-only", source_head=None, target_labels=True, adversarial=False, pretrain=False
+    ),
+    "source-only": Method(
+        "source-only", source_head="target", target_labels=False, adversarial=False, pretrain=False
+    ),
 }
 METHOD_CHOICES = tuple(METHODS) + ("direct-tier",)
 

@@ -18,12 +18,15 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
 
 
-def bootstrap_ci(y: np.ndarray, pred: np.ndarray, resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    y: np.ndarray, pred: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile CI of the balanced accuracy over images resampled with replacement."""
     y, pred = np.asarray(y), np.asarray(pred)
     rng = np.random.default_rng(seed)
-    values = [balanced_accuracy(y[idx], pred[idx]) for idx in rng.integers(0, len(y), size=(resamples, len(y)))]
+    values = [
+        balanced_accuracy(y[idx], pred[idx]) for idx in rng.integers(0, len(y), size=(resamples, len(y)))
+    ]
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.nanpercentile(values, [tail, 100.0 - tail])
     return float(low), float(high)

@@ -67,8 +67,12 @@ class FeatureExtractor(nn.Module):
         layers: list[nn.Module] = []
         previous = 1
         for c in channels:
-            layers += [nn.Conv3d(previous, c, 3, padding=1), nn.BatchNorm3d(c), nn.ReLU(inplace=True),
-                       nn.MaxPool3d(2, ceil_mode=True)]
+            layers += [
+                nn.Conv3d(previous, c, 3, padding=1),
+                nn.BatchNorm3d(c),
+                nn.ReLU(inplace=True),
+                nn.MaxPool3d(2, ceil_mode=True),
+            ]
             previous = c
         self.body = nn.Sequential(*layers)
 
@@ -111,8 +115,11 @@ class SSDANet(nn.Module):
 
     def __init__(self, settings: ModelSettings, n_classes: int, label_heads: tuple[str, ...], domain: bool):
         super().__init__()
-        window = (template_brain(tuple(settings.input_shape), BRAIN_WINDOW_MARGIN_MM)
-                  if settings.input_region == "brain" else None)
+        window = (
+            template_brain(tuple(settings.input_shape), BRAIN_WINDOW_MARGIN_MM)
+            if settings.input_region == "brain"
+            else None
+        )
         self.features = FeatureExtractor(settings.channels, window)
         self.heads = nn.ModuleDict({name: Head(settings, n_classes) for name in label_heads})
         self.domain = Head(settings, 1) if domain else None

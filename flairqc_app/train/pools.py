@@ -33,7 +33,10 @@ class Pools:
     test: Pool  # labelled FLAIR of the held-out test split
 
     def counts(self) -> dict[str, int]:
-        return {name: len(getattr(self, name)) for name in ("source", "target", "unlabelled", "validation", "test")}
+        return {
+            name: len(getattr(self, name))
+            for name in ("source", "target", "unlabelled", "validation", "test")
+        }
 
     def data_sha256(self) -> str:
         """Hash of the training and validation keys with their labels: the data provenance of a model."""
@@ -51,8 +54,9 @@ def _pool(samples: list[Sample], task: str | None, positives: frozenset[str] = f
     ordered = sorted(samples, key=lambda s: s.key)
     if task is None:
         return Pool(tuple(s.key for s in ordered), None)
-    return Pool(tuple(s.key for s in ordered),
-                tuple(1 if s.key in positives else int(s.label(task)) for s in ordered))  # type: ignore[arg-type]
+    return Pool(
+        tuple(s.key for s in ordered), tuple(1 if s.key in positives else int(s.label(task)) for s in ordered)
+    )  # type: ignore[arg-type]
 
 
 def fold_assignment(samples: list[Sample], task: str, folds: int, seed: int) -> dict[str, int]:
@@ -66,8 +70,9 @@ def fold_assignment(samples: list[Sample], task: str, folds: int, seed: int) -> 
     return splits.kfold_groups({g: f"{'+'.join(sorted(d))}:{y}" for g, (d, y) in strata.items()}, folds, seed)
 
 
-def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: int,
-               source_as_rejects: bool = False) -> Pools:
+def make_pools(
+    samples: list[Sample], task: str, fold: int, folds: int, seed: int, source_as_rejects: bool = False
+) -> Pools:
     """The five pools of a fold. With `source_as_rejects` (straight_reject only), the labelled source images of
     the training folds join the labelled target pool as straight rejects (a T1w saved as FLAIR is one) and the
     source pool is empty; validation and test stay target images, so thresholds and figures are FLAIR's."""
@@ -87,13 +92,22 @@ def make_pools(samples: list[Sample], task: str, fold: int, folds: int, seed: in
         source=_pool(source, task),
         target=_pool(target, task, positives),
         unlabelled=_pool([s for s in train if s.domain == "target" and not s.labelled], None),
-        validation=_pool([s for s in samples if (s.group in val_groups or s.split == "validation")
-                          and s.domain == "target" and s.label(task) is not None], task),
+        validation=_pool(
+            [
+                s
+                for s in samples
+                if (s.group in val_groups or s.split == "validation")
+                and s.domain == "target"
+                and s.label(task) is not None
+            ],
+            task,
+        ),
         test=test_pool(samples, task),
     )
 
 
 def test_pool(samples: list[Sample], task: str) -> Pool:
     """The labelled FLAIR of the held-out test split, the same for every fold."""
-    return _pool([s for s in samples if s.split == "test" and s.domain == "target" and s.label(task) is not None],
-                 task)
+    return _pool(
+        [s for s in samples if s.split == "test" and s.domain == "target" and s.label(task) is not None], task
+    )

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import nibabel as nib
 import numpy as np
@@ -34,7 +34,9 @@ BRAIN_MASK_DILATION_MM = 3.0  # the affine template mask misses some cortex; bra
 HEAD_THRESHOLD = 0.1  # head voxels: above this share of the 99th percentile (filled, then dilated 2 voxels)
 CROP_MARGIN_MM = 10.0  # kept around the brain by the cropped variant (face, neck and air cut away)
 FLOAT_SCALE, FLOAT_OFFSET = 3.7, -120.0  # float variant: like an image after N4 and a shift, air below zero
-UINT8_PERCENTILE = 99.5  # uint8 export: this percentile of the head maps to 255 (the brightest voxels saturate)
+UINT8_PERCENTILE = (
+    99.5  # uint8 export: this percentile of the head maps to 255 (the brightest voxels saturate)
+)
 RESLICE_MM = 1.5  # slice thickness of the resliced variant (the gate takes 3D FLAIRs up to 1.8 mm)
 
 
@@ -71,8 +73,9 @@ def anchor_of(clean: nib.Nifti1Image, work_dir: Path | None = None) -> Anchor:
     recipe = PREPROC_RECIPES["fast"]
     image = to_ants(clean)
     prefix = str(Path(work_dir or tempfile.mkdtemp(prefix="flairqc-proxy-")) / "anchor_")
-    transform = register_affine(n4_correct(image, recipe)[0], read_template(FLAIR_TEMPLATE), recipe.registration,
-                                recipe.seed, prefix)
+    transform = register_affine(
+        n4_correct(image, recipe)[0], read_template(FLAIR_TEMPLATE), recipe.registration, recipe.seed, prefix
+    )
     mask = ants.image_read(str(BRAIN_MASK), pixeltype="float")
     back = ants.apply_transforms(image, mask, [str(transform)], interpolator="linear", whichtoinvert=[True])
     brain = ants.to_nibabel_nifti(back).get_fdata() > 0.5
@@ -98,9 +101,12 @@ def _to_mni(img: nib.Nifti1Image, anchor: Anchor) -> nib.Nifti1Image:
 
     from flairqc_app.preprocess import read_template, to_ants
 
-    moved = ants.apply_transforms(read_template(FLAIR_TEMPLATE), to_ants(img), [str(anchor.transform)],
-                                  interpolator="linear")
-    return _like(img, ants.to_nibabel_nifti(moved).get_fdata(dtype=np.float32), ants.to_nibabel_nifti(moved).affine)
+    moved = ants.apply_transforms(
+        read_template(FLAIR_TEMPLATE), to_ants(img), [str(anchor.transform)], interpolator="linear"
+    )
+    return _like(
+        img, ants.to_nibabel_nifti(moved).get_fdata(dtype=np.float32), ants.to_nibabel_nifti(moved).affine
+    )
 
 
 def native(img: nib.Nifti1Image, anchor: Anchor) -> nib.Nifti1Image:
@@ -175,8 +181,20 @@ def background_zeroed(img: nib.Nifti1Image, anchor: Anchor) -> nib.Nifti1Image:
 
 
 VARIANTS: dict[str, Callable[[nib.Nifti1Image, Anchor], nib.Nifti1Image]] = {
-    f.__name__: f for f in (native, brain_extracted, mni_1mm, brain_mni_float, cropped, float_offset, uint8_export,
-                            reoriented, resliced, background_zeroed)}
+    f.__name__: f
+    for f in (
+        native,
+        brain_extracted,
+        mni_1mm,
+        brain_mni_float,
+        cropped,
+        float_offset,
+        uint8_export,
+        reoriented,
+        resliced,
+        background_zeroed,
+    )
+}
 
 
 # ---------------------------------------------------------------- degradations (TorchIO, graded grids of our own)
@@ -196,13 +214,25 @@ class Span:
 # Noise: Gaussian noise of sigma = head median / snr. Contrast: gamma on the [0, 1] scale (GM/WM 1.17 -> 1.17**gamma:
 # 1.08-1.05 at level 1, 1.03-1.02 at level 2; CSF lifts with it), then a smooth bias field of the given coefficient.
 LEVELS: dict[str, dict[int, dict[str, Span]]] = {
-    "motion": {1: {"shots": Span(2, 3), "degrees": Span(2.0, 3.5), "translation_mm": Span(2.0, 3.5),
-                   "ghost_intensity": Span(0.08, 0.18)},
-               2: {"shots": Span(4, 6), "degrees": Span(4.0, 7.0), "translation_mm": Span(5.0, 7.0),
-                   "ghost_intensity": Span(0.3, 0.5)}},
+    "motion": {
+        1: {
+            "shots": Span(2, 3),
+            "degrees": Span(2.0, 3.5),
+            "translation_mm": Span(2.0, 3.5),
+            "ghost_intensity": Span(0.08, 0.18),
+        },
+        2: {
+            "shots": Span(4, 6),
+            "degrees": Span(4.0, 7.0),
+            "translation_mm": Span(5.0, 7.0),
+            "ghost_intensity": Span(0.3, 0.5),
+        },
+    },
     "noise": {1: {"snr": Span(8.0, 12.0)}, 2: {"snr": Span(2.5, 3.5)}},
-    "contrast": {1: {"gamma": Span(0.35, 0.5), "bias": Span(0.1, 0.2)},
-                 2: {"gamma": Span(0.15, 0.22), "bias": Span(0.3, 0.4)}},
+    "contrast": {
+        1: {"gamma": Span(0.35, 0.5), "bias": Span(0.1, 0.2)},
+        2: {"gamma": Span(0.15, 0.22), "bias": Span(0.3, 0.4)},
+    },
 }
 GHOSTS = 4  # ghosts of the motion degradation (periodic motion)
 BIAS_ORDER = 3
@@ -225,15 +255,21 @@ def draw_degradation(artefact: str, level: int, rng: np.random.Generator) -> dic
         fractions[np.arange(shots), :, rng.integers(0, 3, shots)] = 1.0  # one axis at the drawn size
         size = np.array([grid["degrees"].draw(rng), grid["translation_mm"].draw(rng)])[None, :, None]
         moves = signs * fractions * size
-        return {"degrees": moves[:, 0].round(3).tolist(), "translation_mm": moves[:, 1].round(3).tolist(),
-                "times": np.sort(rng.uniform(0.1, 0.9, shots)).round(3).tolist(),
-                "ghost_intensity": round(grid["ghost_intensity"].draw(rng), 3), "ghost_axis": 1}
+        return {
+            "degrees": moves[:, 0].round(3).tolist(),
+            "translation_mm": moves[:, 1].round(3).tolist(),
+            "times": np.sort(rng.uniform(0.1, 0.9, shots)).round(3).tolist(),
+            "ghost_intensity": round(grid["ghost_intensity"].draw(rng), 3),
+            "ghost_axis": 1,
+        }
     if artefact == "noise":
         return {"snr": round(grid["snr"].draw(rng), 3), "seed": int(rng.integers(2**31))}
     terms = (BIAS_ORDER + 1) * (BIAS_ORDER + 2) * (BIAS_ORDER + 3) // 6  # TorchIO's polynomial terms
     bias = grid["bias"].draw(rng)
-    return {"gamma": round(grid["gamma"].draw(rng), 3),
-            "bias_coefficients": rng.uniform(-bias, bias, terms).round(4).tolist()}
+    return {
+        "gamma": round(grid["gamma"].draw(rng), 3),
+        "bias_coefficients": rng.uniform(-bias, bias, terms).round(4).tolist(),
+    }
 
 
 def apply_degradation(img: nib.Nifti1Image, artefact: str, params: dict) -> nib.Nifti1Image:
@@ -244,10 +280,15 @@ def apply_degradation(img: nib.Nifti1Image, artefact: str, params: dict) -> nib.
     data = _float(img)
     image = tio.ScalarImage(tensor=torch.from_numpy(data[np.newaxis].copy()), affine=img.affine)
     if artefact == "motion":
-        image = tio.Motion(degrees=np.array(params["degrees"]), translation=np.array(params["translation_mm"]),
-                           times=np.array(params["times"]), image_interpolation="linear")(image)
-        image = tio.Ghosting(num_ghosts=GHOSTS, axis=params["ghost_axis"], intensity=params["ghost_intensity"],
-                             restore=0.02)(image)
+        image = tio.Motion(
+            degrees=np.array(params["degrees"]),
+            translation=np.array(params["translation_mm"]),
+            times=np.array(params["times"]),
+            image_interpolation="linear",
+        )(image)
+        image = tio.Ghosting(
+            num_ghosts=GHOSTS, axis=params["ghost_axis"], intensity=params["ghost_intensity"], restore=0.02
+        )(image)
         out = image.data[0].numpy()
     elif artefact == "noise":
         head = head_mask(data)
@@ -290,14 +331,20 @@ class ProxyCase:
         >>> ProxyCase("brain_extracted", "motion", 2, 1).name
         'brainextractedmotion2s1'
         """
-        return (self.variant.replace("_", "") + ("" if self.level == 0 else f"{self.artefact}{self.level}s{self.seed}"))
+        return self.variant.replace("_", "") + (
+            "" if self.level == 0 else f"{self.artefact}{self.level}s{self.seed}"
+        )
 
     def record(self) -> dict:
         return {"case": self.name, **asdict(self)}
 
 
-def plan_cases(variants: tuple[str, ...] = tuple(VARIANTS), artefacts: tuple[str, ...] = ARTEFACTS,
-               levels: tuple[int, ...] = (1, 2), seeds: tuple[int, ...] = (0,)) -> list[ProxyCase]:
+def plan_cases(
+    variants: tuple[str, ...] = tuple(VARIANTS),
+    artefacts: tuple[str, ...] = ARTEFACTS,
+    levels: tuple[int, ...] = (1, 2),
+    seeds: tuple[int, ...] = (0,),
+) -> list[ProxyCase]:
     """Every variant clean, and with each artefact at each level for each seed; parameters drawn per seed, the
     same draw for every variant (so variants differ only by their presentation).
 
@@ -310,10 +357,18 @@ def plan_cases(variants: tuple[str, ...] = tuple(VARIANTS), artefacts: tuple[str
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants: {', '.join(sorted(unknown))} (known: {', '.join(VARIANTS)})")
-    draws = {(a, lv, s): json.dumps(draw_degradation(a, lv, np.random.default_rng([s, ARTEFACTS.index(a), lv])))
-             for a in artefacts for lv in levels for s in seeds}
-    return [case for v in variants for case in [ProxyCase(v)] + [
-        ProxyCase(v, a, lv, s, draws[a, lv, s]) for a in artefacts for lv in levels for s in seeds]]
+    draws = {
+        (a, lv, s): json.dumps(draw_degradation(a, lv, np.random.default_rng([s, ARTEFACTS.index(a), lv])))
+        for a in artefacts
+        for lv in levels
+        for s in seeds
+    }
+    return [
+        case
+        for v in variants
+        for case in [ProxyCase(v)]
+        + [ProxyCase(v, a, lv, s, draws[a, lv, s]) for a in artefacts for lv in levels for s in seeds]
+    ]
 
 
 def render(clean: nib.Nifti1Image, anchor: Anchor, case: ProxyCase) -> nib.Nifti1Image:

@@ -37,8 +37,14 @@ CACHE_POINTER = "cache.txt"  # the cache a run (or an ensemble) was made on
 def code_version() -> str:
     """Package version, plus the git commit when the code runs from a checkout."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(flairqc_app.__file__).parent,
-                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(flairqc_app.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{flairqc_app.__version__}+git.{commit}" if commit else flairqc_app.__version__
@@ -46,11 +52,18 @@ def code_version() -> str:
 
 def fold_pools(settings: TrainSettings, cache: VolumeCache, fold: int) -> Pools:
     _, task = resolve(settings.method, settings.task)
-    return make_pools(cache.read_samples(), task, fold, settings.folds, settings.seed, settings.source_as_rejects)
+    return make_pools(
+        cache.read_samples(), task, fold, settings.folds, settings.seed, settings.source_as_rejects
+    )
 
 
-def train_run(settings: TrainSettings, cache_dir: Path, run_dir: Path, folds: list[int] | None = None,
-              resume: bool = False) -> dict[str, Any]:
+def train_run(
+    settings: TrainSettings,
+    cache_dir: Path,
+    run_dir: Path,
+    folds: list[int] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Train the requested folds (default all), then select. With resume, the run's own settings are used."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -64,8 +77,10 @@ def train_run(settings: TrainSettings, cache_dir: Path, run_dir: Path, folds: li
     (run_dir / CACHE_POINTER).write_text(str(Path(cache_dir).resolve()) + "\n", encoding="utf-8")
     cache = VolumeCache(cache_dir)
     if cache.shape != tuple(settings.model.input_shape):
-        raise ValueError(f"cache {cache_dir} holds {list(cache.shape)} volumes, the model expects "
-                         f"{list(settings.model.input_shape)}")
+        raise ValueError(
+            f"cache {cache_dir} holds {list(cache.shape)} volumes, the model expects "
+            f"{list(settings.model.input_shape)}"
+        )
     for fold in folds if folds is not None else range(settings.folds):
         pools = fold_pools(settings, cache, fold)
         log.info("fold %d pools: %s", fold, pools.counts())
@@ -104,16 +119,36 @@ def select(run_dir: Path) -> dict[str, Any]:
     cache = run_cache(run_dir)
     pools = fold_pools(settings, cache, chosen["fold"])
     device = pick_device(settings.device)
-    probabilities = softmax(predict_logits(load_fold_model(run_dir, chosen["fold"], device), cache,
-                                           pools.validation.keys, device, settings.batch_size))
-    threshold, val_ba = (best_threshold(np.asarray(pools.validation.labels), probabilities[:, 1])
-                         if n_classes(task) == 2 else (0.5, float("nan")))
+    probabilities = softmax(
+        predict_logits(
+            load_fold_model(run_dir, chosen["fold"], device),
+            cache,
+            pools.validation.keys,
+            device,
+            settings.batch_size,
+        )
+    )
+    threshold, val_ba = (
+        best_threshold(np.asarray(pools.validation.labels), probabilities[:, 1])
+        if n_classes(task) == 2
+        else (0.5, float("nan"))
+    )
     selection = {
-        "task": task, "method": method.name, "requested_method": settings.method, "fold": chosen["fold"],
-        "epoch": chosen["best_epoch"], "val_loss": chosen["best_val_loss"], "threshold": threshold,
-        "val_ba_at_threshold": val_ba, "folds": outcomes, "data_sha256": pools.data_sha256(),
-        "cache_recipe": cache.recipe, "input_shape": list(cache.shape), "code_version": code_version(),
-        "settings": asdict(settings), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": task,
+        "method": method.name,
+        "requested_method": settings.method,
+        "fold": chosen["fold"],
+        "epoch": chosen["best_epoch"],
+        "val_loss": chosen["best_val_loss"],
+        "threshold": threshold,
+        "val_ba_at_threshold": val_ba,
+        "folds": outcomes,
+        "data_sha256": pools.data_sha256(),
+        "cache_recipe": cache.recipe,
+        "input_shape": list(cache.shape),
+        "code_version": code_version(),
+        "settings": asdict(settings),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (run_dir / SELECTION_NAME).write_text(json.dumps(selection, indent=2) + "\n", encoding="utf-8")
     return selection
@@ -145,5 +180,12 @@ def load_selected(run_dir: Path, device: torch.device | None = None) -> Selected
     selection = json.loads((run_dir / SELECTION_NAME).read_text(encoding="utf-8"))
     cache = run_cache(run_dir)
     pools = fold_pools(settings, cache, selection["fold"])
-    return Selected(load_fold_model(run_dir, selection["fold"], device), selection, cache, pools.validation,
-                    pools.test, device, settings.batch_size)
+    return Selected(
+        load_fold_model(run_dir, selection["fold"], device),
+        selection,
+        cache,
+        pools.validation,
+        pools.test,
+        device,
+        settings.batch_size,
+    )

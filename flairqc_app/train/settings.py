@@ -7,16 +7,20 @@ on `--resume`; a JSON or TOML file may override any field, and the CLI overrides
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from flairqc_app.config import GRID_SHAPE
 from flairqc_app.train.augment import check_names
 
 INPUT_REGIONS = ("head", "brain")
-COMBINATIONS = ("mean", "median")  # how an ensemble combines its members' class probabilities (train/ensemble.py)
+COMBINATIONS = (
+    "mean",
+    "median",
+)  # how an ensemble combines its members' class probabilities (train/ensemble.py)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class TrainSettings:
     epochs: int = 100
     pretrain_epochs: int = 10  # without the adversarial part, on all labelled training data (paper 2.4.1)
     augment: tuple[str, ...] = ()  # training-time augmentations (train/augment.py); the paper uses none
-    source_as_rejects: bool = False  # straight_reject: labelled source (T1w) images train as rejects (pools.py)
+    source_as_rejects: bool = (
+        False  # straight_reject: labelled source (T1w) images train as rejects (pools.py)
+    )
     lr0: float = 1e-4  # mu_0 of eq. 3; the paper's 0.01 diverges with Adam, the authors' later code used 1e-6
     lr_alpha: float = 10.0
     lr_beta: float = 0.75

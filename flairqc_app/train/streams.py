@@ -33,7 +33,7 @@ class BatchStream:
                 self.order, self.position = self.rng.permutation(len(self.pool)), 0
                 self.passes += 1
             take = min(self.batch_size - len(picked), len(self.order) - self.position)
-            picked.extend(self.order[self.position:self.position + take])
+            picked.extend(self.order[self.position : self.position + take])
             self.position += take
         return np.asarray(picked)
 
@@ -45,8 +45,12 @@ class BatchStream:
         return keys, labels
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "position": self.position,
-                "passes": self.passes}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "order": self.order.tolist(),
+            "position": self.position,
+            "passes": self.passes,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]

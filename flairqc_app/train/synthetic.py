@@ -35,8 +35,15 @@ from flairqc_app.grid import clip_and_scale, grid_affine, resize_to
 from flairqc_app.synth import SynthConfig
 from flairqc_app.synth.labels import MISSING
 from flairqc_app.synth.plan import CaseSpec, plan_dataset, render_spec
-from flairqc_app.train.cache import (MODALITY, SPLITS, TEMPLATES, CacheRecipe, Sample, VolumeCache,
-                                     preprocess_for_training)
+from flairqc_app.train.cache import (
+    MODALITY,
+    SPLITS,
+    TEMPLATES,
+    CacheRecipe,
+    Sample,
+    VolumeCache,
+    preprocess_for_training,
+)
 
 log = logging.getLogger(__name__)
 WORLD = "synth-world"  # cache recipe of the shortcut: images resampled by world coordinates, not registered
@@ -74,21 +81,33 @@ class Part:
         if self.split not in SPLITS:
             raise ValueError(f"part {self.prefix!r}: split {self.split!r} is not one of {', '.join(SPLITS)}")
         if self.only_artefact is not None and self.only_artefact not in ARTEFACTS:
-            raise ValueError(f"part {self.prefix!r}: only_artefact {self.only_artefact!r} is not one of "
-                             f"{', '.join(ARTEFACTS)}")
+            raise ValueError(
+                f"part {self.prefix!r}: only_artefact {self.only_artefact!r} is not one of "
+                f"{', '.join(ARTEFACTS)}"
+            )
         if self.split == "validation" and (self.domain != "target" or not self.labelled):
-            raise ValueError(f"part {self.prefix!r}: a validation part must be labelled target images "
-                             "(thresholds and model selection are the target domain's)")
+            raise ValueError(
+                f"part {self.prefix!r}: a validation part must be labelled target images "
+                "(thresholds and model selection are the target domain's)"
+            )
 
     def items(self) -> list[Item]:
-        specs = plan_dataset(self.n, self.seed, (MODALITY[self.domain],), self.reject_fraction,
-                             self.artefact_fraction)
+        specs = plan_dataset(
+            self.n, self.seed, (MODALITY[self.domain],), self.reject_fraction, self.artefact_fraction
+        )
         if self.only_artefact is not None:
-            specs = [spec if spec.reject is not None else
-                     replace(spec, **{a: (1 + spec.subject % 2) * (a == self.only_artefact) for a in ARTEFACTS})
-                     for spec in specs]
-        return [Item(spec, self.domain, f"sub-{self.prefix}{spec.subject:04d}", self.labelled, self.split)
-                for spec in specs]
+            specs = [
+                spec
+                if spec.reject is not None
+                else replace(
+                    spec, **{a: (1 + spec.subject % 2) * (a == self.only_artefact) for a in ARTEFACTS}
+                )
+                for spec in specs
+            ]
+        return [
+            Item(spec, self.domain, f"sub-{self.prefix}{spec.subject:04d}", self.labelled, self.split)
+            for spec in specs
+        ]
 
 
 def to_model_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -96,12 +115,15 @@ def to_model_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, i
     paper's [2, 98] percentile clip and [0, 1] scaling. Outside the image is 0, as after registration."""
     step = np.diag([(g - 1) / (s - 1) for g, s in zip(GRID_SHAPE, shape)] + [1.0])
     m = np.linalg.inv(affine) @ grid_affine() @ step
-    out = ndimage.affine_transform(np.asarray(data, np.float32), m[:3, :3], m[:3, 3], output_shape=shape, order=1)
+    out = ndimage.affine_transform(
+        np.asarray(data, np.float32), m[:3, :3], m[:3, 3], output_shape=shape, order=1
+    )
     return clip_and_scale(out, PREPROC_RECIPES[DEFAULT_PREPROC].clip_percentiles)
 
 
-def render(job: tuple[CaseSpec, SynthConfig, tuple[int, int, int], str | None]
-           ) -> tuple[np.ndarray, dict[str, object]]:
+def render(
+    job: tuple[CaseSpec, SynthConfig, tuple[int, int, int], str | None],
+) -> tuple[np.ndarray, dict[str, object]]:
     """One image on the model grid, with its labels (worker process)."""
     spec, config, shape, recipe = job
     case = render_spec(spec, config)
@@ -118,10 +140,16 @@ def _grade(value: object) -> int | None:
 
 def to_sample(item: Item, labels: dict[str, object]) -> Sample:
     filename = f"{item.participant}/anat/{item.participant}_{MODALITY[item.domain]}.nii.gz"
-    return Sample(key="", domain=item.domain, filename=filename, participant_id=item.participant,
-                  group=f"{item.domain}:{item.participant}",
-                  straight_reject=int(labels["straight_reject"]) if item.labelled else None,  # type: ignore[call-overload]
-                  grades={a: _grade(labels[a]) for a in ARTEFACTS} if item.labelled else {}, split=item.split)
+    return Sample(
+        key="",
+        domain=item.domain,
+        filename=filename,
+        participant_id=item.participant,
+        group=f"{item.domain}:{item.participant}",
+        straight_reject=int(labels["straight_reject"]) if item.labelled else None,  # type: ignore[call-overload]
+        grades={a: _grade(labels[a]) for a in ARTEFACTS} if item.labelled else {},
+        split=item.split,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -140,9 +168,24 @@ def item_id(item: Item, config: SynthConfig, recipe: str) -> str:
     """Identity of a cached item: its participant and everything that decides its pixels and labels (the motion
     grading only for images with motion, so a cache switched to another grading renders only those again)."""
     graded = item.spec.motion > 0 and config.motion_grading != "displacement"
-    options = [config.grid] + ([config.motion_grading] if graded else []) + (["randomised"] if config.randomise else [])
-    text = json.dumps([item.participant, item.domain, item.labelled, item.split, asdict(item.spec), *options,
-                       recipe, renderer_fingerprint()], sort_keys=True)
+    options = (
+        [config.grid]
+        + ([config.motion_grading] if graded else [])
+        + (["randomised"] if config.randomise else [])
+    )
+    text = json.dumps(
+        [
+            item.participant,
+            item.domain,
+            item.labelled,
+            item.split,
+            asdict(item.spec),
+            *options,
+            recipe,
+            renderer_fingerprint(),
+        ],
+        sort_keys=True,
+    )
     return f"{item.participant}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -180,16 +223,25 @@ def build_cache(root: Path, items: list[Item], recipe: CacheRecipe, jobs: int = 
     done = {i: entry for i, entry in read_journal(journal).items() if cache.has(entry[0])}
     todo = [(item, i) for item, i in zip(items, ids) if i not in done]
     if len(todo) < len(items):
-        log.info("synth-cache: %d of %d images already cached, %d to render", len(items) - len(todo), len(items),
-                 len(todo))
+        log.info(
+            "synth-cache: %d of %d images already cached, %d to render",
+            len(items) - len(todo),
+            len(items),
+            len(todo),
+        )
     jobs_list = [(item.spec, config, tuple(shape), preprocess) for item, _ in todo]
     tic = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool, open(journal, "a+", encoding="utf-8") as log_file:
+    with (
+        ProcessPoolExecutor(max_workers=max(1, jobs)) as pool,
+        open(journal, "a+", encoding="utf-8") as log_file,
+    ):
         if log_file.tell() > 0:
             log_file.seek(log_file.tell() - 1)
             if log_file.read(1) != "\n":
                 log_file.write("\n")  # close a line cut by an interruption, so the next entry stands alone
-        for count, ((item, i), (volume, labels)) in enumerate(zip(todo, pool.map(render, jobs_list, chunksize=1)), 1):
+        for count, ((item, i), (volume, labels)) in enumerate(
+            zip(todo, pool.map(render, jobs_list, chunksize=1)), 1
+        ):
             key = cache.add_array(to_sample(item, labels), volume).key
             log_file.write(json.dumps({"item": i, "key": key, "labels": labels}, default=_plain) + "\n")
             log_file.flush()

@@ -13,7 +13,6 @@ from scipy import ndimage
 
 from flairqc_app.grid import resize_to, template_brain_mask
 
-
 # How far past the template brain a brain-windowed network sees, and what a head swap leaves an image of its own:
 # registration error and the brain's own variation, so no cortex is cut, and little scalp is left (6 mm took the
 # real FLAIR's motion cue away in attempt 5's probe, docs/model-history.md#attempt-5).
