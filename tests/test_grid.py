@@ -70,6 +70,8 @@ WITHOUT_ANTS = [
     "flairqc_app.grade",
     "flairqc_app.grid",
     "flairqc_app.infer",
+    "flairqc_app.participant",  # ANTs only for an image past the gate: a run of refused images stays small (#32)
+    "flairqc_app.levels",
 ]
 
 
