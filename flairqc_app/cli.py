@@ -77,47 +77,47 @@ def build_parser() -> Parser:
         metavar="FILE",
         help='JSON {"flair": {entity: value}}; null means the entity must be absent',
     )
-    run = p.add_argument_group("processing")
-    run.add_argument(
+    processing = p.add_argument_group("processing")
+    processing.add_argument(
         "--models-dir",
         type=Path,
         default=config.DEFAULT_MODELS_DIR,
         help="directory with models.json and ONNX files (default: the models shipped in the package)",
     )
-    run.add_argument(
+    processing.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
         help="where ONNX inference runs (auto: CUDA when available)",
     )
-    run.add_argument(
+    processing.add_argument(
         "--thresholds",
         type=Path,
         metavar="FILE",
         help="JSON {task: threshold} overriding models.json; at group level, grades and tiers are "
         "recomputed from the stored probabilities",
     )
-    run.add_argument(
+    processing.add_argument(
         "--preproc",
         choices=sorted(config.PREPROC_RECIPES),
         default=config.DEFAULT_PREPROC,
         help="preprocessing recipe: fast (default) or paper (Clinica flair-linear settings, slower)",
     )
-    run.add_argument(
+    processing.add_argument(
         "--gate-config",
         type=Path,
         metavar="FILE",
         help='JSON {limit: value} overriding input gate limits, e.g. {"max_slice_thickness_3d_mm": 2.5}',
     )
-    run.add_argument(
+    processing.add_argument(
         "--write-preproc", action="store_true", help="also write the preprocessed image (MNI grid)"
     )
-    run.add_argument(
+    processing.add_argument(
         "--iqm-json",
         action="store_true",
         help="also write each image's IQMs in MRIQC's JSON layout (*_desc-iqms_FLAIR.json)",
     )
-    run.add_argument("--force", action="store_true", help="redo images already done")
+    processing.add_argument("--force", action="store_true", help="redo images already done")
     res = p.add_argument_group("resources")
     res.add_argument(
         "--nprocs",

@@ -50,9 +50,8 @@ class RegistrationSettings:
     iterations: tuple[int, ...] = (1000, 500, 250, 0)
     shrink_factors: tuple[int, ...] = (8, 4, 2, 1)
     smoothing_vox: tuple[int, ...] = (3, 2, 1, 0)
-    convergence_threshold: float = (
-        1e-6  # a level stops when the metric changes less over the last 10 iterations
-    )
+    # a level stops when the metric changes less over the last 10 iterations
+    convergence_threshold: float = 1e-6
     mi_bins: int = 32
     sampling_percentage: float = 0.25
 
@@ -81,9 +80,8 @@ class PreprocSettings:
     n4_iterations: tuple[int, ...] = (50, 50, 50, 50)
     n4_tolerance: float = 1e-7
     n4_working_spacing_mm: float | None = None  # None: N4 on the native grid
-    n4_head_mask: bool = (
-        False  # fit the bias field on head voxels only (preprocess.head_mask); Clinica uses none
-    )
+    # fit the bias field on head voxels only (preprocess.head_mask); Clinica uses none
+    n4_head_mask: bool = False
     registration: RegistrationSettings = RegistrationSettings()
     retry_registration: RegistrationSettings | None = None  # None: one registration, whatever its quality
     retry_below_ncc: float = 0.3  # successes measure >= 0.4, failures about 0.1 (bench_preprocess)
@@ -113,9 +111,8 @@ PREPROC_RECIPES = {
     ),
 }
 DEFAULT_PREPROC = "fast"
-HEAD_MASK_FRACTION = (
-    0.1  # N4 head mask: voxels above this share of the 99th percentile of the positive voxels
-)
+# N4 head mask: voxels above this share of the 99th percentile of the positive voxels
+HEAD_MASK_FRACTION = 0.1
 
 
 # ---------------------------------------------------------------- input gate
@@ -128,15 +125,13 @@ class GateLimits:
     """
 
     min_voxels_per_axis: int = 24
-    min_voxel_size_mm: float = (
-        0.2  # outside [min, max]: not brain MRI, or a wrong pixdim/affine in the header
-    )
+    # outside [min, max]: not brain MRI, or a wrong pixdim/affine in the header
+    min_voxel_size_mm: float = 0.2
     max_voxel_size_mm: float = 8.0
     max_in_plane_mm: float = 2.0  # the two finer axes; coarser (a 3 mm isotropic volume): voxels_too_coarse
     max_slice_thickness_mm: float = 1.8  # no sidecar MRAcquisitionType: 3D FLAIR is acquired at <= 1.5 mm
-    max_slice_thickness_3d_mm: float = (
-        2.0  # the sidecar says 3D: anisotropic reconstructions up to about 2 mm
-    )
+    # the sidecar says 3D: anisotropic reconstructions up to about 2 mm
+    max_slice_thickness_3d_mm: float = 2.0
     max_slice_gap_mm: float = 0.1  # SpacingBetweenSlices - SliceThickness above this: a gapped 2D stack
     min_field_of_view_mm: float = 100.0  # smallest extent of the volume along any axis
 
@@ -206,9 +201,8 @@ DEFAULT_OMP_NTHREADS = 1  # --nprocs defaults to the CPUs given (cpus.available_
 # both run on one thread per image, whatever --omp-nthreads, and --nprocs uses the other cores.
 ANTS_THREADS = 1
 INFERENCE_THREADS = 1
-PER_IMAGE_MEMORY_GB = (
-    2.0  # per-image memory bound for --mem (measured peak 1.1 GB: benchmarks/bench_pipeline.py)
-)
+# per-image memory bound for --mem (measured peak 1.1 GB: benchmarks/bench_pipeline.py)
+PER_IMAGE_MEMORY_GB = 2.0
 # working float32 copies of an image while it is processed: the measured peak grows by ~26 bytes per input voxel
 # (6.5 copies) above ~650 MB of models and templates; 10 leaves room. memory.too_large refuses an image whose
 # voxels x max(itemsize, 4) x WORKING_COPIES exceed its share of --mem (default: the machine's memory).

@@ -34,9 +34,8 @@ class FlairImage:
     entities: dict[str, str]  # pybids entity name -> value as written in the file name
     metadata: dict[str, Any] = field(default_factory=dict)  # sidecar JSON, inheritance applied
     bids_errors: tuple[str, ...] = ()  # the BIDS validator's errors about this file or its sidecar: it fails
-    sidecar_error: str | None = (
-        None  # a sidecar that applies to this image is not a JSON object: it fails alone
-    )
+    # a sidecar that applies to this image is not a JSON object: it fails alone
+    sidecar_error: str | None = None
 
     @property
     def bids_name(self) -> str:

@@ -120,8 +120,8 @@ def participant_level(settings: Settings, selection: Selection, shown: Progress)
                 f"cannot create work directory in {work_root}: {exc}", config.EXIT_CANT_CREATE
             ) from exc
         try:
-            shown.start(len(images))
             processing = run_settings(settings, overrides, limits, work_dir)
+            shown.start(len(images))
             outcomes = run_participants(images, processing, shown.image_done)
         except ModelError as exc:
             hint = (

@@ -53,12 +53,17 @@ def setup_logging(verbosity: int, output_dir: Path, levels: Sequence[str], quiet
 
 
 def write_settings(settings: Settings, log_file: Path) -> Path:
-    """The run's effective settings beside its log (`<log>.settings.json`), as MRIQC saves its config per run:
-    what a run did can be read back, and repeated. A full disk leaves a warning, as for the log file; the run
-    goes on and meets the disk where it writes its outputs."""
+    """The run's settings beside its log (`<log>.settings.json`), as MRIQC saves its config per run: what a
+    run was asked to do can be read back, and repeated from anywhere (every path made absolute); what a run
+    derives from them, such as fewer parallel images under --mem, goes to the log. A full disk leaves a
+    warning, as for the log file; the run goes on and meets the disk where it writes its outputs."""
     path = log_file.with_name(log_file.name.removesuffix(".log") + ".settings.json")
     try:
-        atomic.write_json(path, {"flairqc_version": __version__, "settings": asdict(settings)})
+        values = {
+            key: value.absolute() if isinstance(value, Path) else value
+            for key, value in asdict(settings).items()
+        }
+        atomic.write_json(path, {"flairqc_version": __version__, "settings": values})
     except OSError as exc:
         log.warning("cannot write the settings file %s: %s", path, exc.strerror or exc)
     return path

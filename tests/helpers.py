@@ -271,9 +271,6 @@ class Page(HTMLParser):
         assert all(uri.startswith(prefixes) for uri in uris)
         return [Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) for uri in uris]
 
-    def json_scripts(self) -> list[object]:
-        return [json.loads(body) for attrs, body in self.scripts if attrs.get("type") == "application/json"]
-
 
 def assert_self_contained(page: Page) -> None:
     assert not [t for t, _ in page.tags if t in ("link", "iframe", "object", "embed")]

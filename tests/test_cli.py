@@ -212,8 +212,10 @@ def test_missing_or_damaged_default_models_stop_with_a_hint(dataset, tmp_path, m
     assert "default models of this installation are missing or damaged" in err and "pass --models-dir" in err
 
 
-def test_each_run_writes_its_effective_settings_beside_its_log(dataset, tmp_path):
-    """MRIQC saves its config per run: the settings file reads back as what the command line asked for."""
+def test_each_run_writes_its_settings_beside_its_log(dataset, tmp_path, monkeypatch):
+    """MRIQC saves its config per run: the settings file reads back as what the command line asked for, with
+    its paths absolute (a relative -w here), so that it can be repeated from anywhere."""
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     args = [
         str(dataset),
@@ -232,7 +234,7 @@ def test_each_run_writes_its_effective_settings_beside_its_log(dataset, tmp_path
         "--iqm-json",
         "-v",
         "-w",
-        str(tmp_path / "work"),
+        "work",
     ]
     assert main(args) == 18  # no participant-level results match the selection
     (settings_file,) = (out / "logs").glob("flairqc-group-*.settings.json")

@@ -23,7 +23,7 @@ from flairqc_app.report.figures import (
     head_extent,
     mask_edge,
     montages,
-    overlay_outline,
+    outline_layer,
 )
 from flairqc_app.report.participant import LOW_NCC, original_strips, probability_bars
 from flairqc_app.report.verdict import as_number, category
@@ -233,10 +233,10 @@ def test_outline_is_drawn_on_the_mask_edge_only() -> None:
     mask[5:15, 5:15] = True
     edge = mask_edge(mask, width=1)
     assert edge.sum() == 36 and not edge[6:14, 6:14].any()
-    image = overlay_outline(Image.new("L", (40, 40), 100), mask)  # mask upsampled to 40 x 40
-    pixels = np.asarray(image)
-    red = (pixels == (255, 40, 40)).all(axis=2)
-    assert red[10, 10:30].all() and not red[15:25, 15:25].any() and not red[:9].any()
+    layer = outline_layer(mask, (40, 40))  # mask upsampled to 40 x 40; index 1 gets the outline colour
+    outline = np.asarray(layer) == 1
+    assert layer.mode == "P"
+    assert outline[10, 10:30].all() and not outline[15:25, 15:25].any() and not outline[:9].any()
 
 
 @pytest.mark.parametrize(

@@ -25,12 +25,15 @@ from flairqc_app.train.metrics import (  # noqa: E402
 from flairqc_app.train.models import (  # noqa: E402
     SSDANet,
     TargetClassifier,
-    count_parameters,
     feature_grid,
     reverse_gradient,
 )
 from flairqc_app.train.pools import Pool, Pools, make_pools  # noqa: E402
 from flairqc_app.train.streams import BatchStream  # noqa: E402
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 # ------------------------------------------------------------------ gradient reversal and schedules

@@ -18,7 +18,6 @@ from flairqc_app.iqm.definitions import IQM_COLUMNS, IQMS_BY_COLUMN
 
 MIN_RUN_SIZE = 20  # below this, "the run's worst 5 %" means one image or none: no second opinion
 TAIL_PERCENT = 5.0
-GRADE_NAMES = {0: "none", 1: "moderate", 2: "severe"}
 
 
 @dataclass(frozen=True)

@@ -259,15 +259,6 @@ def outline_layer(mask_plane: np.ndarray, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(resized_edge(mask_plane, size).astype(np.uint8), "P")
 
 
-def overlay_outline(
-    image: Image.Image, mask_plane: np.ndarray, rgb: tuple[int, int, int] = OUTLINE_RGB
-) -> Image.Image:
-    """The grey image with the outline of a 2D mask (same orientation as the image) drawn in colour."""
-    pixels = np.array(image.convert("RGB"))
-    pixels[resized_edge(mask_plane, image.size)] = rgb
-    return Image.fromarray(pixels)
-
-
 def encoded(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     if fmt == "JPEG":
@@ -280,7 +271,3 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
 def data_uri(image: Image.Image, fmt: str = "PNG") -> str:
     """A data: URI of the image as PNG (exact, for outlines and tests) or JPEG (montages, a third of the size)."""
     return f"data:image/{fmt.lower()};base64," + base64.b64encode(encoded(image, fmt)).decode("ascii")
-
-
-def png_data_uri(image: Image.Image) -> str:
-    return data_uri(image, "PNG")

@@ -65,9 +65,8 @@ HIDDEN_COLUMNS = ("status", "straight_reject", "magnetic_field_strength", "manuf
 GRADE_FIELDS = ("straight_reject", "tier", *ARTEFACTS)
 DECIMALS = 3
 MAX_BAR_GROUPS = 25  # scanner models beyond the 25 most frequent are pooled into one bar
-MAX_CHANGES_LISTED = (
-    200  # the record (group_FLAIR_thresholds.json) and the table's "changed" search have them all
-)
+# the record (group_FLAIR_thresholds.json) and the table's "changed" search have them all
+MAX_CHANGES_LISTED = 200
 
 
 def cell(row: dict, field: str) -> str | float | None:

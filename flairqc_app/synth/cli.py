@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from flairqc_app.config import EXIT_FAILURE, EXIT_USAGE
 from flairqc_app.synth.bids import write_dataset
 from flairqc_app.synth.case import MODALITIES, SynthConfig
 from flairqc_app.synth.params import GRIDS, MOTION_GRADINGS
@@ -104,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = missing_extra()
     if missing:
         print(missing, file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     if args.n_subjects < 1 or args.nprocs < 1:
         print("flairqc-synth: --n-subjects and --nprocs must be at least 1", file=sys.stderr)
-        return 64
+        return EXIT_USAGE
     lesions = {"random": None, "always": True, "never": False}[args.lesions]
     config = SynthConfig(grid=args.grid, lesions=lesions, motion_grading=args.motion_grading)
     start = time.perf_counter()

@@ -25,8 +25,6 @@ class Range:
 
 # ---------------------------------------------------------------- tissue classes
 # Brain classes come from the ICBM maps; the others are layers drawn around a smooth brain envelope.
-BRAIN_CLASSES = ("csf", "gm", "wm", "lesion")
-HEAD_CLASSES = ("bone", "marrow", "soft", "fat", "skin")
 TISSUE_LABELS = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "lesion": 4, "head": 5}  # rendered tissue map codes
 
 # Relative intensity of each class per sequence (before bias, noise and integer scaling). FLAIR: CSF nulled
@@ -182,9 +180,8 @@ BASELINE_SNR = Range(30.0, 50.0)  # foreground median / noise sigma of a grade-0
 INTEGER_MAX = Range(800.0, 4000.0)  # value the 99.9th percentile is scaled to
 INTEGER_DTYPES = ("int16", "uint16", "uint8")  # uint8: exported or converted images, as the real 3D FLAIR
 UINT8_MAX = Range(180.0, 250.0)  # 99.9th percentile of uint8 images (headroom below 255)
-ZERO_BACKGROUND_PROBABILITY = (
-    0.35  # air set to exactly 0 (scanner background suppression, converters, defacing)
-)
+# air set to exactly 0 (scanner background suppression, converters, defacing)
+ZERO_BACKGROUND_PROBABILITY = 0.35
 BACKGROUND_MARGIN_MM = 3.0  # the zeroed air starts this far out from the head
 
 
@@ -296,9 +293,8 @@ class RandomisationRanges:
     )
     gamma: tuple[float, float] = (0.6, 1.6)  # drawn log-uniform
     warp_knots: int = 6  # knots of the monotone histogram warp, ends fixed at 0 and 1
-    warp_jitter: float = (
-        0.5  # share of the inner knots' outputs drawn at random (sorted) rather than on the line
-    )
+    # share of the inner knots' outputs drawn at random (sorted) rather than on the line
+    warp_jitter: float = 0.5
     saturation_percentile: Range = Range(99.0, 100.0)  # voxels above it saturate
     clean_snr: Range = Range(18.0, 90.0)  # noise floor of a grade-0 image; grade 1 is SNR 8-14
     bias_amplitude: Range = Range(0.05, 0.40)

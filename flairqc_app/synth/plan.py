@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 
+from flairqc_app.config import ARTEFACTS
 from flairqc_app.synth.case import MODALITIES, Case, SynthConfig, render_case
 from flairqc_app.synth.params import (
     ARTEFACT_COUNT_WEIGHTS,
@@ -21,7 +22,7 @@ from flairqc_app.synth.params import (
     SEVERE_PROBABILITY,
 )
 
-ARTEFACTS = tuple(ARTEFACT_WEIGHTS)
+assert tuple(ARTEFACT_WEIGHTS) == ARTEFACTS  # the draws below follow this order
 
 
 @dataclass(frozen=True)

@@ -57,17 +57,15 @@ CUT_TILT_DEG = 25.0  # largest tilt of the cut plane about the left-right axis
 CUT_DEPTH_VOX = 6  # how far below its highest allowed position the plane may lie
 PROTECTED_AREA_FRACTION = 0.03  # axial slices whose brain area is below this share of the largest: medulla
 GAIN_BRAIN_MARGIN_VOX = 1  # the gain starts this far outside the template brain (model grid voxels, ~3 mm)
-GAIN_SMOOTHING_VOX = (
-    1.0  # sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
-)
+# sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
+GAIN_SMOOTHING_VOX = 1.0
 GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, drawn per image
 GAIN_LEVEL = (
     0.6,
     1.3,
 )  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
-SHARPNESS_SMOOTHING_VOX = (
-    1.0  # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
-)
+# sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
+SHARPNESS_SMOOTHING_VOX = 1.0
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
 # real one's fine detail, -0.4 to that of motion grades 1-2 (relative high-pass SD, docs/model-history.md#attempt-8)
 SHARPNESS_AMOUNT = (-0.5, 0.5)
@@ -76,9 +74,8 @@ SHARPNESS_AMOUNT = (-0.5, 0.5)
 SUPPRESSION_THRESHOLD = (0.03, 0.08)
 WARP_GAMMA = (0.77, 1.3)  # drawn log-uniform
 WARP_KNOTS = 5  # of the monotone warp, ends fixed at 0 and 1
-WARP_JITTER = (
-    0.4  # share of the inner knots' outputs drawn at random (sorted) rather than on the identity line
-)
+# share of the inner knots' outputs drawn at random (sorted) rather than on the identity line
+WARP_JITTER = 0.4
 
 
 def check_names(names: tuple[str, ...]) -> None:

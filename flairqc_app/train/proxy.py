@@ -34,9 +34,8 @@ BRAIN_MASK_DILATION_MM = 3.0  # the affine template mask misses some cortex; bra
 HEAD_THRESHOLD = 0.1  # head voxels: above this share of the 99th percentile (filled, then dilated 2 voxels)
 CROP_MARGIN_MM = 10.0  # kept around the brain by the cropped variant (face, neck and air cut away)
 FLOAT_SCALE, FLOAT_OFFSET = 3.7, -120.0  # float variant: like an image after N4 and a shift, air below zero
-UINT8_PERCENTILE = (
-    99.5  # uint8 export: this percentile of the head maps to 255 (the brightest voxels saturate)
-)
+# uint8 export: this percentile of the head maps to 255 (the brightest voxels saturate)
+UINT8_PERCENTILE = 99.5
 RESLICE_MM = 1.5  # slice thickness of the resliced variant (the gate takes 3D FLAIRs up to 1.8 mm)
 
 

@@ -51,9 +51,8 @@ class TrainSettings:
     epochs: int = 100
     pretrain_epochs: int = 10  # without the adversarial part, on all labelled training data (paper 2.4.1)
     augment: tuple[str, ...] = ()  # training-time augmentations (train/augment.py); the paper uses none
-    source_as_rejects: bool = (
-        False  # straight_reject: labelled source (T1w) images train as rejects (pools.py)
-    )
+    # straight_reject: labelled source (T1w) images train as rejects (pools.py)
+    source_as_rejects: bool = False
     lr0: float = 1e-4  # mu_0 of eq. 3; the paper's 0.01 diverges with Adam, the authors' later code used 1e-6
     lr_alpha: float = 10.0
     lr_beta: float = 0.75
