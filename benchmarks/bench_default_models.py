@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import REALDATA, make_dataset  # noqa: E402
+from helpers import REALDATA, make_dataset, participant_command  # noqa: E402
 
 from flairqc_app.config import ARTEFACT_TASKS, ARTEFACTS, DEFAULT_MODELS_DIR, GRID_SHAPE
 from flairqc_app.grid import resize_to
@@ -44,13 +44,14 @@ REAL = {
     "t2w": "t2w2d_head",
 }
 EXPECTED = {"flair3d": "passes (tier)", "t1w": "rejected", "flair2d": "rejected", "t2w": "rejected"}
+# fine detail taken (< 0) or added; training draws -0.5 to 0.5
 SHARPNESS_AMOUNTS = (
     -0.4,
     -0.2,
     0.0,
     0.3,
     0.6,
-)  # fine detail taken (< 0) or added; training draws -0.5 to 0.5
+)
 
 
 def flair_dataset(root: Path, images: dict[str, nib.Nifti1Image]) -> Path:
@@ -63,18 +64,7 @@ def run_app(
 ) -> dict[str, dict]:
     """flairqc participant on the dataset (with further command-line options); the per-image rows by subject."""
     subprocess.run(
-        [
-            "flairqc",
-            str(bids),
-            str(out),
-            "participant",
-            "--models-dir",
-            str(models),
-            "--preproc",
-            recipe,
-            "--skip-bids-validation",
-            *options,
-        ],
+        participant_command(bids, out, models, "--preproc", recipe, *options),
         check=False,
         capture_output=True,
     )

@@ -33,10 +33,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from helpers import (  # noqa: E402
+    IN_TREE,
     REALDATA,
     alive,
     build_models_dir,
     make_dataset,
+    participant_command,
     process_tree,
     template_head,
     write_claimed_grid,
@@ -65,18 +67,7 @@ def run(
 ) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(tree_path))
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flairqc_app",
-            str(bids),
-            str(out),
-            "participant",
-            "--models-dir",
-            str(models),
-            "--skip-bids-validation",
-            *extra,
-        ],
+        participant_command(bids, out, models, *extra, launcher=IN_TREE),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -14,6 +14,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -47,9 +48,8 @@ def template_head(shift_mm=(0.0, 0.0, 0.0)) -> nib.Nifti1Image:
     affine = img.affine.copy()
     affine[:3, 3] += np.asarray(shift_mm)
     data = np.asarray(img.dataobj, dtype=np.float32)
-    return nib.Nifti1Image(
-        (data * (1000 / data.max())).astype(np.int16), affine
-    )  # int16 like scanners, no wrap
+    # int16 like scanners, no wrap
+    return nib.Nifti1Image((data * (1000 / data.max())).astype(np.int16), affine)
 
 
 def make_dataset(
@@ -95,6 +95,24 @@ def _affine_model(weight: float, bias: float, input_shape: list[int]):
     ]
     graph = helper.make_graph(nodes, "mean_logit", [image], [logits], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+CONSOLE_SCRIPT = ("flairqc",)
+IN_TREE = (sys.executable, "-m", "flairqc_app")  # the flairqc_app on PYTHONPATH (a benchmark's other tree)
+
+
+def participant_command(
+    bids: Path,
+    out: Path,
+    models: Path,
+    *extra: str,
+    launcher: tuple[str, ...] = CONSOLE_SCRIPT,
+    validate: bool = False,
+) -> list[str]:
+    """The argv of `flairqc BIDS OUT participant --models-dir MODELS ...`, BIDS validation skipped unless
+    `validate`: what the tests and benchmarks that run the app as a process start."""
+    skip = () if validate else ("--skip-bids-validation",)
+    return [*launcher, str(bids), str(out), "participant", "--models-dir", str(models), *skip, *extra]
 
 
 def build_models_dir(

@@ -22,15 +22,21 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from helpers import alive, build_models_dir, make_dataset, process_tree, template_head, write_claimed_grid
+from helpers import (
+    alive,
+    build_models_dir,
+    make_dataset,
+    participant_command,
+    process_tree,
+    template_head,
+    write_claimed_grid,
+)
 
 from flairqc_app.cli import main
 from flairqc_app.tsv import read_table
 
 FAST = np.zeros((4, 4, 4), np.float32)  # the gate skips it at once (constant_intensity)
-MEMORY_CAP = (
-    3 << 30
-)  # RLIMIT_AS for runs given huge headers: a regression fails instead of eating the machine
+MEMORY_CAP = 3 << 30  # RLIMIT_AS for runs given huge headers: a regression fails, not the machine
 STOP_SECONDS = 5.0
 
 
@@ -68,10 +74,10 @@ def kill_leftover_runs():
             proc.wait()
 
 
-def flairqc(bids: Path, out: Path, *extra: str, preexec=None) -> subprocess.Popen:
-    """The console script in its own process group (as a shell runs a job), output and errors together."""
+def launch(argv: list[str], preexec=None) -> subprocess.Popen:
+    """The command in its own process group (as a shell runs a job), output and errors together."""
     proc = subprocess.Popen(
-        ["flairqc", str(bids), str(out), *extra],
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -82,17 +88,12 @@ def flairqc(bids: Path, out: Path, *extra: str, preexec=None) -> subprocess.Pope
     return proc
 
 
+def flairqc(bids: Path, out: Path, *extra: str, preexec=None) -> subprocess.Popen:
+    return launch(["flairqc", str(bids), str(out), *extra], preexec)
+
+
 def participant(bids: Path, out: Path, models: Path, *extra: str, preexec=None) -> subprocess.Popen:
-    return flairqc(
-        bids,
-        out,
-        "participant",
-        "--models-dir",
-        str(models),
-        "--skip-bids-validation",
-        *extra,
-        preexec=preexec,
-    )
+    return launch(participant_command(bids, out, models, *extra), preexec)
 
 
 def row(out: Path, subject: str) -> dict:
@@ -172,9 +173,8 @@ def test_a_signal_stops_the_run_within_seconds(tmp_path, head_file, nprocs, how,
     assert f"stopped by {how.split()[0]}" in output
     assert_clean_exit(output)
     assert row(out, "01")["status"] == "skipped"  # the finished row is kept
-    assert not (
-        out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv"
-    ).exists()  # queued and running images: no row
+    # queued and running images: no row
+    assert not (out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv").exists()
     assert not (out / "sub-04/anat/sub-04_desc-flairqc_FLAIR.tsv").exists()
     wait_until(lambda: not any(alive(p) for p in descendants), 5)
     assert scratch_folders(tmp_path / "work") == [] and (tmp_path / "work").is_dir()  # -w itself is kept
@@ -204,9 +204,8 @@ def test_a_worker_killed_with_sigkill_fails_only_its_image(tmp_path, head_file):
 @pytest.mark.slow
 def test_workers_and_scratch_die_with_a_main_process_killed_with_sigkill(tmp_path, head_file):
     proc, out, descendants = busy_run(tmp_path, head_file, nprocs=2, heads=2)
-    os.kill(
-        proc.pid, signal.SIGKILL
-    )  # no handler runs: the kernel ends the workers, the guardian the scratch
+    # no handler runs: the kernel ends the workers, the guardian the scratch
+    os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     wait_until(lambda: not any(alive(p) for p in descendants), STOP_SECONDS)
     assert scratch_folders(tmp_path / "work") == []
@@ -251,17 +250,7 @@ def test_a_run_of_refused_images_stays_small(tmp_path):
     bids = make_dataset(tmp_path / "bids", {})
     write_claimed_grid(bids / "sub-01/anat/sub-01_FLAIR.nii.gz", (1024, 1024, 1024), full=True)
     out, models = tmp_path / "out", build_models_dir(tmp_path / "models")
-    command = [
-        "flairqc",
-        str(bids),
-        str(out),
-        "participant",
-        "--models-dir",
-        str(models),
-        "--skip-bids-validation",
-        "--nprocs",
-        "1",
-    ]
+    command = participant_command(bids, out, models, "--nprocs", "1")
     proc = subprocess.run(
         [sys.executable, "-c", PEAK_RSS_OF, *command],
         capture_output=True,

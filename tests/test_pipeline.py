@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 import pytest
-from helpers import REALDATA, build_models_dir, make_dataset, sigmoid, template_head
+from helpers import REALDATA, build_models_dir, make_dataset, participant_command, sigmoid, template_head
 
 from flairqc_app import __version__
 from flairqc_app.cli import main
@@ -159,9 +159,8 @@ def test_report_in_headless_chromium(run, chromium):
         text=True,
         timeout=120,
     )
-    assert (
-        "Tier 2" in proc.stdout and 'data-state="none">not rated<' in proc.stdout
-    )  # verdict shown, scripts ran
+    # verdict shown, scripts ran
+    assert "Tier 2" in proc.stdout and 'data-state="none">not rated<' in proc.stdout
 
 
 def test_rerun_reuses_done_images_and_redoes_failed(own_run):
@@ -209,16 +208,7 @@ def two_head_dataset(root: Path) -> tuple[Path, Path]:
 
 def flairqc(bids, out, models, *extra) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            "flairqc",
-            str(bids),
-            str(out),
-            "participant",
-            "--models-dir",
-            str(models),
-            "--skip-bids-validation",
-            *extra,
-        ],
+        participant_command(bids, out, models, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -231,9 +221,8 @@ def test_resume_after_a_kill(tmp_path):
     out = tmp_path / "out"
     first = out / "sub-01/anat/sub-01_desc-flairqc_FLAIR.tsv"
     second = out / "sub-02/anat/sub-02_desc-flairqc_FLAIR.tsv"
-    proc = flairqc(
-        bids, out, models, "--nprocs", "1"
-    )  # one image at a time: the kill lands in the second one
+    # one image at a time: the kill lands in the second one
+    proc = flairqc(bids, out, models, "--nprocs", "1")
     deadline = time.time() + 400
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_dataset
+from helpers import IN_TREE, make_dataset, participant_command
 
 from flairqc_app import tsv
 from flairqc_app.validate import Finding, ValidationReport, deno_finding
@@ -24,17 +24,7 @@ needs_deno = pytest.mark.skipif(
 
 def flairqc(bids: Path, out: Path, models: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flairqc_app",
-            str(bids),
-            str(out),
-            "participant",
-            "--models-dir",
-            str(models),
-            *extra,
-        ],
+        participant_command(bids, out, models, *extra, launcher=IN_TREE, validate=True),
         capture_output=True,
         text=True,
         timeout=600,
@@ -95,9 +85,8 @@ def test_dataset_level_errors_stop_the_run_with_their_message(dataset, tmp_path,
     assert (
         "MISSING_DATASET_DESCRIPTION: (dataset): A dataset_description.json file is required" in proc.stderr
     )
-    assert (
-        "NIFTI_HEADER_UNREADABLE" not in proc.stderr.split("failed BIDS validation")[1]
-    )  # only the blocking ones
+    # only the blocking ones
+    assert "NIFTI_HEADER_UNREADABLE" not in proc.stderr.split("failed BIDS validation")[1]
     assert not list(out.glob("sub-*")) and len(list((out / "logs").glob("bids-validation-*.json"))) == 1
 
 
