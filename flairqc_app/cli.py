@@ -195,9 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             "a re-run resumes",
             file=sys.stderr,
         )
-        if (
-            argv is None
-        ):  # the command itself, all cleaned up: skip the interpreter's teardown of ANTs, onnxruntime
+        # the command itself, all cleaned up: skip the interpreter's teardown of ANTs, onnxruntime
+        if argv is None:
             logging.shutdown()  # and pybids, which takes seconds on a loaded machine (benchmarks/bench_faults.py)
             sys.stdout.flush()
             sys.stderr.flush()

@@ -43,10 +43,11 @@ class RegistrationSettings:
     """Levels of the rigid then affine Mattes MI registration (antsRegistrationSyNQuick -t a by default)."""
 
     spacing_mm: float | None = None  # None: register at native resolution
+    # antsRegistration stages, each over all levels
     transforms: tuple[str, ...] = (
         "Rigid[0.1]",
         "Affine[0.1]",
-    )  # antsRegistration stages, each over all levels
+    )
     iterations: tuple[int, ...] = (1000, 500, 250, 0)
     shrink_factors: tuple[int, ...] = (8, 4, 2, 1)
     smoothing_vox: tuple[int, ...] = (3, 2, 1, 0)

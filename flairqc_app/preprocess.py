@@ -35,9 +35,8 @@ class PreprocResult:
     registration_ncc: float
     bias_field: np.ndarray | None = None  # N4 field on the native grid (input array order), for the IQMs
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
-    cpu_seconds: dict[str, float] = field(
-        default_factory=dict
-    )  # CPU seconds per stage: robust to a loaded machine
+    # CPU seconds per stage: robust to a loaded machine
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:

@@ -140,9 +140,8 @@ def test_participant_then_group_locked_down(image, tmp_path):
 def test_the_image_grades_with_its_own_default_models(image, tmp_path):
     """`docker run flairqc /bids /out participant`: nothing mounted but the data, the verdict from the shipped
     models."""
-    img, _ = generate_case(
-        90_001, config=SynthConfig(grid="1mm")
-    )  # the clean FLAIR of tests/test_default_models.py
+    # the clean FLAIR of tests/test_default_models.py
+    img, _ = generate_case(90_001, config=SynthConfig(grid="1mm"))
     bids = make_dataset(tmp_path / "bids", {"sub-01/anat/sub-01_FLAIR.nii.gz": img})
     out = tmp_path / "out"
     out.mkdir()

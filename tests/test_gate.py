@@ -117,12 +117,13 @@ def test_the_sidecar_comes_first_and_all_problems_are_listed_in_the_detail(tmp_p
             "acquisition_2d",
             "thicker than the 2 mm of a 3D FLAIR",
         ),
+        # overlapping: fine
         (
             (1.0, 1.0, 1.0),
             {"SliceThickness": 1.0, "SpacingBetweenSlices": 0.5},
             None,
             "",
-        ),  # overlapping: fine
+        ),
         ((1.0, 1.0, 1.9), {"MRAcquisitionType": "3d"}, None, ""),
         ((0.47, 0.47, 1.2), {}, None, ""),  # anisotropy 2.55, no longer a reason
     ],
@@ -177,12 +178,13 @@ def reslice(source: Path, voxel_mm: tuple[float, float, float], path: Path) -> P
         ((0.47, 0.47, 1.2), {}, "ok", None),
         ((1.0, 1.0, 1.9), {"MRAcquisitionType": "3D"}, "ok", None),
         ((1.0, 1.0, 1.9), {}, "skipped", "acquisition_2d"),  # without the sidecar, 1.9 mm slices look 2D
+        # a 3 mm stack, whatever it says
         (
             (0.9, 0.9, 3.0),
             {"MRAcquisitionType": "3D"},
             "skipped",
             "acquisition_2d",
-        ),  # a 3 mm stack, whatever it says
+        ),
         ((1.0, 1.0, 4.0), {}, "skipped", "acquisition_2d"),
         ((0.8, 0.8, 6.0), {"MRAcquisitionType": "2D"}, "skipped", "sidecar_2d"),
         ((3.0, 3.0, 3.0), {"MRAcquisitionType": "3D"}, "skipped", "voxels_too_coarse"),
@@ -250,10 +252,11 @@ def test_gate_config_through_the_command_line_is_recorded_and_redoes_images(tmp_
     config.write_text('{"max_slice_thickness_mm": 2.0, "min_field_of_view_mm": 200}')
     assert main(command + ["--gate-config", str(config)]) == 0  # new limits, new run key: redone, not reused
     (row,) = tsv.read_table(table)
+    # 159.6 mm < 200: the new limits
     assert (row["status"], row["reason"]) == (
         "skipped",
         "small_field_of_view",
-    )  # 159.6 mm < 200: the new limits
+    )
     assert (
         "max_slice_thickness_mm=2;" in row["gate_limits"] and "min_field_of_view_mm=200" in row["gate_limits"]
     )

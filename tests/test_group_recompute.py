@@ -70,9 +70,8 @@ def test_group_thresholds_recompute_without_touching_participants(tmp_path: Path
     record = json.loads((out / "group_FLAIR_thresholds.json").read_text())
     assert record["thresholds"]["motion_moderate"] == 0.5 and record["thresholds"]["straight_reject"] == 0.25
     _, specs = read_manifest(DEFAULT_MODELS_DIR)
-    assert (
-        record["thresholds"]["noise_severe"] == specs["noise_severe"].threshold
-    )  # the rest from the manifest
+    # the rest from the manifest
+    assert record["thresholds"]["noise_severe"] == specs["noise_severe"].threshold
     assert {c["bids_name"]: c["after"] for c in record["changed"]} == {
         "sub-1_FLAIR": "Straight reject",
         "sub-2_FLAIR": "Tier 1",

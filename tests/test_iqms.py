@@ -194,9 +194,8 @@ def test_a_metric_that_cannot_be_computed_is_na_with_a_reason_and_the_others_sta
 
 def test_a_failing_metric_is_na_with_its_error(tmp_path):
     labels, affine = phantom_labels()
-    flat = np.where(labels > 0, 50.0, 0.0).astype(
-        np.float32
-    )  # no spread in GM and WM: SNR cannot be computed
+    # no spread in GM and WM: SNR cannot be computed
+    flat = np.where(labels > 0, 50.0, 0.0).astype(np.float32)
     row = iqms(flat, affine, tmp_path)
     assert row["iqm_cnr"] is None and "iqm_cnr: failed (ValueError" in row["iqm_notes"]
     assert row["iqm_efc"] is not None

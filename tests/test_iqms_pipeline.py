@@ -103,9 +103,8 @@ def test_iqm_json_export_has_mriqc_layout(run):
         ("fwhm_avg", "iqm_fwhm_avg"),
         ("inu_range", "iqm_inu_range"),
     )
-    assert {k: document[k] for k, _ in pairs} == pytest.approx(
-        {k: row[c] for k, c in pairs}, rel=1e-5
-    )  # TSV: 6 digits
+    # TSV: 6 digits
+    assert {k: document[k] for k, _ in pairs} == pytest.approx({k: row[c] for k, c in pairs}, rel=1e-5)
     source = run["bids"] / "sub-01/anat/sub-01_FLAIR.nii.gz"
     assert document["provenance"]["md5sum"] == hashlib.md5(source.read_bytes()).hexdigest()
     assert document["provenance"]["software"] == "flairqc" and document["provenance"]["warnings"] == {}

@@ -52,9 +52,8 @@ def test_participant_report_renders(tmp_path: Path) -> None:
     dom = dump_dom(path)
     assert re.search(r'<p class="headline">\s*Tier 3\s*</p>', dom)
     assert dom.count('<g class="bar') == len(TASKS)  # the inline SVG probability bars
-    assert (
-        '<small id="rating-status" aria-live="polite" data-state="none">not rated</small>' in dom
-    )  # its script ran
+    # its script ran
+    assert '<small id="rating-status" aria-live="polite" data-state="none">not rated</small>' in dom
     assert not injected_scripts(dom)
 
 
@@ -72,7 +71,6 @@ def test_group_search_from_url_highlights_one_image(group_page: Path) -> None:
     assert '<tr data-name="sub-0042_ses-1_FLAIR" class="selected">' in dom
     assert "1–1 of 1 (filtered from 100)" in dom
     selection = dom[dom.index('id="selection"') :]
-    assert (
-        selection.startswith('id="selection">') and "sub-0042_ses-1_FLAIR" in selection[:500]
-    )  # no longer hidden
+    # no longer hidden
+    assert selection.startswith('id="selection">') and "sub-0042_ses-1_FLAIR" in selection[:500]
     assert 'href="sub-0042_ses-1_FLAIR.html"' in dom  # relative link to the per-image report

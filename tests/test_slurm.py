@@ -60,9 +60,10 @@ def eight_subjects(root: Path) -> Path:
             "sub-01/anat/sub-01_FLAIR.nii.gz": real_or_template("flair3d_head_1mm", (0, 0, 0)),
             "sub-02/anat/sub-02_FLAIR.nii.gz": template_head((4.0, -3.0, 2.0)),  # its sidecar says 2D
             "sub-03/anat/sub-03_FLAIR.nii.gz": real_or_template("t1w3d_head", (-3.0, 2.0, 0.0)),
+            # 40 mm: small field of view
             "sub-04/anat/sub-04_FLAIR.nii.gz": nib.Nifti1Image(
                 np.asarray(template_head().dataobj)[:, :, 60:100], template_head().affine
-            ),  # 40 mm: small field of view
+            ),
             "sub-05/anat/sub-05_FLAIR.nii.gz": real_or_template("flair2d_6mm_tumour", (1.0, 1.0, 1.0)),
             "sub-06/anat/sub-06_FLAIR.nii.gz": real_or_template("t2w2d_head", (2.0, 0.0, 0.0)),
             "sub-07/anat/sub-07_FLAIR.nii.gz": np.zeros((4, 4, 4), np.float32),  # replaced below: 3 mm voxels
@@ -116,9 +117,8 @@ def test_the_job_array_recipe_equals_a_local_run(slurm, tmp_path):
     logs = "\n".join(p.read_text() for p in sorted((out / "logs").glob("slurm-*.out")))
     assert job_states(group) == [("COMPLETED", "0:0")], logs
     tasks = sorted(job_states(array))
-    assert tasks == sorted([("COMPLETED", "0:0")] * 7 + [("FAILED", "1:0")]), (
-        logs
-    )  # afterany: group ran anyway
+    # afterany: group ran anyway
+    assert tasks == sorted([("COMPLETED", "0:0")] * 7 + [("FAILED", "1:0")]), logs
 
     local = tmp_path / "local-out"
     started = time.perf_counter()

@@ -131,14 +131,12 @@ def test_motion_visibility_counts_ghosts_not_the_pose_registration_undoes():
             np.abs(np.abs(moved) - still).mean()
         )
 
-    shifted, shifted_difference = shown(
-        (0.02,), (0, 1)
-    )  # moved at once and held: a shifted head, little else
+    # moved at once and held: a shifted head, little else
+    shifted, shifted_difference = shown((0.02,), (0, 1))
     half, _ = shown((0.5,), (0, 1))  # half of k-space (one side of the centre) from each pose: ghosts
     assert shifted < 0.03 and half > 3 * shifted
-    assert (
-        shifted_difference > 4 * shown((0.98,), (0, 1))[1]
-    )  # a plain difference would call the shift motion
+    # a plain difference would call the shift motion
+    assert shifted_difference > 4 * shown((0.98,), (0, 1))[1]
 
 
 @pytest.mark.parametrize("grade", [1, 2])
@@ -213,9 +211,8 @@ def test_zero_background_sets_air_to_zero_and_keeps_the_head():
     assert np.all(data(zeroed)[air] == 0) and np.mean(data(noisy)[air] == 0) < 0.05
     assert np.mean(data(zeroed)[head_voxels] == 0) < 0.01  # bone is dark, not zeroed
     ratio = data(zeroed)[head_voxels] / np.maximum(data(noisy)[head_voxels], 1)
-    assert (
-        abs(float(np.median(ratio)) - 1.0) < 0.05
-    )  # same image inside (integer scaling may differ slightly)
+    # same image inside (integer scaling may differ slightly)
+    assert abs(float(np.median(ratio)) - 1.0) < 0.05
 
 
 def test_drawn_background_and_uint8_storage_occur():
@@ -301,9 +298,8 @@ def test_apply_artefact_degrades_any_image():
     moved = measures.ghost_ratio(apply_artefact(img, "motion", 2, rng(0)).get_fdata(), clean.tissue)
     assert noisy[0] > noisy[1] and noisy[0] < measures.snr(data(clean), clean.tissue)
     assert flat < 0.5 * measures.gm_wm_contrast(data(clean), clean.tissue)
-    assert moved > 1.5 * measures.ghost_ratio(
-        data(clean), clean.tissue
-    )  # ghosts of a dimmer scalp (FLAIR fat 0.4-1.1)
+    # ghosts of a dimmer scalp (FLAIR fat 0.4-1.1)
+    assert moved > 1.5 * measures.ghost_ratio(data(clean), clean.tissue)
     with pytest.raises(ValueError):
         apply_artefact(img, "blur", 1, rng(0))
 

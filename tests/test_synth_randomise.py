@@ -119,9 +119,8 @@ def test_every_presentation_is_a_pass_with_grade_0_and_looks_as_named(presentati
     steps = PRESENTATIONS[presentation]
     brain = np.isin(case.tissue, [TISSUE_LABELS[k] for k in ("csf", "gm", "wm", "lesion")])
     if "skull_stripped" in steps:
-        assert (
-            np.mean(data[case.tissue == TISSUE_LABELS["head"]] != 0) < 0.2
-        )  # only a 1-voxel rim round the brain
+        # only a 1-voxel rim round the brain
+        assert np.mean(data[case.tissue == TISSUE_LABELS["head"]] != 0) < 0.2
         assert np.mean(data[brain] != 0) > 0.95
     registered = next((REGISTERED_GRIDS[s] for s in steps if s in REGISTERED_GRIDS), None)
     if registered:
@@ -140,9 +139,8 @@ def test_every_presentation_is_a_pass_with_grade_0_and_looks_as_named(presentati
     if "uint8" in steps:
         assert data.dtype == np.uint8
     lesion = case.tissue == TISSUE_LABELS["lesion"]
-    assert (
-        lesion.sum() * np.prod(case.image.header.get_zooms()) / 1000 > 3.0
-    )  # the tumour and its oedema, in ml
+    # the tumour and its oedema, in ml
+    assert lesion.sum() * np.prod(case.image.header.get_zooms()) / 1000 > 3.0
 
 
 @pytest.mark.slow
@@ -152,6 +150,5 @@ def test_an_artefact_shows_on_a_skull_stripped_registered_float_presentation():
     assert moved.labels["motion"] == 2 and moved.labels["gen_presentation"] == "mni_stripped_float"
     a, b = (np.asarray(c.image.dataobj, np.float32) for c in (clean, moved))
     inside = a != 0
-    assert (
-        np.abs(a - b)[inside].mean() > 0.05 * np.abs(a[inside]).mean()
-    )  # moved inside the brain, not only edges
+    # moved inside the brain, not only edges
+    assert np.abs(a - b)[inside].mean() > 0.05 * np.abs(a[inside]).mean()

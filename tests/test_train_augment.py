@@ -86,9 +86,8 @@ def test_outside_gain_draws_after_the_other_augmentations():
     gained = 0
     for out, image in zip(both[:, 0], batch[:, 0]):
         as_drawn = image if np.array_equal(out[brain], image[brain]) else image[::-1]
-        assert np.array_equal(
-            out[brain], as_drawn[brain]
-        )  # every brain is the original or its mirror, untouched
+        # every brain is the original or its mirror, untouched
+        assert np.array_equal(out[brain], as_drawn[brain])
         gained += not np.array_equal(out[~brain], as_drawn[~brain])
     assert 0 < gained < len(batch)  # the gain is drawn per image, with probability 1/2
 
@@ -146,9 +145,8 @@ def test_background_suppression_zeroes_the_air_and_keeps_ghosts_and_the_enclosed
     assert (volume[air] > 0).all() and (out[air] == 0).mean() > 0.85
     under = air & (volume < level)
     assert np.count_nonzero(out[under]) < 1e-4 * under.sum()  # all of it goes, but voxels walled in by noise
-    assert np.array_equal(
-        out[air & (volume >= level)], volume[air & (volume >= level)]
-    )  # noise above it stays
+    # noise above it stays
+    assert np.array_equal(out[air & (volume >= level)], volume[air & (volume >= level)])
     assert np.array_equal(out[head], volume[head])  # the head, its dark pool included, untouched
     assert np.array_equal(out[ghost], volume[ghost])  # the ghost stands out of a black background
     low = suppress_background(volume, 0.01)  # under most of the noise: little of the air goes
@@ -178,9 +176,8 @@ def test_head_swap_gives_an_image_another_images_head_and_keeps_its_brain():
     assert 0 < sum(swapped) < n  # with probability 1/2 per image, never from itself
     assert len({d for d, s in zip(donors, swapped) if s}) > 1  # donors drawn, not one image for all
     assert np.array_equal(augment_batch(batch, ("head_swap",), np.random.default_rng(4)), out)  # seeded
-    assert np.array_equal(
-        augment_batch(batch[:1], ("head_swap",), np.random.default_rng(4)), batch[:1]
-    )  # alone
+    # alone
+    assert np.array_equal(augment_batch(batch[:1], ("head_swap",), np.random.default_rng(4)), batch[:1])
 
 
 def test_unknown_augmentation_is_refused():
@@ -205,9 +202,8 @@ def test_intensity_warp_keeps_tissue_order_varies_the_histogram_and_draws_last()
     # contrast grade 2 (GM/WM <= 1.054) stays under grade 0 (>= 1.12) whatever gamma is drawn
     assert 1.054 ** WARP_GAMMA[1] < 1.12 ** WARP_GAMMA[0]
     changed = 0
-    for seed in range(
-        8
-    ):  # one image: the same flip and sharpening with or without the warp, which draws last
+    # one image: the same flip and sharpening with or without the warp, which draws last
+    for seed in range(8):
         without = augment_batch(volume[None, None], ("flip", "sharpness"), np.random.default_rng(seed))[0, 0]
         warped = augment_batch(
             volume[None, None], ("flip", "sharpness", "intensity_warp"), np.random.default_rng(seed)

@@ -122,9 +122,8 @@ def test_assemble_keeps_the_preferred_candidate_unless_another_is_measurably_bet
     single = build_models_dir(tmp_path / "single", biases={t: -4.0 for t in TASKS})
     ensemble = build_models_dir(tmp_path / "ensemble", biases={t: -3.0 for t in TASKS})
     worse_motion = table()
-    for (
-        r
-    ) in worse_motion:  # the single runs miss the level-2 motion as severe; the ensemble (table()) does not
+    # the single runs miss the level-2 motion as severe; the ensemble (table()) does not
+    for r in worse_motion:
         if r["artefact"] == "motion" and r["level"] == 2:
             r["p_motion_severe"] = 0.04
     calibrate.write_cases(tmp_path / "single.tsv", worse_motion)

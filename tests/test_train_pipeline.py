@@ -541,9 +541,8 @@ def test_an_ensemble_averages_its_members_with_a_threshold_from_images_none_trai
         ensemble = torch.softmax(trained.model(torch.from_numpy(cache.batch(list(keys)))), 1).numpy()
     singles = member_probabilities(members, cache, keys)
     np.testing.assert_allclose(ensemble, singles.mean(axis=0), atol=1e-6)
-    assert (
-        np.abs(singles - singles.mean(axis=0)).max() > 1e-3
-    )  # the members differ: the mean is not one of them
+    # the members differ: the mean is not one of them
+    assert np.abs(singles - singles.mean(axis=0)).max() > 1e-3
 
 
 def test_an_ensemble_is_evaluated_and_exported_as_one_model(runs, validated_cache, tmp_path):
@@ -664,9 +663,8 @@ def test_a_median_ensemble_is_chosen_scored_and_exported_as_its_median(runs, val
     with torch.no_grad():
         ensemble = torch.softmax(trained.model(torch.from_numpy(cache.batch(list(keys)))), 1).numpy()
     np.testing.assert_allclose(ensemble, np.median(singles, axis=0), atol=1e-6)
-    assert (
-        np.abs(np.median(singles, axis=0) - singles.mean(axis=0)).max() > 1e-4
-    )  # the median is not the mean here
+    # the median is not the mean here
+    assert np.abs(np.median(singles, axis=0) - singles.mean(axis=0)).max() > 1e-4
     export_run(tmp_path / "ens", tmp_path / "models")  # the ONNX graph is checked against the torch model
     entry = json.loads((tmp_path / "models" / "models.json").read_text())["models"]["noise_moderate"]
     assert entry["provenance"]["onnx_check"]["max_abs_difference"] <= 1e-4

@@ -27,9 +27,8 @@ def test_world_planes_land_where_their_world_position_says() -> None:
     for axis, plane in enumerate((20.0, -30.0, 15.0)):
         out = to_model_grid((world[axis] > plane).astype(np.float32) * 100.0, affine, SHAPE)
         assert out.shape == SHAPE and out.min() == 0.0 and out.max() == 1.0
-        profile = np.median(
-            np.moveaxis(out, axis, 0).reshape(SHAPE[axis], -1), axis=1
-        )  # the grid overhangs the image
+        # the grid overhangs the image
+        profile = np.median(np.moveaxis(out, axis, 0).reshape(SHAPE[axis], -1), axis=1)
         coords = axes[axis][: SHAPE[axis]]
         inside = (coords > -60) & (coords < 60)  # away from the image borders
         assert np.all(profile[inside & (coords > plane + step[axis])] > 0.99), axis
@@ -123,9 +122,8 @@ def test_interrupted_cache_resumes_without_rendering_done_images_again(tmp_path:
     assert len(lines) == 4
     cache = VolumeCache(root)
     stamps = {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole}
-    (
-        root / "samples.tsv"
-    ).unlink()  # killed while rendering the third image, mid-way through its journal line
+    # killed while rendering the third image, mid-way through its journal line
+    (root / "samples.tsv").unlink()
     journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
     assert build_cache(root, items, RECIPE).read_samples() == whole
     again = {s.participant_id: cache.path(s.key).stat().st_mtime_ns for s in whole}

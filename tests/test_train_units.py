@@ -193,9 +193,8 @@ def test_no_participant_in_two_splits():
         assert not train & val and not train & test and not val & test
         assert set(pools.validation.labels) == {0, 1}  # stratified: both classes in every fold
         seen_validation |= val
-    assert seen_validation == _labelled_target_trainval(
-        samples
-    )  # every labelled target participant validates once
+    # every labelled target participant validates once
+    assert seen_validation == _labelled_target_trainval(samples)
 
 
 def test_validation_split_validates_every_fold_and_never_trains():

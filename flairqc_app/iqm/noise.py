@@ -7,9 +7,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-RAYLEIGH_STD = math.sqrt(
-    (4 - math.pi) / 2
-)  # std of the air of a magnitude image, in units of the noise sigma
+# std of the air of a magnitude image, in units of the noise sigma
+RAYLEIGH_STD = math.sqrt((4 - math.pi) / 2)
 MAD_TO_SIGMA = 1.4826
 # The 3D 6-neighbour Laplacian: flat and linear signal give 0, white noise of sigma gives sigma * sqrt(42).
 LAPLACIAN = np.zeros((3, 3, 3), np.float32)

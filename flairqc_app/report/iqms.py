@@ -95,10 +95,11 @@ def render_section(iqms: IqmSection | None) -> Markup:
 def replace_section(page: bytes, new_section: bytes) -> bytes | None:
     """The page with its IQM section replaced; None when the page has none (written by another version).
     Bytes, not text: a page is ~5 MB (plotly.js inlined) and decoding it would cost more than the rest."""
+    # the section is near the end, after plotly.js
     start, end = (
         page.rfind(START_BYTES),
         page.rfind(END_BYTES),
-    )  # the section is near the end, after plotly.js
+    )
     if start < 0 or end < start:
         return None
     return page[:start] + new_section.strip() + page[end + len(END_BYTES) :]

@@ -173,6 +173,7 @@ def draw_anatomy(
         name: getattr(ranges, f"{name}_mm").draw(rng)
         for name in ("csf_rim", "inner_table", "diploe", "outer_table", "skin", "subcutaneous_fat")
     }
+    # draws in this order
     return Anatomy(
         elastic_mm=ranges.elastic_mm.draw(rng),
         ventricle_mm=ranges.ventricle_mm.draw(rng),
@@ -184,7 +185,7 @@ def draw_anatomy(
         texture=ranges.texture.draw(rng),
         fine_seed=int(rng.integers(2**31)),
         layer_edge_mm=ranges.layer_edge_mm.draw(rng),
-    )  # draws in this order
+    )
 
 
 def tissue_fractions(model: HeadModel, sharpness: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -100,9 +100,8 @@ class AnatomyRanges:
     fine_elastic_spacing_mm: float = 4.0
     texture: Range = Range(0.01, 0.06)  # relative standard deviation of the tissue texture
     texture_sigma_mm: float = 1.0
-    layer_edge_mm: Range = Range(
-        0.6, 2.0
-    )  # half-width of the ramps between head layers (real scalp is not crisp)
+    # half-width of the ramps between head layers (real scalp is not crisp)
+    layer_edge_mm: Range = Range(0.6, 2.0)
     ventricle_mm: Range = Range(0.0, 6.0)  # atrophy-like outward push at the ventricle wall
     lesion_probability: float = 0.4
     lesion_count: tuple[int, int] = (1, 25)

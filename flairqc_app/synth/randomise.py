@@ -128,9 +128,10 @@ def acquisition(acq: geometry.Acquisition, rand: Randomisation) -> geometry.Acqu
     registered grid, its axial 1 mm grid."""
     grid = next((REGISTERED_GRIDS[s] for s in rand.steps() if s in REGISTERED_GRIDS), None)
     if grid is not None:
+        # axial: array axes (A, R, S)
         return geometry.Acquisition(
             acq.grid, "axial", (1.0, 1.0, 1.0), (grid[1], grid[0], grid[2]), acq.mr_acquisition_type
-        )  # axial: array axes (A, R, S)
+        )
     voxel = tuple(round(v * base, 2) for v, base in zip(rand.voxel_mm, acq.voxel_mm))
     shape = tuple(int(round(n * old / new)) for n, old, new in zip(acq.shape, acq.voxel_mm, voxel))
     return geometry.Acquisition(acq.grid, acq.plane, voxel, shape, acq.mr_acquisition_type)  # type: ignore[arg-type]

@@ -60,10 +60,11 @@ GAIN_BRAIN_MARGIN_VOX = 1  # the gain starts this far outside the template brain
 # sigma of the gain's smoothing and of its edge at the brain (model grid voxels, ~3 mm)
 GAIN_SMOOTHING_VOX = 1.0
 GAIN_LOG_SD = (0.15, 0.6)  # range of the standard deviation of the log gain, drawn per image
+# range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
 GAIN_LEVEL = (
     0.6,
     1.3,
-)  # range of the mean gain, drawn per image: the scalp dimmer or brighter than the brain
+)
 # sigma of the blur whose residual is the fine detail (model grid voxels, ~3 mm)
 SHARPNESS_SMOOTHING_VOX = 1.0
 # amount of fine detail added (> 0: sharper) or taken (< 0: blurred): -0.2 brings the engine's clean scalps to the
@@ -99,9 +100,8 @@ def cut_below_brain(volume: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     slope = np.tan(np.deg2rad(rng.uniform(-CUT_TILT_DEG, CUT_TILT_DEG)))
     y = np.arange(volume.shape[1]) - (volume.shape[1] - 1) / 2.0
     _, by, bz = np.nonzero(brain)
-    highest = float(
-        np.min(bz - slope * y[by])
-    )  # the plane may rise to the lowest protected voxel, not past it
+    # the plane may rise to the lowest protected voxel, not past it
+    highest = float(np.min(bz - slope * y[by]))
     z0 = highest - rng.uniform(0.0, CUT_DEPTH_VOX)
     below = np.arange(volume.shape[2])[np.newaxis, :] < z0 + slope * y[:, np.newaxis]  # [Y, Z]
     out = volume.copy()
@@ -192,16 +192,14 @@ def augment_batch(batch: np.ndarray, names: tuple[str, ...], rng: np.random.Gene
             out[i, 0] = out[i, 0, ::-1]
         if "fov_cut" in names and rng.random() < PROBABILITY:
             out[i, 0] = cut_below_brain(out[i, 0], rng)
-        if (
-            "background_suppression" in names and rng.random() < PROBABILITY
-        ):  # at the scanner, before the rest
+        # at the scanner, before the rest
+        if "background_suppression" in names and rng.random() < PROBABILITY:
             out[i, 0] = suppress_background(out[i, 0], rng.uniform(*SUPPRESSION_THRESHOLD))
         if "outside_gain" in names and rng.random() < PROBABILITY:  # last: runs without it draw as before
             out[i, 0] = gain_outside_brain(out[i, 0], rng)
         if "sharpness" in names and rng.random() < PROBABILITY:
             out[i, 0] = change_sharpness(out[i, 0], rng)  # last of an image's draws, as outside_gain
-        if (
-            "intensity_warp" in names and rng.random() < PROBABILITY
-        ):  # after the rest: runs without it as before
+        # after the rest: runs without it as before
+        if "intensity_warp" in names and rng.random() < PROBABILITY:
             out[i, 0] = warp_intensity(out[i, 0], rng)
     return out

@@ -326,9 +326,8 @@ def prepare(
     pending = dataset_samples(source_dir, "source", recipe.same_subjects) + dataset_samples(
         target_dir, "target", recipe.same_subjects
     )
-    check_validation_participants(
-        [s for s, _ in pending], validation_participants
-    )  # before hours of preprocessing
+    # before hours of preprocessing
+    check_validation_participants([s for s, _ in pending], validation_participants)
     previous = {s.key: s for s in cache.read_samples()} if (cache.root / SAMPLES_NAME).is_file() else {}
     settings = repr(PREPROC_RECIPES[preprocess])  # in the key: settings may change under the same recipe name
     keyed = [(replace(s, key=cache_key(sha256_of(p), settings, cache.shape)), p) for s, p in pending]

@@ -40,9 +40,8 @@ class Consensus:
     n_raters: dict[str, int]  # filename -> raters who rated it
     disagreements: list[dict[str, str]]  # one row per image and label where the raters differ
     kappa: dict[str, dict[str, float | None]] = field(default_factory=dict)  # "A~B" -> label -> kappa
-    balanced_accuracy: dict[str, dict[str, float | None]] = field(
-        default_factory=dict
-    )  # rater -> label -> BA
+    # rater -> label -> BA
+    balanced_accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def read_ratings(path: Path) -> list[Rating]:
@@ -134,9 +133,8 @@ def rater_accuracy(
             said.append(mine)
     if not truth:
         return None
-    with (
-        warnings.catch_warnings()
-    ):  # a rater who said a value the consensus never did: sklearn warns, scores right
+    # a rater who said a value the consensus never did: sklearn warns, scores right
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return safe(balanced_accuracy_score(truth, said))
 

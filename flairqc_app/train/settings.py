@@ -17,10 +17,11 @@ from flairqc_app.config import GRID_SHAPE
 from flairqc_app.train.augment import check_names
 
 INPUT_REGIONS = ("head", "brain")
+# how an ensemble combines its members' class probabilities (train/ensemble.py)
 COMBINATIONS = (
     "mean",
     "median",
-)  # how an ensemble combines its members' class probabilities (train/ensemble.py)
+)
 
 
 @dataclass(frozen=True)
