@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -21,6 +22,7 @@ from flairqc_app.train.labels import read_labels
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = [
@@ -86,6 +88,16 @@ def write_datasets(root: Path) -> tuple[Path, Path]:
     return source, target
 
 
+@contextmanager
+def new_page(driver):
+    """Wait until what the block does has replaced the page and the new one has loaded: the URL changes
+    before the old document goes, and keys sent in between would still reach the old page."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    yield
+    WebDriverWait(driver, 10).until(staleness_of(old))
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def current_subject(driver) -> str:
     return Path(driver.current_url).name.split("_")[0]
 
@@ -122,8 +134,9 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
     driver = chromium_driver(downloads)
     try:
         driver.get((out / "group_FLAIR.html").as_uri())
-        driver.find_element(By.ID, "rate").click()
-        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("sub-01_FLAIR.html"))
+        with new_page(driver):
+            driver.find_element(By.ID, "rate").click()
+        assert driver.current_url.endswith("sub-01_FLAIR.html")
         driver.find_element(By.ID, "rater").send_keys("AB")
         for subject in SUBJECTS:
             assert current_subject(driver) == subject
@@ -135,8 +148,8 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
             ActionChains(driver).send_keys(keys_for(subject)).perform()
             assert driver.find_element(By.ID, "rating-status").get_attribute("data-state") == "complete"
             if subject != SUBJECTS[-1]:
-                ActionChains(driver).send_keys("j").perform()
-                WebDriverWait(driver, 10).until(lambda d, s=subject: current_subject(d) != s)
+                with new_page(driver):
+                    ActionChains(driver).send_keys("j").perform()
 
         # reloaded from localStorage, on another page load
         driver.get((out / "sub-02_FLAIR.html").as_uri())
