@@ -88,14 +88,26 @@ def write_datasets(root: Path) -> tuple[Path, Path]:
     return source, target
 
 
+def rating_ready(driver) -> None:
+    """Wait until the page has read the ratings: it does so only once its storage has settled (rating.js)."""
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return document.body.dataset.ratingReady") == "1"
+    )
+
+
+def open_page(driver, path: Path) -> None:
+    driver.get(path.as_uri())
+    rating_ready(driver)
+
+
 @contextmanager
 def new_page(driver):
-    """Wait until what the block does has replaced the page and the new one has loaded: the URL changes
-    before the old document goes, and keys sent in between would still reach the old page."""
+    """Wait until what the block does has replaced the page and the new one has read the ratings: the URL
+    changes before the old document goes, and keys sent in between would still reach the old page."""
     old = driver.find_element(By.TAG_NAME, "html")
     yield
     WebDriverWait(driver, 10).until(staleness_of(old))
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    rating_ready(driver)
 
 
 def current_subject(driver) -> str:
@@ -133,7 +145,7 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
     write_reports(out)
     driver = chromium_driver(downloads)
     try:
-        driver.get((out / "group_FLAIR.html").as_uri())
+        open_page(driver, out / "group_FLAIR.html")
         with new_page(driver):
             driver.find_element(By.ID, "rate").click()
         assert driver.current_url.endswith("sub-01_FLAIR.html")
@@ -152,7 +164,7 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
                     ActionChains(driver).send_keys("j").perform()
 
         # reloaded from localStorage, on another page load
-        driver.get((out / "sub-02_FLAIR.html").as_uri())
+        open_page(driver, out / "sub-02_FLAIR.html")
         reject, motion, noise, contrast = wanted("sub-02")
         assert radio_values(driver) == {
             "straight_reject": reject,
@@ -165,7 +177,7 @@ def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
         assert driver.find_element(By.ID, "rating-count").text.startswith("8 image(s) rated")
 
         # the group report sees the ratings; its export button downloads them
-        driver.get((out / "group_FLAIR.html").as_uri())
+        open_page(driver, out / "group_FLAIR.html")
         rated = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#qc-table td.rated")]
         assert rated == ["\u2713"] * len(SUBJECTS)
         driver.find_element(By.ID, "export-ratings").click()

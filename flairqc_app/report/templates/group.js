@@ -13,7 +13,8 @@
   const collator = new Intl.Collator(undefined, {numeric: true});
   const HIGHLIGHT = "#e6007e";
   const state = {sortField: "bids_name", sortDir: 1, page: 0, pageSize: 50, shown: rows.slice(), selected: null,
-                 categories: new Set(), filters: {}, hidden: new Set(payload.hidden), rated: new Set()};
+                 categories: new Set(), filters: {}, hidden: new Set(payload.hidden), rated: new Set(),
+                 ratingReady: false};
   const search = document.getElementById("search");
   const tbody = document.querySelector("#qc-table tbody");
   const nameOf = (row) => row[col.bids_name];
@@ -125,7 +126,7 @@
     document.getElementById("prev").disabled = state.page === 0;
     document.getElementById("next").disabled = start + state.pageSize >= total;
     document.getElementById("rate").textContent = `Rating mode (${total})`;
-    document.getElementById("rate").disabled = total === 0;
+    document.getElementById("rate").disabled = total === 0 || !state.ratingReady; // the queue is kept in storage
   }
 
   function distribution(id, items, title) {
@@ -292,13 +293,13 @@
   });
   // Rating mode: the filtered images in the table's order become the queue that per-image pages walk.
   document.getElementById("rate").addEventListener("click", () => {
+    if (!state.ratingReady) return;
     const start = state.selected && state.shown.includes(state.selected) ? state.selected
       : state.shown.find((r) => !state.rated.has(nameOf(r))) || state.shown[0];
     FlairqcRatings.setQueue({names: state.shown.map(nameOf), hrefs: state.shown.map(hrefOf), query: search.value.trim(),
                              group: decodeURIComponent(location.pathname.split("/").pop())});
     location.href = hrefOf(start);
   });
-  document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
   document.addEventListener("keydown", (event) => {
     if (event.target.matches("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "j") step(1);
@@ -307,12 +308,24 @@
     else return;
     event.preventDefault();
   });
-  window.addEventListener("pageshow", () => { refreshRated(); renderTable(); }); // back from a rated page
+  // Back from a rated page through the browser's page cache; a fresh load reads the ratings in whenReady below.
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    refreshRated();
+    renderTable();
+  });
 
-  refreshRated();
   search.value = new URLSearchParams(location.hash.slice(1)).get("q") ?? "";
   applyFilters();
   document.body.dataset.tableShownMs = String(Math.round(performance.now())); // since navigation (bench_reports)
+  // The rated ticks and rating mode once the storage has settled (rating.js, whenReady).
+  FlairqcRatings.whenReady(() => {
+    state.ratingReady = true;
+    document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
+    refreshRated();
+    renderTable();
+    document.body.dataset.ratingReady = "1";
+  });
   // The charts after the table is up (plotly takes most of the opening time with 10,000 rows).
   setTimeout(() => {
     flairqcDrawPlots();

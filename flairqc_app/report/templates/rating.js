@@ -10,6 +10,17 @@ const FlairqcRatings = (() => {
                    "comment", "bids_name", "input_sha256", "model_verdict", "model_straight_reject",
                    ...ARTEFACTS.map((a) => "model_" + a)];
 
+  // Chromium (156, headless) now and then gives a file:// page that touches Web Storage while it is still loading
+  // an empty, throw-away storage area for the whole document: saved ratings look gone and new ones are lost. In a
+  // bare test page it hit 26 of 140 loads (none over http://), and 6 of 105 when the first access came right at
+  // `load`; waiting for `load` + 300 ms gave 0 of 105, also with the CPU busy. So every page reads and writes
+  // ratings only from whenReady.
+  const SETTLE_MS = 300;
+  function whenReady(callback) {
+    const later = () => setTimeout(callback, SETTLE_MS);
+    if (document.readyState === "complete") later(); else window.addEventListener("load", later, {once: true});
+  }
+
   const key = (name, hash) => `${PREFIX}${name}:${hash}`;
   const read = (k) => { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } };
 
@@ -52,7 +63,7 @@ const FlairqcRatings = (() => {
   }
 
   return {
-    key, complete, all, toTsv, download, ARTEFACTS,
+    whenReady, key, complete, all, toTsv, download, ARTEFACTS,
     get: (name, hash) => read(key(name, hash)),
     put: (rating) => localStorage.setItem(key(rating.bids_name, rating.input_sha256), JSON.stringify(rating)),
     remove: (name, hash) => localStorage.removeItem(key(name, hash)),

@@ -44,55 +44,60 @@
     save();
   }
 
-  document.getElementById("rating").addEventListener("change", save);
-  document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
-  document.getElementById("clear-rating").addEventListener("click", () => {
-    FlairqcRatings.remove(image.bids_name, image.input_sha256);
-    load();
-  });
   const outline = document.getElementById("show-outline");
   if (outline) outline.addEventListener("change", () => document.body.classList.toggle("no-outline", !outline.checked));
 
-  // The queue of the group report's rating mode: the filtered images, in the table's order.
-  const queue = FlairqcRatings.queue();
-  const position = queue ? queue.names.indexOf(image.bids_name) : -1;
-  const go = (step) => {
-    const target = position + step;
-    if (position >= 0 && target >= 0 && target < queue.names.length) location.href = document.body.dataset.root + queue.hrefs[target];
-  };
-  if (position >= 0) {
-    const nav = document.getElementById("queue");
-    const link = (text, step, id) => {
-      const a = document.createElement("a");
-      a.id = id;
-      a.textContent = text;
-      const target = position + step;
-      if (target >= 0 && target < queue.names.length) a.href = document.body.dataset.root + queue.hrefs[target];
-      return a;
-    };
-    const back = document.createElement("a");
-    back.href = document.body.dataset.root + queue.group + "#q=" + encodeURIComponent(queue.query || "");
-    back.textContent = "back to the group report";
-    const where = document.createElement("span");
-    where.textContent = `rating mode: image ${position + 1} of ${queue.names.length}`;
-    nav.replaceChildren(link("\u2190 previous [k]", -1, "queue-prev"), where, link("next [j] \u2192", 1, "queue-next"), back);
-    nav.hidden = false;
-  }
+  // Everything that reads or writes ratings waits for the storage to settle (rating.js, whenReady).
+  FlairqcRatings.whenReady(() => {
+    document.getElementById("rating").addEventListener("change", save);
+    document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
+    document.getElementById("clear-rating").addEventListener("click", () => {
+      FlairqcRatings.remove(image.bids_name, image.input_sha256);
+      load();
+    });
 
-  document.addEventListener("keydown", (event) => {
-    if (event.target.matches("input[type=text], textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
-    const k = event.key;
-    if (k === "x") setGrade("straight_reject", chosen("straight_reject") === 1 ? 0 : 1);
-    else if (k === "m" || k === "n" || k === "c") { active = {m: 1, n: 2, c: 3}[k]; showStatus(); }
-    else if (["0", "1", "2"].includes(k) && chosen("straight_reject") !== 1) {
-      if (chosen("straight_reject") === null) radios("straight_reject")[0].checked = true; // grading means kept
-      setGrade(fields[active], Number(k));
-      active = active === 3 ? 1 : active + 1;
-      showStatus();
-    } else if (k === "j" || k === "ArrowRight") go(1);
-    else if (k === "k" || k === "ArrowLeft") go(-1);
-    else return;
-    event.preventDefault();
+    // The queue of the group report's rating mode: the filtered images, in the table's order.
+    const queue = FlairqcRatings.queue();
+    const position = queue ? queue.names.indexOf(image.bids_name) : -1;
+    const go = (step) => {
+      const target = position + step;
+      if (position >= 0 && target >= 0 && target < queue.names.length) location.href = document.body.dataset.root + queue.hrefs[target];
+    };
+    if (position >= 0) {
+      const nav = document.getElementById("queue");
+      const link = (text, step, id) => {
+        const a = document.createElement("a");
+        a.id = id;
+        a.textContent = text;
+        const target = position + step;
+        if (target >= 0 && target < queue.names.length) a.href = document.body.dataset.root + queue.hrefs[target];
+        return a;
+      };
+      const back = document.createElement("a");
+      back.href = document.body.dataset.root + queue.group + "#q=" + encodeURIComponent(queue.query || "");
+      back.textContent = "back to the group report";
+      const where = document.createElement("span");
+      where.textContent = `rating mode: image ${position + 1} of ${queue.names.length}`;
+      nav.replaceChildren(link("\u2190 previous [k]", -1, "queue-prev"), where, link("next [j] \u2192", 1, "queue-next"), back);
+      nav.hidden = false;
+    }
+
+    document.addEventListener("keydown", (event) => {
+      if (event.target.matches("input[type=text], textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+      const k = event.key;
+      if (k === "x") setGrade("straight_reject", chosen("straight_reject") === 1 ? 0 : 1);
+      else if (k === "m" || k === "n" || k === "c") { active = {m: 1, n: 2, c: 3}[k]; showStatus(); }
+      else if (["0", "1", "2"].includes(k) && chosen("straight_reject") !== 1) {
+        if (chosen("straight_reject") === null) radios("straight_reject")[0].checked = true; // grading means kept
+        setGrade(fields[active], Number(k));
+        active = active === 3 ? 1 : active + 1;
+        showStatus();
+      } else if (k === "j" || k === "ArrowRight") go(1);
+      else if (k === "k" || k === "ArrowLeft") go(-1);
+      else return;
+      event.preventDefault();
+    });
+    load();
+    document.body.dataset.ratingReady = "1";
   });
-  load();
 })();
