@@ -198,6 +198,10 @@ def test_a_failing_metric_is_na_with_its_error(tmp_path):
     flat = np.where(labels > 0, 50.0, 0.0).astype(np.float32)
     row = iqms(flat, affine, tmp_path)
     assert row["iqm_cnr"] is None and "iqm_cnr: failed (ValueError" in row["iqm_notes"]
+    assert (
+        row["iqm_snr_wm"] is None
+        and "iqm_snr_wm: failed (ValueError: the voxels have no spread)" in row["iqm_notes"]
+    )
     assert row["iqm_efc"] is not None
 
 

@@ -25,7 +25,10 @@ def snr(values: np.ndarray) -> float:
     """
     if values.size < 2:
         raise ValueError("fewer than two voxels")
-    return float(np.mean(values) / np.std(values, ddof=1))
+    spread = float(np.std(values, ddof=1))
+    if spread == 0:
+        raise ValueError("the voxels have no spread")
+    return float(np.mean(values)) / spread
 
 
 def snr_dietrich(signal_mean: float, air: np.ndarray) -> float:
