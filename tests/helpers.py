@@ -15,6 +15,7 @@ import random
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -356,6 +357,35 @@ def chromium_driver(download_dir: Path | None = None):
             "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)}
         )
     return driver
+
+
+def rating_ready(driver) -> None:
+    """Wait until the page has read the ratings: it does so only once its storage has settled (rating.js)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return document.body.dataset.ratingReady") == "1"
+    )
+
+
+def open_page(driver, path: Path) -> None:
+    """Open a report page and wait until it has read the ratings."""
+    driver.get(path.as_uri())
+    rating_ready(driver)
+
+
+@contextmanager
+def new_page(driver):
+    """Wait until what the block does has replaced the page and the new one has read the ratings: the URL
+    changes before the old document goes, and keys sent in between would still reach the old page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    yield
+    WebDriverWait(driver, 10).until(staleness_of(old))
+    rating_ready(driver)
 
 
 def requested_urls(driver) -> list[str]:

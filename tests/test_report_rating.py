@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from helpers import browser, chromium_driver, make_row
+from helpers import browser, chromium_driver, make_row, new_page, open_page
 
 from flairqc_app.config import TASKS
 from flairqc_app.report import render_group_report, render_participant_report
@@ -22,8 +21,6 @@ from flairqc_app.train.labels import read_labels
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -86,28 +83,6 @@ def write_datasets(root: Path) -> tuple[Path, Path]:
         (target / subject / "anat").mkdir(parents=True)
         nib.save(image, str(target / subject / "anat" / f"{subject}_FLAIR.nii.gz"))
     return source, target
-
-
-def rating_ready(driver) -> None:
-    """Wait until the page has read the ratings: it does so only once its storage has settled (rating.js)."""
-    WebDriverWait(driver, 10).until(
-        lambda d: d.execute_script("return document.body.dataset.ratingReady") == "1"
-    )
-
-
-def open_page(driver, path: Path) -> None:
-    driver.get(path.as_uri())
-    rating_ready(driver)
-
-
-@contextmanager
-def new_page(driver):
-    """Wait until what the block does has replaced the page and the new one has read the ratings: the URL
-    changes before the old document goes, and keys sent in between would still reach the old page."""
-    old = driver.find_element(By.TAG_NAME, "html")
-    yield
-    WebDriverWait(driver, 10).until(staleness_of(old))
-    rating_ready(driver)
 
 
 def current_subject(driver) -> str:

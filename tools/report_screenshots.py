@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="output directory of a participant run")
     parser.add_argument("docs", type=Path)
     args = parser.parse_args()
-    from helpers import chromium_driver
+    from helpers import chromium_driver, new_page, open_page
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -63,10 +63,10 @@ def main() -> None:
     driver = chromium_driver()
     try:
         driver.set_window_size(WIDTH, 1500)
-        driver.get((site / real.name).as_uri())
+        open_page(driver, site / real.name)
         save_small(driver.get_screenshot_as_png(), args.docs / "report-image.png", 1300)
 
-        driver.get((site / "group_FLAIR.html").as_uri())
+        open_page(driver, site / "group_FLAIR.html")
         driver.find_element(By.CSS_SELECTOR, '.count[data-category="tier2"]').click()
         driver.find_element(By.CSS_SELECTOR, "#qc-table tbody tr td:nth-child(3)").click()  # the real image
         driver.execute_script(
@@ -77,7 +77,8 @@ def main() -> None:
         driver.execute_script("window.scrollTo(0, 0)")
         save_small(driver.get_screenshot_as_png(), args.docs / "report-group.png", 1200)
 
-        driver.find_element(By.ID, "rate").click()
+        with new_page(driver):
+            driver.find_element(By.ID, "rate").click()
         driver.find_element(By.ID, "rater").send_keys("AB")
         driver.find_element(By.ID, "comment").send_keys("slight ringing, frontal")
         driver.find_element(By.TAG_NAME, "h1").click()
