@@ -242,9 +242,14 @@
     history.replaceState(null, "", query ? "#q=" + encodeURIComponent(query) : location.pathname + location.search);
   }
 
+  // The rated ticks are updated in place: the rows on show stay the same elements.
   function refreshRated() {
     state.rated = new Set(FlairqcRatings.all().filter(FlairqcRatings.complete).map((r) => r.bids_name));
     document.getElementById("rating-count").textContent = `${state.rated.size} rated in this browser`;
+    tbody.querySelectorAll("tr").forEach((tr) => {
+      const tick = tr.querySelector("td.rated");
+      if (tick) tick.textContent = state.rated.has(tr.dataset.name) ? "\u2713" : "";
+    });
   }
 
   let pending = 0;
@@ -310,9 +315,7 @@
   });
   // Back from a rated page through the browser's page cache; a fresh load reads the ratings in whenReady below.
   window.addEventListener("pageshow", (event) => {
-    if (!event.persisted) return;
-    refreshRated();
-    renderTable();
+    if (event.persisted) refreshRated();
   });
 
   search.value = new URLSearchParams(location.hash.slice(1)).get("q") ?? "";
@@ -323,7 +326,7 @@
     state.ratingReady = true;
     document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
     refreshRated();
-    renderTable();
+    document.getElementById("rate").disabled = state.shown.length === 0;
     document.body.dataset.ratingReady = "1";
   });
   // The charts after the table is up (plotly takes most of the opening time with 10,000 rows).
