@@ -315,7 +315,7 @@
   });
   // Back from a rated page through the browser's page cache; a fresh load reads the ratings in whenReady below.
   window.addEventListener("pageshow", (event) => {
-    if (event.persisted) refreshRated();
+    if (event.persisted && state.ratingReady) refreshRated();
   });
 
   search.value = new URLSearchParams(location.hash.slice(1)).get("q") ?? "";
@@ -326,6 +326,7 @@
     state.ratingReady = true;
     document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
     refreshRated();
+    if (state.filters.rated || state.sortField === "rated") applyFilters(); // chosen before the ratings were read
     document.getElementById("rate").disabled = state.shown.length === 0;
     document.body.dataset.ratingReady = "1";
   });

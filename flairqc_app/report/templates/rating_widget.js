@@ -5,6 +5,8 @@
   const rater = document.getElementById("rater");
   const comment = document.getElementById("comment");
   const status = document.getElementById("rating-status");
+  const widget = document.getElementById("rating");
+  widget.inert = true; // until the ratings are read: a click or a typed word before then would be lost
   let active = 1; // index in fields of the artefact that the digit keys grade
 
   const radios = (field) => Array.from(document.querySelectorAll(`input[name="${field}"]`));
@@ -49,7 +51,7 @@
 
   // Everything that reads or writes ratings waits for the storage to settle (rating.js, whenReady).
   FlairqcRatings.whenReady(() => {
-    document.getElementById("rating").addEventListener("change", save);
+    widget.addEventListener("change", save);
     document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
     document.getElementById("clear-rating").addEventListener("click", () => {
       FlairqcRatings.remove(image.bids_name, image.input_sha256);
@@ -98,6 +100,7 @@
       event.preventDefault();
     });
     load();
+    widget.inert = false;
     document.body.dataset.ratingReady = "1";
   });
 })();
