@@ -113,6 +113,52 @@ def fake_preprocess(path, template, recipe):
     return rng.random((24, 24, 24)).astype(np.float32), 0.9, 0.0
 
 
+# Records, from before the page's own scripts, when the page touches flairqc's localStorage entries (the length,
+# key(i), or a "flairqc:" key; plotly's bundled `debug` module removes its own key while loading) and what the rating
+# controls allow at `load`: the Chromium file:// bug (rating.js) needs every access to wait for load + 300 ms.
+WATCH_STORAGE = """
+window.__storage = [];
+const proto = Storage.prototype;
+for (const name of ["getItem", "setItem", "removeItem", "key"]) {
+  const original = proto[name];
+  proto[name] = function (...args) {
+    if (name === "key" || String(args[0]).startsWith("flairqc:")) window.__storage.push(performance.now());
+    return original.apply(this, args);
+  };
+}
+const length = Object.getOwnPropertyDescriptor(proto, "length").get;
+Object.defineProperty(proto, "length", {get() { window.__storage.push(performance.now()); return length.call(this); }});
+window.addEventListener("load", () => {
+  window.__loaded = performance.now();
+  const rate = document.getElementById("rate"), widget = document.getElementById("rating");
+  window.__atLoad = {rate_disabled: rate ? rate.disabled : null, widget_inert: widget ? widget.inert : null};
+}, {once: true});
+"""
+
+
+def test_storage_waits_until_the_page_has_settled(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_reports(out)
+    driver = chromium_driver()
+    try:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_STORAGE})
+        seen = {}
+        for page in ("group_FLAIR.html", "sub-01_FLAIR.html"):
+            open_page(driver, out / page)
+            seen[page] = driver.execute_script(
+                "return {loaded: window.__loaded, storage: window.__storage, atLoad: window.__atLoad}"
+            )
+    finally:
+        driver.quit()
+    group, image = seen["group_FLAIR.html"], seen["sub-01_FLAIR.html"]
+    assert group["atLoad"] == {"rate_disabled": True, "widget_inert": None}
+    assert image["atLoad"] == {"rate_disabled": None, "widget_inert": True}
+    for page in seen.values():
+        assert page["storage"], "the page read no ratings"
+        assert min(page["storage"]) >= page["loaded"] + 299  # rating.js SETTLE_MS, less rounding
+
+
 def test_rate_reload_export_then_train(tmp_path: Path, monkeypatch) -> None:
     out, downloads = tmp_path / "out", tmp_path / "downloads"
     out.mkdir()

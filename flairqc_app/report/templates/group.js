@@ -125,8 +125,13 @@
     document.getElementById("pager").textContent = total ? `${start + 1}–${start + page.length} of ${total}${filtered}` : "no match";
     document.getElementById("prev").disabled = state.page === 0;
     document.getElementById("next").disabled = start + state.pageSize >= total;
-    document.getElementById("rate").textContent = `Rating mode (${total})`;
-    document.getElementById("rate").disabled = total === 0 || !state.ratingReady; // the queue is kept in storage
+    showRateButton();
+  }
+
+  function showRateButton() {
+    const rate = document.getElementById("rate");
+    rate.textContent = `Rating mode (${state.shown.length})`;
+    rate.disabled = state.shown.length === 0 || !state.ratingReady; // the queue is kept in storage
   }
 
   function distribution(id, items, title) {
@@ -298,7 +303,6 @@
   });
   // Rating mode: the filtered images in the table's order become the queue that per-image pages walk.
   document.getElementById("rate").addEventListener("click", () => {
-    if (!state.ratingReady) return;
     const start = state.selected && state.shown.includes(state.selected) ? state.selected
       : state.shown.find((r) => !state.rated.has(nameOf(r))) || state.shown[0];
     FlairqcRatings.setQueue({names: state.shown.map(nameOf), hrefs: state.shown.map(hrefOf), query: search.value.trim(),
@@ -327,7 +331,7 @@
     document.getElementById("export-ratings").addEventListener("click", FlairqcRatings.download);
     refreshRated();
     if (state.filters.rated || state.sortField === "rated") applyFilters(); // chosen before the ratings were read
-    document.getElementById("rate").disabled = state.shown.length === 0;
+    showRateButton();
     document.body.dataset.ratingReady = "1";
   });
   // The charts after the table is up (plotly takes most of the opening time with 10,000 rows).
