@@ -78,6 +78,12 @@ def at_spacing(image: ants.ANTsImage, spacing_mm: float | None) -> ants.ANTsImag
     return ants.resample_image(image, (spacing_mm,) * 3, use_voxels=False, interp_type=0)
 
 
+@lru_cache(maxsize=4)
+def template_at_spacing(template_path: Path, spacing_mm: float | None) -> ants.ANTsImage:
+    """The template on a registration's working grid: resampled once per worker, not per image (0.4 s)."""
+    return at_spacing(read_template(template_path), spacing_mm)
+
+
 def head_mask(image: ants.ANTsImage) -> ants.ANTsImage:
     """Voxels brighter than a small share of the bright end: the head, without zero padding or air noise."""
     data = image.numpy()
@@ -108,10 +114,10 @@ def n4_correct(image: ants.ANTsImage, recipe: PreprocSettings) -> tuple[ants.ANT
 
 
 def register_affine(
-    moving: ants.ANTsImage, template: ants.ANTsImage, settings: RegistrationSettings, seed: int, prefix: str
+    moving: ants.ANTsImage, template_path: Path, settings: RegistrationSettings, seed: int, prefix: str
 ) -> Path:
     """The settings' stages (rigid then affine: antsRegistrationSyNQuick -t a), Mattes MI, centre-of-mass start."""
-    fixed = at_spacing(template, settings.spacing_mm)
+    fixed = template_at_spacing(template_path, settings.spacing_mm)
     mov = at_spacing(moving, settings.spacing_mm)
     f, m = get_pointer_string(fixed), get_pointer_string(mov)
     levels = dict(
@@ -182,20 +188,19 @@ def preprocess_image(
         tic, cpu_tic = now, cpu_now
 
     image = to_ants(img)
-    template = read_template(template_path)
     lap("load")
     corrected, bias_field = n4_correct(image, recipe)
     lap("n4")
     out_dir = Path(transform_dir or tempfile.mkdtemp(prefix="flairqc-xfm-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = str(out_dir / f"reg{os.getpid()}_")
-    transform = register_affine(corrected, template, recipe.registration, recipe.seed, prefix)
+    transform = register_affine(corrected, template_path, recipe.registration, recipe.seed, prefix)
     lap("registration")
     volume, ncc = registered_volume(corrected, transform, template_path, recipe)
     lap("resample")
     if recipe.retry_registration is not None and ncc < recipe.retry_below_ncc:
         retry = register_affine(
-            corrected, template, recipe.retry_registration, recipe.seed, prefix + "retry_"
+            corrected, template_path, recipe.retry_registration, recipe.seed, prefix + "retry_"
         )
         retry_volume, retry_ncc = registered_volume(corrected, retry, template_path, recipe)
         if retry_ncc > ncc:

@@ -219,9 +219,7 @@ def test_labels_in_native_space_match_ants(tmp_path):
         spacing=1.5,
     )
     settings = config.PREPROC_RECIPES["fast"].registration
-    transform = register_affine(
-        to_ants(moved), ants.image_read(str(config.FLAIR_TEMPLATE)), settings, 1, str(tmp_path / "reg_")
-    )
+    transform = register_affine(to_ants(moved), config.FLAIR_TEMPLATE, settings, 1, str(tmp_path / "reg_"))
     ours = native_labels(moved.shape, moved.affine, transform)
     theirs = ants.apply_transforms(
         to_ants(moved),

@@ -67,13 +67,13 @@ def anchor_of(clean: nib.Nifti1Image, work_dir: Path | None = None) -> Anchor:
     template brain mask back onto its grid through the inverse affine."""
     import ants
 
-    from flairqc_app.preprocess import n4_correct, read_template, register_affine, to_ants
+    from flairqc_app.preprocess import n4_correct, register_affine, to_ants
 
     recipe = PREPROC_RECIPES["fast"]
     image = to_ants(clean)
     prefix = str(Path(work_dir or tempfile.mkdtemp(prefix="flairqc-proxy-")) / "anchor_")
     transform = register_affine(
-        n4_correct(image, recipe)[0], read_template(FLAIR_TEMPLATE), recipe.registration, recipe.seed, prefix
+        n4_correct(image, recipe)[0], FLAIR_TEMPLATE, recipe.registration, recipe.seed, prefix
     )
     mask = ants.image_read(str(BRAIN_MASK), pixeltype="float")
     back = ants.apply_transforms(image, mask, [str(transform)], interpolator="linear", whichtoinvert=[True])
