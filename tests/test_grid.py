@@ -22,7 +22,7 @@ def test_clip_and_scale_uses_whole_volume_percentiles():
     assert np.all(clip_and_scale(np.ones((4, 4, 4)), (2.0, 98.0)) == 0.0)
 
 
-@pytest.mark.parametrize("module", ["flairqc_app.grid", "flairqc_app.manifest"])
+@pytest.mark.parametrize("module", ["flairqc_app.grid", "flairqc_app.manifest", "flairqc_app.report.figures"])
 def test_the_doctest_examples_hold(module):
     import doctest
 

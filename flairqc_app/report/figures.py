@@ -49,9 +49,14 @@ def canonical_volume(image: nib.Nifti1Image) -> tuple[np.ndarray, tuple[float, f
 
 
 def plane(volume: np.ndarray, view: str, index: int) -> np.ndarray:
-    """One plane of a view as a 2D float array, rows top to bottom."""
+    """One plane of a view as a 2D float array, rows top to bottom. Indexing, not np.take: take copies the whole
+    volume first when it is not C-ordered (as nibabel's are), 5 ms a plane.
+
+    >>> plane(np.arange(24).reshape(2, 3, 4), "axial", 1).tolist()  # x across, y upwards
+    [[9.0, 21.0], [5.0, 17.0], [1.0, 13.0]]
+    """
     cut, _, _ = _VIEW_AXES[view]
-    return np.asarray(np.take(volume, index, axis=cut), dtype=np.float32).T[::-1]
+    return np.asarray(volume[(slice(None),) * cut + (index,)], dtype=np.float32).T[::-1]
 
 
 def central_planes(volume: np.ndarray) -> list[np.ndarray]:
