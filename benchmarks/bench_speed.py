@@ -11,8 +11,13 @@ Reported: per stage and in total the median wall and CPU seconds of each recipe 
 largest probability change and the changed verdicts (reject, tier); then `flairqc` itself at the new defaults on
 the real FLAIR alone (one-image command line) and on all images (--nprocs from the CPUs: images per hour).
 On a loaded machine wall time overstates the quiet figure; CPU time of single-threaded stages does not.
+With `--baseline-checkout DIR` (another checkout of flairqc, e.g. `git worktree add DIR COMMIT`) the command-line
+runs alternate that code and this one, `--cli-reps` times each, and report medians and new/old: a speed change
+that keeps the recipe (same bytes) is measured there, since the recipe comparison cannot see it. The command-line
+runs read their CPU time and peak RSS from GNU time (`/usr/bin/time`, Debian package `time`).
 
-    python benchmarks/bench_speed.py [--reps 3] [--synthetic 8] [--no-cli]
+    python benchmarks/bench_speed.py [--reps 3] [--synthetic 8] [--no-cli | --cli-only]
+                                     [--cli-reps 1] [--baseline-checkout DIR]
 """
 
 from __future__ import annotations
@@ -204,10 +209,36 @@ def compare_verdicts(runs: dict[str, dict[str, dict]]) -> None:
     )
 
 
-def cli_runs(images: list[Path], scratch: Path) -> None:
-    """`flairqc` at its defaults: the real FLAIR alone, then every image (one subject each)."""
+def cli_run(bids: Path, checkout: Path | None) -> dict:
+    """One `flairqc participant` at its defaults, redoing every image (--force), with this code or `checkout`'s;
+    wall and CPU seconds and the peak RSS of its largest process, from GNU time: a child of this (large) process
+    would inherit its memory high-water mark across exec."""
+    env = dict(os.environ, PYTHONPATH=str(checkout)) if checkout else None
+    out = bids.with_name(bids.name + "-out")
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as usage:
+        tic = time.perf_counter()
+        exit_code = subprocess.run(
+            ["/usr/bin/time", "-f", "%U %S %M", "-o", usage.name, sys.executable, "-m", "flairqc_app"]
+            + [str(bids), str(out), "participant", "--skip-bids-validation", "--force", "-q"],
+            env=env,
+            capture_output=True,
+        ).returncode
+        wall = time.perf_counter() - tic
+        user, system, peak_kb = usage.read().split()[-3:]
+    return {
+        "exit": exit_code,
+        "wall": wall,
+        "cpu": float(user) + float(system),
+        "peak_mb": int(peak_kb) / 1024,
+    }
+
+
+def cli_runs(images: list[Path], scratch: Path, reps: int, baseline: Path | None) -> None:
+    """`flairqc` at its defaults: the real FLAIR alone, then every image (one subject each); with a baseline
+    checkout, old and new in turn."""
     from flairqc_app.cpus import available_cpus
 
+    codes = {"old": baseline, "new": None} if baseline else {"new": None}
     for label, subset in (("one image (real FLAIR)", images[:1]), (f"{len(images)} images", images)):
         bids = Path(tempfile.mkdtemp(dir=scratch, prefix="bids-"))
         (bids / "dataset_description.json").write_text(json.dumps({"Name": "speed", "BIDSVersion": "1.10.0"}))
@@ -216,48 +247,40 @@ def cli_runs(images: list[Path], scratch: Path) -> None:
             anat.mkdir(parents=True)
             (anat / f"sub-{i:02d}_FLAIR.nii.gz").symlink_to(path)
             (anat / f"sub-{i:02d}_FLAIR.json").write_text(json.dumps({"MRAcquisitionType": "3D"}))
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        tic = time.perf_counter()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "flairqc_app",
-                str(bids),
-                str(bids.with_name(bids.name + "-out")),
-                "participant",
-                "--skip-bids-validation",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - tic
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        print(
-            f"flairqc participant, {label}, defaults (--nprocs {available_cpus()}): exit {proc.returncode}, "
-            f"{wall:.1f} s wall, {cpu:.1f} s CPU, {len(subset) * 3600 / wall:.0f} images/h wall; "
-            f"{len(subset) * 3600 * available_cpus() / cpu:.0f} images/h from CPU time on {available_cpus()} CPUs; "
-            f"load {os.getloadavg()[0]:.1f}"
-        )
+        runs: dict[str, list[dict]] = {code: [] for code in codes}
+        for rep in range(reps):
+            for code, checkout in codes.items():
+                run = cli_run(bids, checkout)
+                runs[code].append(run)
+                print(
+                    f"  flairqc participant, {label}, {code} code, rep {rep}: exit {run['exit']}, "
+                    f"{run['wall']:.1f} s wall, {run['cpu']:.1f} s CPU, peak {run['peak_mb']:.0f} MB, "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+        for code, done in runs.items():
+            wall, cpu = (statistics.median(r[k] for r in done) for k in ("wall", "cpu"))
+            print(
+                f"flairqc participant, {label}, {code} code, defaults (--nprocs {available_cpus()}), median of "
+                f"{len(done)}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS "
+                f"{statistics.median(r['peak_mb'] for r in done):.0f} MB; {len(subset) * 3600 / wall:.0f} images/h "
+                f"wall; {len(subset) * 3600 * available_cpus() / cpu:.0f} images/h from CPU time on "
+                f"{available_cpus()} CPUs"
+            )
+        if baseline:
+            pairs = [new["wall"] / old["wall"] for old, new in zip(runs["old"], runs["new"])]
+            print(
+                f"flairqc participant, {label}: new/old wall, median of {reps} pairs {statistics.median(pairs):.3f}"
+            )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--reps", type=int, default=3, help="repetitions of the real FLAIR and T1w")
-    parser.add_argument("--synthetic", type=int, default=8, help="synthetic heads (at most 8)")
-    parser.add_argument("--no-cli", action="store_true", help="skip the command-line runs")
-    args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="bench-speed-"))
-    flair, t1w = REALDATA / "flair3d_head_1mm.nii.gz", REALDATA / "t1w3d_head.nii.gz"
-    images = [flair, t1w] + flair_variants(flair, scratch) + synthetic_heads(scratch, args.synthetic)
-    print(f"{os.cpu_count()} CPUs; load at start {os.getloadavg()}; {len(images)} images; reps {args.reps}")
+def recipe_runs(images: list[Path], reps: int) -> None:
+    """Every image through both recipes in fresh subprocesses, old and new in turn; the real FLAIR and T1w (the
+    first two images) `reps` times."""
     timed: dict[str, list[dict]] = {"old": [], "new": []}
     runs: dict[str, dict[str, dict]] = {}
-    for rep in range(args.reps):
-        for path in images if rep == 0 else [flair, t1w]:
+    for rep in range(reps):
+        for path in images if rep == 0 else images[:2]:
             for arm in ("old", "new"):
                 result = run_job({"path": str(path), "arm": arm})
                 timed[arm].append(result)
@@ -283,8 +306,30 @@ def main() -> None:
         )
     compare_verdicts(runs)
     print(f"load at end {os.getloadavg()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of the real FLAIR and T1w")
+    parser.add_argument("--synthetic", type=int, default=8, help="synthetic heads (at most 8)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no-cli", action="store_true", help="skip the command-line runs")
+    which.add_argument("--cli-only", action="store_true", help="only the command-line runs")
+    parser.add_argument("--cli-reps", type=int, default=1, help="repetitions of each command-line run")
+    parser.add_argument(
+        "--baseline-checkout", type=Path, help="another flairqc checkout to time beside this one"
+    )
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    flair, t1w = REALDATA / "flair3d_head_1mm.nii.gz", REALDATA / "t1w3d_head.nii.gz"
+    images = [flair, t1w] + flair_variants(flair, scratch) + synthetic_heads(scratch, args.synthetic)
+    print(f"{os.cpu_count()} CPUs; load at start {os.getloadavg()}; {len(images)} images; reps {args.reps}")
+    if not args.cli_only:
+        recipe_runs(images, args.reps)
     if not args.no_cli:
-        cli_runs(images, scratch)
+        cli_runs(images, scratch, args.cli_reps, args.baseline_checkout)
 
 
 if __name__ == "__main__":
