@@ -135,7 +135,11 @@ def head_extent(volume: np.ndarray, axis: int, window: tuple[float, float]) -> t
     """First and last index along an axis holding voxels above a tenth of the window: the head, not the air.
     NaN voxels count as air (fmax skips them), with no copy of the volume.
 
-    >>> head_extent(np.pad(np.ones((2, 3, 4)), 2), 0, (0.0, 1.0))
+    >>> head = np.pad(np.ones((2, 3, 4)), 2)
+    >>> head_extent(head, 0, (0.0, 1.0))
+    (2, 3)
+    >>> head[0] = np.nan; head[2, 0, 0] = np.nan  # a NaN plane is air; a NaN voxel does not hide the head
+    >>> head_extent(head, 0, (0.0, 1.0))
     (2, 3)
     """
     low, high = window
